@@ -1,0 +1,1 @@
+"""The back-office: layout, login, dashboard and the groups that gate its pages."""

@@ -1,0 +1,37 @@
+"""Prepare the embedded default for a first look: a demo admin (and, as apps add them, demo
+data). Safe to run on every start: it creates only what is missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandParser
+
+from backoffice.roles import Role
+from quaymaster.config import persistent_secret
+
+
+class Command(BaseCommand):
+    help = "Create the demo admin (and demo data) if missing, and print where to log in."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--url", default="http://127.0.0.1:8000/", help="URL to print.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        username = settings.QUAYMASTER_ADMIN_USERNAME
+        password = settings.QUAYMASTER_ADMIN_PASSWORD or persistent_secret(
+            settings.VAR_DIR / "admin_password", make="password"
+        )
+        user, created = get_user_model().objects.get_or_create(
+            username=username, defaults={"is_staff": True, "is_superuser": True}
+        )
+        if created or not user.check_password(password):
+            user.set_password(password)
+            user.save()
+        user.groups.add(Group.objects.get(name=Role.ADMINS))
+        self.stdout.write(
+            f"Quaymaster is at {options['url']}  (log in as {username!r}, password {password!r})"
+        )

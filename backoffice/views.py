@@ -1,0 +1,14 @@
+"""Back-office pages. Every page needs a logged-in user."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from quaymaster.health import configured_services
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "backoffice/home.html", {"services": configured_services()})

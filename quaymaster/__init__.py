@@ -1,0 +1,5 @@
+"""The Quaymaster Django project: settings, URLs, ASGI/WSGI entry points and the Celery app."""
+
+from quaymaster.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,200 @@
+"""Quaymaster settings: every value comes from the environment, read here and nowhere else.
+
+The README lists each variable. ``QUAYMASTER_ENV=development`` (the default) fills in a
+SQLite database and generated secrets under ``var/``; ``production`` requires them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+from quaymaster.config import persistent_secret, required_in_production, split_keys
+
+env = environ.Env()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# Generated secrets, the SQLite database and uploaded files live here in development.
+VAR_DIR = Path(env.str("QUAYMASTER_VAR_DIR", default=str(BASE_DIR / "var")))
+
+QUAYMASTER_ENV = env.str("QUAYMASTER_ENV", default="development")
+if QUAYMASTER_ENV not in {"development", "production"}:
+    raise environ.ImproperlyConfigured(
+        f"QUAYMASTER_ENV must be 'development' or 'production', not {QUAYMASTER_ENV!r}"
+    )
+PRODUCTION = QUAYMASTER_ENV == "production"
+
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+
+_secret_key = env.str("SECRET_KEY", default="")
+required_in_production("SECRET_KEY", _secret_key, PRODUCTION)
+SECRET_KEY = _secret_key or persistent_secret(VAR_DIR / "secret_key", make="django")
+
+_encryption_keys = env.str("QUAYMASTER_ENCRYPTION_KEYS", default="")
+required_in_production("QUAYMASTER_ENCRYPTION_KEYS", _encryption_keys, PRODUCTION)
+# Keys that encrypt queue credentials at rest; the first encrypts, all decrypt (rotation).
+QUAYMASTER_ENCRYPTION_KEYS = split_keys(
+    _encryption_keys or persistent_secret(VAR_DIR / "encryption_key", make="fernet")
+)
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'quaymaster.sqlite3'}")
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web process, the relay and the workers read while one of them writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "backoffice",
+    "zstorage",
+    "queues",
+    "workers",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "quaymaster.urls"
+WSGI_APPLICATION = "quaymaster.wsgi.application"
+ASGI_APPLICATION = "quaymaster.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+# The demo admin that `manage.py bootstrap_demo` (and so `make run`) creates; a password is
+# generated and kept under var/ when none is given.
+QUAYMASTER_ADMIN_USERNAME = env.str("QUAYMASTER_ADMIN_USERNAME", default="admin")
+QUAYMASTER_ADMIN_PASSWORD = env.str("QUAYMASTER_ADMIN_PASSWORD", default="")
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "backoffice:home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: an API client without credentials gets 401 with WWW-Authenticate.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Quaymaster API",
+    "DESCRIPTION": "ZStorage tables and records, queues and message publishing.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI's assets come from the drf-spectacular-sidecar package, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# The engines this deployment can reach. Unset means "not configured", which /healthz reports.
+KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="")
+SQS_ENDPOINT_URL = env.str("SQS_ENDPOINT_URL", default="")
+AMQP_URL = env.str("AMQP_URL", default="")
+
+# Celery runs jobs and schedules. The embedded default needs no broker server: kombu's
+# filesystem transport keeps messages under var/celery.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {
+        "data_folder_in": str(VAR_DIR / "celery" / "out"),
+        "data_folder_out": str(VAR_DIR / "celery" / "out"),
+        "processed_folder": str(VAR_DIR / "celery" / "processed"),
+    }
+    if CELERY_BROKER_URL.startswith("filesystem")
+    else {}
+)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Where the browser opens live streams (server-sent events): the ASGI "streams" process, so a
+# held-open stream never occupies one of the API's gunicorn workers.
+QUAYMASTER_STREAMS_URL = env.str("QUAYMASTER_STREAMS_URL", default="http://127.0.0.1:8001/streams/")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,1 @@
+"""Queues: broker backends, the publish API, the transactional outbox and its relay."""

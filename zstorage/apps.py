@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ZStorageConfig(AppConfig):
+    name = "zstorage"
+    verbose_name = "ZStorage"
