@@ -127,6 +127,9 @@ class TableGrant(models.Model):
             models.UniqueConstraint(fields=["table", "group"], name="zstorage_grant_per_group")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.group} on {self.table}"
+
 
 class Record(models.Model):
     table = models.ForeignKey(Table, on_delete=models.PROTECT, related_name="records")
@@ -164,3 +167,6 @@ class RecordChange(models.Model):
 
     class Meta:
         ordering = ["record_id", "version", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.table_id}#{self.record_id} v{self.version}"

@@ -1,0 +1,246 @@
+"""Reading records: search, sort, cursor and page pagination, aggregation, children.
+
+The API pages with opaque cursors (keyset pagination: stable while records are written);
+the CRUD pages use page numbers. Both share ``records_for`` so a filter means the same
+everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+from django.db.models import Avg, Case, Count, Max, Min, Q, QuerySet, Sum, Value, When
+from django.db.models import IntegerField as IntegerOutput
+from django.db.models.functions import Coalesce
+
+from zstorage.columns import text_of, value_of
+from zstorage.errors import ZStorageError
+from zstorage.field_types import kind_of
+from zstorage.models import Field, FieldType, Record, Table
+from zstorage.query import compile_query
+
+SEARCHABLE = {FieldType.TEXT, FieldType.LONG_TEXT, FieldType.EMAIL, FieldType.URL, FieldType.CHOICE}
+AGGREGATES = {"count": Count, "sum": Sum, "avg": Avg, "min": Min, "max": Max}
+MAX_PAGE_SIZE = 500
+
+
+class BadRequest(ZStorageError):
+    code = "invalid_request"
+
+
+def fields_of(table: Table) -> dict[str, Field]:
+    return {f.key: f for f in table.fields.all()}
+
+
+def records_for(
+    table: Table,
+    *,
+    query: Any = None,
+    search: str = "",
+    fields: dict[str, Field] | None = None,
+) -> QuerySet[Record]:
+    """The table's records matching a query-language filter and a full-text search."""
+    fields = fields if fields is not None else fields_of(table)
+    records = Record.objects.filter(table=table)
+    if query:
+        records = records.filter(compile_query(query, list(fields.values())).to_q())
+    if search.strip():
+        records = records.filter(_search(search, fields))
+    return records
+
+
+def _search(text: str, fields: dict[str, Field]) -> Q:
+    keys = [key for key, f in fields.items() if f.type in SEARCHABLE]
+    if not keys:
+        return Q(pk__in=[])
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchVector
+
+        vector = SearchVector(*(Coalesce(text_of(k), Value("")) for k in keys), config="simple")
+        return Q(
+            pk__in=Record.objects.annotate(_fts=vector)
+            .filter(_fts=SearchQuery(text, search_type="websearch", config="simple"))
+            .values("pk")
+        )
+    # SQLite: every word must appear in some text field.
+    condition = Q()
+    for word in text.split():
+        any_field = Q()
+        for key in keys:
+            any_field |= Q(**{f"data__{key}__icontains": word})
+        condition &= any_field
+    return condition
+
+
+# Sorting and keyset pagination ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SortKey:
+    key: str
+    descending: bool
+
+
+def parse_sort(spec: str | list[str] | None, fields: dict[str, Field]) -> list[SortKey]:
+    """``"-total,name"`` → keys; ``id`` and ``created_at``/``updated_at`` sort too."""
+    parts = spec.split(",") if isinstance(spec, str) else list(spec or [])
+    keys = []
+    for part in (p.strip() for p in parts if p.strip()):
+        key = part.lstrip("-")
+        if key not in fields and key not in {"id", "created_at", "updated_at"}:
+            raise BadRequest(f"Cannot sort by unknown field {key!r}.")
+        keys.append(SortKey(key, part.startswith("-")))
+    return keys
+
+
+def sorted_records(
+    records: QuerySet[Record], sort: list[SortKey], fields: dict[str, Field]
+) -> tuple[QuerySet[Record], list[tuple[str, bool]]]:
+    """Order records by ``sort`` then id, absent values last. Returns the queryset and the
+    annotated (column, descending) terms the keyset cursor walks."""
+    terms: list[tuple[str, bool]] = []
+    annotations: dict[str, Any] = {}
+    for i, item in enumerate(sort):
+        if item.key == "id":
+            continue
+        if item.key in {"created_at", "updated_at"}:
+            terms.append((item.key, item.descending))
+            continue
+        fld = fields[item.key]
+        value = value_of(item.key, fld.type)
+        zero: Any = Value(Decimal(0)) if kind_of(fld.type).numeric else Value("")
+        annotations[f"_n{i}"] = Case(
+            When(Q(**{f"data__{item.key}__isnull": True}), then=1),
+            default=0,
+            output_field=IntegerOutput(),
+        )
+        annotations[f"_v{i}"] = Coalesce(value, zero)
+        terms += [(f"_n{i}", False), (f"_v{i}", item.descending)]
+    id_descending = any(s.key == "id" and s.descending for s in sort)
+    terms.append(("id", id_descending))
+    records = records.annotate(**annotations).order_by(
+        *(f"-{name}" if desc else name for name, desc in terms)
+    )
+    return records, terms
+
+
+def encode_cursor(record: Record, terms: list[tuple[str, bool]]) -> str:
+    values = [getattr(record, name) for name, _ in terms]
+    raw = json.dumps([str(v) if isinstance(v, Decimal) else v for v in values], default=str)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def after_cursor(
+    records: QuerySet[Record], cursor: str, terms: list[tuple[str, bool]]
+) -> QuerySet[Record]:
+    """Records strictly after the cursor's position in the ``terms`` order."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise BadRequest("The cursor is not valid; start again without it.") from None
+    if not isinstance(values, list) or len(values) != len(terms):
+        raise BadRequest("The cursor does not match this sort order; start again without it.")
+    condition = Q()
+    equal_so_far = Q()
+    for (name, desc), value in zip(terms, values, strict=True):
+        condition |= equal_so_far & Q(**{f"{name}__{'lt' if desc else 'gt'}": value})
+        equal_so_far &= Q(**{name: value})
+    return records.filter(condition)
+
+
+@dataclass
+class CursorPage:
+    records: list[Record]
+    next_cursor: str | None
+    total: int
+
+
+def cursor_page(
+    records: QuerySet[Record],
+    sort: list[SortKey],
+    fields: dict[str, Field],
+    *,
+    cursor: str | None = None,
+    size: int = 50,
+) -> CursorPage:
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise BadRequest(f"Page size must be from 1 to {MAX_PAGE_SIZE}.")
+    total = records.count()
+    ordered, terms = sorted_records(records, sort, fields)
+    if cursor:
+        ordered = after_cursor(ordered, cursor, terms)
+    page = list(ordered[: size + 1])
+    more = len(page) > size
+    page = page[:size]
+    return CursorPage(page, encode_cursor(page[-1], terms) if more and page else None, total)
+
+
+# Aggregation and children -------------------------------------------------------------------
+
+
+def _plain(value: Any, field: Field | None) -> Any:
+    if isinstance(value, Decimal):
+        if (
+            field is not None
+            and field.type in {FieldType.INTEGER, FieldType.REFERENCE}
+            and value == value.to_integral()
+        ):
+            return int(value)
+        return format(value.normalize(), "f")
+    return value
+
+
+def aggregate(
+    records: QuerySet[Record],
+    fields: dict[str, Field],
+    *,
+    function: str,
+    field: str | None = None,
+    group_by: str | None = None,
+) -> list[dict[str, Any]]:
+    """``[{"group": …, "value": …}]``; without ``group_by``, one row with group None."""
+    if function not in AGGREGATES:
+        raise BadRequest(f"Unknown aggregate {function!r}; use one of {', '.join(AGGREGATES)}.")
+    if function != "count" and field is None:
+        raise BadRequest(f"{function} needs a field.")
+    for key in (field, group_by):
+        if key is not None and key not in fields:
+            raise BadRequest(f"Unknown field {key!r}.")
+    target = fields[field] if field else None
+    if function in {"sum", "avg"} and target is not None and not kind_of(target.type).numeric:
+        raise BadRequest(f"{function} needs a number field; {field!r} is {target.type}.")
+    if target is not None:
+        measure: Any = AGGREGATES[function](value_of(target.key, target.type))
+    else:
+        measure = Count("id")
+    if group_by is None:
+        return [{"group": None, "value": _plain(records.aggregate(value=measure)["value"], target)}]
+    group_field = fields[group_by]
+    rows = (
+        records.annotate(_group=value_of(group_by, group_field.type))
+        .values("_group")
+        .annotate(value=measure)
+        .order_by("_group")
+    )
+    return [
+        {"group": _plain(r["_group"], group_field), "value": _plain(r["value"], target)}
+        for r in rows
+    ]
+
+
+def children(table: Table, record_id: int) -> list[tuple[Field, QuerySet[Record]]]:
+    """For each reference field pointing at ``table``, the records that reference the record."""
+    found = []
+    for fld in Field.objects.filter(
+        type=FieldType.REFERENCE, options__table=table.slug
+    ).select_related("table"):
+        found.append(
+            (fld, Record.objects.filter(table=fld.table, **{f"data__{fld.key}": record_id}))
+        )
+    return found

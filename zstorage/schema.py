@@ -1,0 +1,357 @@
+"""Schema changes at run time: tables, fields and validation rules.
+
+A change that touches stored data either converts every value or is refused with the
+records that stand in the way: nothing is silently lost. Data rewrites (a renamed key, a
+converted type, a back-filled default) are schema migrations: they do not publish record
+events and do not bump record versions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from zstorage import indexes
+from zstorage.errors import SchemaChangeRefused, ZStorageError
+from zstorage.expressions import ExpressionError, fields_of, parse_expression
+from zstorage.field_types import InvalidValue, kind_of
+from zstorage.models import Field, FieldType, Record, Rule, RuleKind, Table
+
+#: How many offending records a refusal names.
+EXAMPLES = 5
+
+FIELD_RULES = {
+    RuleKind.REQUIRED,
+    RuleKind.UNIQUE,
+    RuleKind.MIN,
+    RuleKind.MAX,
+    RuleKind.MIN_LENGTH,
+    RuleKind.MAX_LENGTH,
+    RuleKind.REGEX,
+    RuleKind.CHOICES,
+}
+TABLE_RULES = {RuleKind.EXPRESSION, RuleKind.UNIQUE_TOGETHER}
+
+
+class SchemaInvalid(ZStorageError):
+    """A table, field or rule definition is invalid; ``errors`` is keyed by attribute."""
+
+    code = "invalid_schema"
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("The definition is invalid.")
+        self.errors = errors
+
+
+def _full_clean(obj: Table | Field | Rule, exclude: list[str] | None = None) -> None:
+    try:
+        obj.full_clean(exclude=exclude)
+    except ValidationError as exc:
+        raise SchemaInvalid(exc.message_dict) from None
+
+
+# Tables ---------------------------------------------------------------------------------
+
+
+def create_table(name: str, slug: str, description: str = "") -> Table:
+    table = Table(name=name, slug=slug, description=description)
+    _full_clean(table)
+    table.save()
+    return table
+
+
+def update_table(table: Table, **changes: Any) -> Table:
+    renamed = "slug" in changes and changes["slug"] != table.slug
+    if (
+        renamed
+        and Field.objects.filter(type=FieldType.REFERENCE, options__table=table.slug).exists()
+    ):
+        raise SchemaChangeRefused(
+            "Reference fields point at this table by its slug; it cannot be renamed."
+        )
+    for attr in ("name", "slug", "description"):
+        if attr in changes:
+            setattr(table, attr, changes[attr])
+    _full_clean(table)
+    table.save()
+    return table
+
+
+def delete_table(table: Table, *, confirm: bool = False) -> None:
+    """Refused while the table has records, unless ``confirm`` says to delete them too."""
+    count = table.records.count()
+    if count and not confirm:
+        raise SchemaChangeRefused(
+            f"Table {table.slug!r} has {count} records; confirm to delete them with it."
+        )
+    if (
+        Field.objects.filter(type=FieldType.REFERENCE, options__table=table.slug)
+        .exclude(table=table)
+        .exists()
+    ):
+        raise SchemaChangeRefused("Other tables reference this table; delete those fields first.")
+    with transaction.atomic():
+        for rule in table.rules.all():
+            indexes.drop_unique_index(rule)
+        table.records.all().delete()
+        table.delete()
+
+
+# Fields ---------------------------------------------------------------------------------
+
+
+def _check_field(field: Field) -> None:
+    _full_clean(field, exclude=["table"])
+    try:
+        kind = kind_of(field.type)
+        kind.check_options(field.options)
+    except InvalidValue as exc:
+        raise SchemaInvalid({"options": [str(exc)]}) from None
+    if (
+        field.type == FieldType.REFERENCE
+        and not Table.objects.filter(slug=field.options["table"]).exists()
+    ):
+        raise SchemaInvalid({"options": [f"No table {field.options['table']!r} to reference."]})
+    if field.default is not None:
+        try:
+            field.default = kind.coerce(field.default, field.options)
+        except InvalidValue as exc:
+            raise SchemaInvalid({"default": [str(exc)]}) from None
+
+
+def _rewrite(table: Table, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> int:
+    """Apply ``change`` to every record's data (None means unchanged); return how many."""
+    changed = []
+    for record in table.records.all().iterator(chunk_size=500):
+        new = change(dict(record.data))
+        if new is not None:
+            record.data = new
+            changed.append(record)
+    Record.objects.bulk_update(changed, ["data"], batch_size=500)
+    return len(changed)
+
+
+def add_field(table: Table, **attrs: Any) -> Field:
+    """Add a field. A required field on a table with records needs a default to back-fill."""
+    attrs.setdefault("order", (table.fields.count() + 1) * 10)
+    field = Field(table=table, **attrs)
+    _check_field(field)
+    if table.fields.filter(key=field.key).exists():
+        raise SchemaInvalid({"key": [f"Table {table.slug!r} already has a field {field.key!r}."]})
+    with transaction.atomic():
+        if field.required and table.records.exists():
+            if field.default is None:
+                raise SchemaChangeRefused(
+                    f"Table {table.slug!r} has records without {field.key!r}; give a default to "
+                    "fill them, or add the field as optional."
+                )
+            _rewrite(
+                table,
+                lambda data: data if field.key in data else {**data, field.key: field.default},
+            )
+        field.save()
+    return field
+
+
+def update_field(field: Field, **changes: Any) -> Field:
+    """Rename, retype or reconfigure a field, converting stored values or refusing."""
+    old_key, old_type, old_options = field.key, field.type, dict(field.options)
+    for attr, value in changes.items():
+        setattr(field, attr, value)
+    _check_field(field)
+    table = field.table
+    with transaction.atomic():
+        if field.key != old_key:
+            if table.fields.filter(key=field.key).exclude(pk=field.pk).exists():
+                raise SchemaInvalid({"key": [f"Table {table.slug!r} already has {field.key!r}."]})
+            _refuse_if_in_expression(table, old_key, "renamed")
+            _rewrite(
+                table,
+                lambda data: (
+                    {(field.key if k == old_key else k): v for k, v in data.items()}
+                    if old_key in data
+                    else None
+                ),
+            )
+            for rule in table.rules.filter(kind=RuleKind.UNIQUE_TOGETHER):
+                keys = rule.params["fields"]
+                rule.params = {
+                    **rule.params,
+                    "fields": [field.key if k == old_key else k for k in keys],
+                }
+                rule.save(update_fields=["params"])
+        if field.type != old_type or field.options != old_options:
+            _convert(field)
+        field.save()
+        if field.key != old_key or field.type != old_type:
+            _rebuild_unique_indexes(table)
+    return field
+
+
+def _convert(field: Field) -> None:
+    kind = kind_of(field.type)
+    failures: list[str] = []
+    changed = []
+    for record in field.table.records.all().iterator(chunk_size=500):
+        value = record.data.get(field.key)
+        if value is None:
+            continue
+        try:
+            converted = kind.convert(value, field.options)
+        except InvalidValue as exc:
+            failures.append(f"record {record.pk}: {value!r} ({exc})")
+            continue
+        if converted != value:
+            record.data = {**record.data, field.key: converted}
+            changed.append(record)
+    if failures:
+        raise SchemaChangeRefused(
+            f"{len(failures)} values of {field.key!r} cannot become {field.type}: "
+            + "; ".join(failures[:EXAMPLES])
+            + (" …" if len(failures) > EXAMPLES else "")
+        )
+    Record.objects.bulk_update(changed, ["data"], batch_size=500)
+
+
+def delete_field(field: Field, *, confirm: bool = False) -> int:
+    """Delete a field. Refused while records hold values for it unless ``confirm``; returns
+    how many records lost their value."""
+    table = field.table
+    holding = sum(
+        1 for r in table.records.all().only("data").iterator() if r.data.get(field.key) is not None
+    )
+    if holding and not confirm:
+        raise SchemaChangeRefused(
+            f"{holding} records hold a value for {field.key!r}; confirm to delete those values."
+        )
+    if Rule.objects.filter(
+        table=table, kind=RuleKind.UNIQUE_TOGETHER, params__fields__contains=field.key
+    ).exists():
+        raise SchemaChangeRefused(f"A unique-together rule uses {field.key!r}; delete it first.")
+    _refuse_if_in_expression(table, field.key, "deleted")
+    with transaction.atomic():
+        for rule in field.rules.all():
+            indexes.drop_unique_index(rule)
+        _rewrite(
+            table,
+            lambda data: (
+                {k: v for k, v in data.items() if k != field.key} if field.key in data else None
+            ),
+        )
+        field.delete()
+    return holding
+
+
+def _refuse_if_in_expression(table: Table, key: str, what: str) -> None:
+    for rule in table.rules.filter(kind=RuleKind.EXPRESSION):
+        if key in fields_of(
+            parse_expression(rule.params["expression"], {f.key for f in table.fields.all()})
+        ):
+            raise SchemaChangeRefused(
+                f"Rule {rule.pk} ({rule.params['expression']!r}) uses {key!r}; change it before "
+                f"the field is {what}."
+            )
+
+
+# Rules ----------------------------------------------------------------------------------
+
+
+def _rule_params(
+    table: Table, kind: str, field: Field | None, params: dict[str, Any]
+) -> dict[str, Any]:
+    keys = {f.key for f in table.fields.all()}
+
+    def bad(message: str) -> SchemaInvalid:
+        return SchemaInvalid({"params": [message]})
+
+    if kind in FIELD_RULES and field is None:
+        raise SchemaInvalid({"field": [f"A {kind} rule applies to a field: name it."]})
+    if kind in TABLE_RULES and field is not None:
+        raise SchemaInvalid({"field": [f"A {kind} rule applies to the table, not to a field."]})
+    match kind:
+        case RuleKind.MIN | RuleKind.MAX:
+            if "value" not in params:
+                raise bad("Give the limit as params.value.")
+            assert field is not None
+            try:
+                params = {"value": kind_of(field.type).coerce(params["value"], field.options)}
+            except InvalidValue as exc:
+                raise bad(f"The limit does not suit the field: {exc}") from None
+        case RuleKind.MIN_LENGTH | RuleKind.MAX_LENGTH:
+            if not isinstance(params.get("value"), int) or params["value"] < 0:
+                raise bad("Give the length as a whole number in params.value.")
+        case RuleKind.REGEX:
+            try:
+                re.compile(params.get("pattern", ""))
+            except (re.error, TypeError) as exc:
+                raise bad(f"Not a valid pattern: {exc}.") from None
+            if not params.get("pattern"):
+                raise bad("Give the pattern as params.pattern.")
+        case RuleKind.CHOICES:
+            values = params.get("values")
+            if not isinstance(values, list) or not values:
+                raise bad("List the allowed values in params.values.")
+        case RuleKind.EXPRESSION:
+            try:
+                parse_expression(str(params.get("expression", "")), keys)
+            except ExpressionError as exc:
+                raise bad(str(exc)) from None
+            if params.get("field") and params["field"] not in keys:
+                raise bad(f"Unknown field {params['field']!r} to show the error on.")
+        case RuleKind.UNIQUE_TOGETHER:
+            fields = params.get("fields")
+            if not isinstance(fields, list) or len(fields) < 2 or not set(fields) <= keys:
+                raise bad("List two or more of the table's field keys in params.fields.")
+    return params
+
+
+def add_rule(
+    table: Table,
+    kind: str,
+    message: str,
+    *,
+    field: Field | None = None,
+    params: dict[str, Any] | None = None,
+) -> Rule:
+    """Add a rule. A uniqueness rule gets its unique index, refused if records collide."""
+    rule = Rule(table=table, field=field, kind=kind, message=message)
+    rule.params = _rule_params(table, kind, field, dict(params or {}))
+    _full_clean(rule, exclude=["table", "field"])
+    with transaction.atomic():
+        rule.save()
+        keys = _unique_keys(rule)
+        if keys:
+            try:
+                with transaction.atomic():
+                    indexes.create_unique_index(rule, keys)
+            except IntegrityError:
+                raise SchemaChangeRefused(
+                    f"Existing records share values of {', '.join(keys)}; make them unique first."
+                ) from None
+    return rule
+
+
+def _unique_keys(rule: Rule) -> list[str]:
+    if rule.kind == RuleKind.UNIQUE and rule.field is not None:
+        return [rule.field.key]
+    if rule.kind == RuleKind.UNIQUE_TOGETHER:
+        return list(rule.params["fields"])
+    return []
+
+
+def delete_rule(rule: Rule) -> None:
+    with transaction.atomic():
+        indexes.drop_unique_index(rule)
+        rule.delete()
+
+
+def _rebuild_unique_indexes(table: Table) -> None:
+    for rule in table.rules.select_related("field"):
+        keys = _unique_keys(rule)
+        if keys:
+            indexes.drop_unique_index(rule)
+            indexes.create_unique_index(rule, keys)
