@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from backoffice.models import ApiToken
 
 pytestmark = pytest.mark.django_db
 
@@ -50,8 +50,9 @@ def test_the_api_requires_authentication_by_session_or_token(client: Client, pat
     assert client.get(path, HTTP_AUTHORIZATION="Token nope").status_code == 401
 
     user = User.objects.create_user("ada", password="correct horse battery")
-    token = Token.objects.create(user=user)
-    assert client.get(path, HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 200
+    _, raw = ApiToken.issue(user, "script")
+    assert client.get(path, HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
+    assert client.get(path, HTTP_AUTHORIZATION=f"Token {raw}").status_code == 200
 
     client.force_login(user)
     assert client.get(path).status_code == 200
@@ -60,8 +61,8 @@ def test_the_api_requires_authentication_by_session_or_token(client: Client, pat
 def test_me_says_who_the_token_belongs_to(client: Client):
     user = User.objects.create_user("ada", password="correct horse battery")
     user.groups.add(Group.objects.get(name="business users"))
-    token = Token.objects.create(user=user)
-    body = client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Token {token.key}").json()
+    _, raw = ApiToken.issue(user, "script")
+    body = client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").json()
     assert body == {"username": "ada", "is_admin": False, "groups": ["business users"]}
 
 

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from backoffice.roles import Role
 from quaymaster.config import persistent_secret
+from zstorage.demo import install_demo_tables
 
 
 class Command(BaseCommand):
@@ -32,6 +33,8 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
         user.groups.add(Group.objects.get(name=Role.ADMINS))
+        if install_demo_tables():
+            self.stdout.write("Demo tables created: Customers and Orders.")
         self.stdout.write(
             f"Quaymaster is at {options['url']}  (log in as {username!r}, password {password!r})"
         )
