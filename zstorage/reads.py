@@ -15,11 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Avg, Case, Count, Max, Min, Q, QuerySet, Sum, Value, When
+from django.db.models import Avg, Case, Count, Max, Min, Q, QuerySet, Sum, TextField, Value, When
 from django.db.models import IntegerField as IntegerOutput
 from django.db.models.functions import Coalesce
 
-from zstorage.columns import text_of, value_of
+from zstorage.columns import NUMBER, text_of, value_of
 from zstorage.errors import ZStorageError
 from zstorage.field_types import kind_of
 from zstorage.models import Field, FieldType, Record, Table
@@ -62,7 +62,8 @@ def _search(text: str, fields: dict[str, Field]) -> Q:
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchVector
 
-        vector = SearchVector(*(Coalesce(text_of(k), Value("")) for k in keys), config="simple")
+        blank = Value("", output_field=TextField())
+        vector = SearchVector(*(Coalesce(text_of(k), blank) for k in keys), config="simple")
         return Q(
             pk__in=Record.objects.annotate(_fts=vector)
             .filter(_fts=SearchQuery(text, search_type="websearch", config="simple"))
@@ -114,13 +115,20 @@ def sorted_records(
             continue
         fld = fields[item.key]
         value = value_of(item.key, fld.type)
-        zero: Any = Value(Decimal(0)) if kind_of(fld.type).numeric else Value("")
+        numeric = kind_of(fld.type).numeric
+        zero: Any = (
+            Value(Decimal(0), output_field=NUMBER)
+            if numeric
+            else Value("", output_field=TextField())
+        )
         annotations[f"_n{i}"] = Case(
             When(Q(**{f"data__{item.key}__isnull": True}), then=1),
             default=0,
             output_field=IntegerOutput(),
         )
-        annotations[f"_v{i}"] = Coalesce(value, zero)
+        annotations[f"_v{i}"] = Coalesce(
+            value, zero, output_field=NUMBER if numeric else TextField()
+        )
         terms += [(f"_n{i}", False), (f"_v{i}", item.descending)]
     id_descending = any(s.key == "id" and s.descending for s in sort)
     terms.append(("id", id_descending))

@@ -1,0 +1,1 @@
+"""ZStorage's REST API under ``/api/v1/zstorage/``: thin views over the services layer."""

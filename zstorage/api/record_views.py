@@ -1,0 +1,232 @@
+"""Records: CRUD, query, bulk writes, aggregation, children and history.
+
+Every write goes through ``zstorage.records`` (validation, audit, the outbox event).
+Optimistic concurrency: send the version you read (``"version"`` in the body, or
+``If-Match: <version>``); a stale one answers 409 with the current version.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from zstorage import reads, records
+from zstorage.api.schema_views import table_for
+from zstorage.api.serializers import (
+    AggregateSerializer,
+    BulkUpdateItemSerializer,
+    QuerySerializer,
+    RecordChangeSerializer,
+    RecordSerializer,
+    RecordWriteSerializer,
+)
+from zstorage.errors import QueryError
+from zstorage.models import Record, Table
+from zstorage.permissions import Action, can
+
+LIST_PARAMETERS = [
+    OpenApiParameter("query", str, description="A query-language filter, as JSON."),
+    OpenApiParameter("search", str, description="Full-text search over text fields."),
+    OpenApiParameter("sort", str, description="Field keys, comma-separated; '-' for descending."),
+    OpenApiParameter("cursor", str, description="The next_cursor of the previous page."),
+    OpenApiParameter("page_size", int, description="1 to 500, default 50."),
+]
+
+
+def _json_param(raw: str | None) -> Any:
+    if not raw:
+        return {}
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise QueryError(f"The query is not valid JSON: {exc}.", path="$") from None
+
+
+def _page(table: Table, options: dict[str, Any]) -> dict[str, Any]:
+    fields = reads.fields_of(table)
+    found = reads.records_for(
+        table, query=options.get("query"), search=options.get("search", ""), fields=fields
+    )
+    page = reads.cursor_page(
+        found.select_related("table", "created_by", "updated_by"),
+        reads.parse_sort(options.get("sort"), fields),
+        fields,
+        cursor=options.get("cursor") or None,
+        size=int(options.get("page_size") or 50),
+    )
+    return {
+        "results": RecordSerializer(page.records, many=True).data,
+        "next_cursor": page.next_cursor,
+        "total": page.total,
+    }
+
+
+def _write_body(request: Request) -> tuple[dict[str, Any], int | None]:
+    body = request.data
+    if isinstance(body, dict) and "data" in body:
+        checked = RecordWriteSerializer(data=body)
+        checked.is_valid(raise_exception=True)
+        version = checked.validated_data.get("version")
+        data = checked.validated_data["data"]
+    elif isinstance(body, dict):
+        data, version = dict(body), None
+    else:
+        raise QueryError("Send the record's data as a JSON object.", path="$")
+    if_match = request.headers.get("If-Match", "").strip('"')
+    if version is None and if_match.isdigit():
+        version = int(if_match)
+    return data, version
+
+
+class RecordListView(APIView):
+    @extend_schema(parameters=LIST_PARAMETERS, responses=RecordSerializer(many=True))
+    def get(self, request: Request, slug: str) -> Response:
+        table = table_for(request, slug, Action.VIEW)
+        options = dict(request.query_params.items())
+        options["query"] = _json_param(request.query_params.get("query"))
+        return Response(_page(table, options))
+
+    @extend_schema(request=RecordWriteSerializer, responses={201: RecordSerializer})
+    def post(self, request: Request, slug: str) -> Response:
+        table = table_for(request, slug, Action.ADD)
+        data, _ = _write_body(request)
+        record = records.create_record(table, data, actor=request.user)
+        return Response(RecordSerializer(record).data, status=status.HTTP_201_CREATED)
+
+
+class RecordQueryView(APIView):
+    @extend_schema(request=QuerySerializer, responses=RecordSerializer(many=True))
+    def post(self, request: Request, slug: str) -> Response:
+        table = table_for(request, slug, Action.VIEW)
+        body = QuerySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(_page(table, dict(body.validated_data)))
+
+
+class RecordDetailView(APIView):
+    def _record(self, table: Table, record_id: int) -> Record:
+        try:
+            return Record.objects.select_related("table", "created_by", "updated_by").get(
+                table=table, pk=record_id
+            )
+        except ObjectDoesNotExist:
+            raise NotFound(f"No record {record_id} in table {table.slug!r}.") from None
+
+    @extend_schema(responses=RecordSerializer)
+    def get(self, request: Request, slug: str, record_id: int) -> Response:
+        table = table_for(request, slug, Action.VIEW)
+        return Response(RecordSerializer(self._record(table, record_id)).data)
+
+    def _update(self, request: Request, slug: str, record_id: int, replace: bool) -> Response:
+        table = table_for(request, slug, Action.CHANGE)
+        data, version = _write_body(request)
+        record = records.update_record(
+            table, record_id, data, actor=request.user, expected_version=version, replace=replace
+        )
+        return Response(RecordSerializer(self._record(table, record.pk)).data)
+
+    @extend_schema(request=RecordWriteSerializer, responses=RecordSerializer)
+    def patch(self, request: Request, slug: str, record_id: int) -> Response:
+        """Merge the given values into the record (null clears a value)."""
+        return self._update(request, slug, record_id, replace=False)
+
+    @extend_schema(request=RecordWriteSerializer, responses=RecordSerializer)
+    def put(self, request: Request, slug: str, record_id: int) -> Response:
+        """Replace the record's data."""
+        return self._update(request, slug, record_id, replace=True)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("version", int, description="The version you read.")],
+        responses={204: None},
+    )
+    def delete(self, request: Request, slug: str, record_id: int) -> Response:
+        table = table_for(request, slug, Action.DELETE)
+        raw = request.query_params.get("version") or request.headers.get("If-Match", "").strip('"')
+        version = int(raw) if raw.isdigit() else None
+        records.delete_record(table, record_id, actor=request.user, expected_version=version)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RecordBulkView(APIView):
+    """All or nothing: one invalid row writes nothing and the answer names each bad row."""
+
+    @extend_schema(
+        request=RecordWriteSerializer(many=True), responses={201: RecordSerializer(many=True)}
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        table = table_for(request, slug, Action.ADD)
+        rows = request.data.get("records") if isinstance(request.data, dict) else request.data
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise QueryError('Send {"records": [{...}, ...]}: a list of objects.', path="records")
+        created = records.bulk_create(table, rows, actor=request.user)
+        return Response(RecordSerializer(created, many=True).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=BulkUpdateItemSerializer(many=True), responses=RecordSerializer(many=True)
+    )
+    def patch(self, request: Request, slug: str) -> Response:
+        table = table_for(request, slug, Action.CHANGE)
+        rows = request.data.get("records") if isinstance(request.data, dict) else request.data
+        body = BulkUpdateItemSerializer(data=rows, many=True)
+        body.is_valid(raise_exception=True)
+        updated = records.bulk_update(table, body.validated_data, actor=request.user)
+        return Response(RecordSerializer(updated, many=True).data)
+
+
+class RecordAggregateView(APIView):
+    @extend_schema(request=AggregateSerializer)
+    def post(self, request: Request, slug: str) -> Response:
+        table = table_for(request, slug, Action.VIEW)
+        body = AggregateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        options = body.validated_data
+        fields = reads.fields_of(table)
+        found = reads.records_for(
+            table, query=options["query"], search=options["search"], fields=fields
+        )
+        rows = reads.aggregate(
+            found,
+            fields,
+            function=options["function"],
+            field=options["field"],
+            group_by=options["group_by"],
+        )
+        return Response({"results": rows})
+
+
+class RecordChildrenView(APIView):
+    def get(self, request: Request, slug: str, record_id: int) -> Response:
+        table = table_for(request, slug, Action.VIEW)
+        if not Record.objects.filter(table=table, pk=record_id).exists():
+            raise NotFound(f"No record {record_id} in table {slug!r}.")
+        groups = []
+        for field, found in reads.children(table, record_id):
+            if can(request.user, field.table, Action.VIEW):
+                groups.append(
+                    {
+                        "table": field.table.slug,
+                        "field": field.key,
+                        "records": RecordSerializer(
+                            found.select_related("table")[:500], many=True
+                        ).data,
+                        "total": found.count(),
+                    }
+                )
+        return Response({"results": groups})
+
+
+class RecordHistoryView(APIView):
+    def get(self, request: Request, slug: str, record_id: int) -> Response:
+        table = table_for(request, slug, Action.VIEW)
+        changes = table.changes.filter(record_id=record_id).select_related("actor")
+        if not changes.exists():
+            raise NotFound(f"No history for record {record_id} in table {slug!r}.")
+        return Response({"results": RecordChangeSerializer(changes, many=True).data})

@@ -1,0 +1,43 @@
+"""Who may do what with a table. Admins (superusers or the ``admins`` group) may do
+everything; other users act on a table's records only through their groups' grants."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from backoffice.roles import Role
+from zstorage.models import Table, TableGrant
+
+
+class Action(StrEnum):
+    VIEW = "view"
+    ADD = "add"
+    CHANGE = "change"
+    DELETE = "delete"
+
+
+def is_admin(user: Any) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return bool(user.is_superuser) or user.groups.filter(name=Role.ADMINS).exists()
+
+
+def _grants(user: Any, action: Action) -> QuerySet[TableGrant]:
+    return TableGrant.objects.filter(group__user=user, **{f"can_{action.value}": True})
+
+
+def can(user: Any, table: Table, action: Action) -> bool:
+    if is_admin(user):
+        return True
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return _grants(user, action).filter(table=table).exists()
+
+
+def visible_tables(user: Any) -> QuerySet[Table]:
+    if is_admin(user):
+        return Table.objects.all()
+    return Table.objects.filter(Q(grants__in=_grants(user, Action.VIEW))).distinct()
