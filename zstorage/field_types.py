@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -97,6 +98,9 @@ class LongTextKind(TextKind):
     max_length = 100_000
 
 
+_WHOLE_DECIMAL = re.compile(r"[+-]?[0-9]+\.0*")
+
+
 @register
 class IntegerKind(FieldKind):
     type = FieldType.INTEGER
@@ -111,8 +115,12 @@ class IntegerKind(FieldKind):
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str):
+            text = value.strip()
+            # "12.00" (a decimal's canonical form) is a whole number too.
+            if _WHOLE_DECIMAL.fullmatch(text):
+                text = text.partition(".")[0]
             try:
-                return int(value.strip())
+                return int(text)
             except ValueError:
                 pass
         raise InvalidValue("Enter a whole number.")
@@ -135,12 +143,17 @@ class DecimalKind(FieldKind):
             raise InvalidValue("Enter a finite number.")
         places = options.get("places")
         if places is not None:
-            number = number.quantize(Decimal(1).scaleb(-int(places)))
+            try:
+                number = number.quantize(Decimal(1).scaleb(-int(places)))
+            except InvalidOperation:
+                raise InvalidValue("Enter a number with at most 28 digits.") from None
         return format(number, "f")
 
     def check_options(self, options: dict[str, Any]) -> None:
         places = options.get("places")
-        if places is not None and not (isinstance(places, int) and 0 <= places <= 12):
+        if places is not None and not (
+            isinstance(places, int) and not isinstance(places, bool) and 0 <= places <= 12
+        ):
             raise InvalidValue("Decimal places must be a whole number from 0 to 12.")
 
 
@@ -172,6 +185,11 @@ class DateKind(FieldKind):
     input_type = "date"
 
     def coerce(self, value: Any, options: dict[str, Any]) -> str:
+        if isinstance(value, dt.datetime):
+            aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+            return aware.astimezone(dt.UTC).date().isoformat()
+        if isinstance(value, dt.date):
+            return value.isoformat()
         text = _text(value, "a date (YYYY-MM-DD)").strip()
         try:
             parsed = parse_date(text)
@@ -199,7 +217,9 @@ def _parse_moment(text: str) -> dt.datetime | None:
 
 
 def canonical_datetime(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # strftime's %Y does not pad years before 1000 on every platform; the width must be fixed.
+    moment = moment.astimezone(dt.UTC)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S.%f}Z"
 
 
 @register
@@ -343,7 +363,7 @@ class ReferenceKind(FieldKind):
             raise InvalidValue("Enter the id of a record.")
         if isinstance(value, int) and value > 0:
             return value
-        if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
+        if isinstance(value, str) and value.strip().isdecimal() and int(value) > 0:
             return int(value)
         raise InvalidValue("Enter the id of a record.")
 

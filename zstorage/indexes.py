@@ -33,6 +33,10 @@ def _json_value(key: str) -> str:
 def create_unique_index(rule: Rule, keys: Sequence[str]) -> None:
     """Create the rule's index; raises IntegrityError if existing records already collide."""
     columns = ", ".join(_json_value(key) for key in keys)
+    if connection.vendor == "postgresql":
+        # PostgreSQL refuses CREATE INDEX on a table with pending deferred foreign-key checks,
+        # which records written earlier in the same transaction leave behind: run them now.
+        connection.check_constraints()
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE UNIQUE INDEX {index_name(rule)} ON zstorage_record ({columns}) "

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -25,7 +26,8 @@ from zstorage.events import RecordChanged, changed_fields, emit
 from zstorage.models import EventKind, Field, FieldType, Record, RecordChange, Table
 from zstorage.validation import TableSchema, clean_data
 
-Actor = AbstractBaseUser | None
+#: Who writes: a request's user (anonymous users are recorded as nobody) or None.
+Actor = AbstractBaseUser | AnonymousUser | None
 Errors = dict[str, list[str]]
 
 

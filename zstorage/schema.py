@@ -35,6 +35,15 @@ FIELD_RULES = {
     RuleKind.CHOICES,
 }
 TABLE_RULES = {RuleKind.EXPRESSION, RuleKind.UNIQUE_TOGETHER}
+#: Types whose values have a length (characters, or chosen items for multiple choice).
+LENGTH_TYPES = {
+    FieldType.TEXT,
+    FieldType.LONG_TEXT,
+    FieldType.EMAIL,
+    FieldType.URL,
+    FieldType.CHOICE,
+    FieldType.MULTI_CHOICE,
+}
 
 
 class SchemaInvalid(ZStorageError):
@@ -164,7 +173,20 @@ def update_field(field: Field, **changes: Any) -> Field:
         setattr(field, attr, value)
     _check_field(field)
     table = field.table
+    if (
+        field.type not in LENGTH_TYPES
+        and field.rules.filter(kind__in=[RuleKind.MIN_LENGTH, RuleKind.MAX_LENGTH]).exists()
+    ):
+        raise SchemaChangeRefused(
+            f"{FieldType(field.type).label} values have no length: delete the length rules of "
+            f"{field.key!r} first."
+        )
+    reindex = field.key != old_key or field.type != old_type
     with transaction.atomic():
+        if reindex:
+            # Dropped before the data is rewritten, so that values a conversion makes equal
+            # are refused by the rebuild below rather than by a bare IntegrityError.
+            _drop_unique_indexes(table)
         if field.key != old_key:
             if table.fields.filter(key=field.key).exclude(pk=field.pk).exists():
                 raise SchemaInvalid({"key": [f"Table {table.slug!r} already has {field.key!r}."]})
@@ -187,8 +209,8 @@ def update_field(field: Field, **changes: Any) -> Field:
         if field.type != old_type or field.options != old_options:
             _convert(field)
         field.save()
-        if field.key != old_key or field.type != old_type:
-            _rebuild_unique_indexes(table)
+        if reindex:
+            _create_unique_indexes(table)
     return field
 
 
@@ -196,6 +218,7 @@ def _convert(field: Field) -> None:
     kind = kind_of(field.type)
     failures: list[str] = []
     changed = []
+    references: dict[int, Any] = {}  # record id -> the id it now references
     for record in field.table.records.all().iterator(chunk_size=500):
         value = record.data.get(field.key)
         if value is None:
@@ -205,9 +228,23 @@ def _convert(field: Field) -> None:
         except InvalidValue as exc:
             failures.append(f"record {record.pk}: {value!r} ({exc})")
             continue
+        if field.type == FieldType.REFERENCE:
+            references[record.pk] = converted
         if converted != value:
             record.data = {**record.data, field.key: converted}
             changed.append(record)
+    if references:
+        target = field.options["table"]
+        found = set(
+            Record.objects.filter(table__slug=target, pk__in=set(references.values())).values_list(
+                "pk", flat=True
+            )
+        )
+        failures += [
+            f"record {pk}: {ref!r} (No record {ref} in table {target!r}.)"
+            for pk, ref in references.items()
+            if ref not in found
+        ]
     if failures:
         raise SchemaChangeRefused(
             f"{len(failures)} values of {field.key!r} cannot become {field.type}: "
@@ -228,9 +265,8 @@ def delete_field(field: Field, *, confirm: bool = False) -> int:
         raise SchemaChangeRefused(
             f"{holding} records hold a value for {field.key!r}; confirm to delete those values."
         )
-    if Rule.objects.filter(
-        table=table, kind=RuleKind.UNIQUE_TOGETHER, params__fields__contains=field.key
-    ).exists():
+    together = Rule.objects.filter(table=table, kind=RuleKind.UNIQUE_TOGETHER)
+    if any(field.key in rule.params["fields"] for rule in together):
         raise SchemaChangeRefused(f"A unique-together rule uses {field.key!r}; delete it first.")
     _refuse_if_in_expression(table, field.key, "deleted")
     with transaction.atomic():
@@ -282,6 +318,9 @@ def _rule_params(
             except InvalidValue as exc:
                 raise bad(f"The limit does not suit the field: {exc}") from None
         case RuleKind.MIN_LENGTH | RuleKind.MAX_LENGTH:
+            assert field is not None
+            if field.type not in LENGTH_TYPES:
+                raise bad(f"A length rule does not apply to a {field.type} field.")
             if not isinstance(params.get("value"), int) or params["value"] < 0:
                 raise bad("Give the length as a whole number in params.value.")
         case RuleKind.REGEX:
@@ -325,14 +364,19 @@ def add_rule(
         rule.save()
         keys = _unique_keys(rule)
         if keys:
-            try:
-                with transaction.atomic():
-                    indexes.create_unique_index(rule, keys)
-            except IntegrityError:
-                raise SchemaChangeRefused(
-                    f"Existing records share values of {', '.join(keys)}; make them unique first."
-                ) from None
+            _create_unique_index(rule, keys)
     return rule
+
+
+def _create_unique_index(rule: Rule, keys: list[str]) -> None:
+    """Create the rule's index, or refuse when stored values already collide."""
+    try:
+        with transaction.atomic():
+            indexes.create_unique_index(rule, keys)
+    except IntegrityError:
+        raise SchemaChangeRefused(
+            f"Existing records share values of {', '.join(keys)}; make them unique first."
+        ) from None
 
 
 def _unique_keys(rule: Rule) -> list[str]:
@@ -349,9 +393,14 @@ def delete_rule(rule: Rule) -> None:
         rule.delete()
 
 
-def _rebuild_unique_indexes(table: Table) -> None:
+def _drop_unique_indexes(table: Table) -> None:
+    for rule in table.rules.select_related("field"):
+        if _unique_keys(rule):
+            indexes.drop_unique_index(rule)
+
+
+def _create_unique_indexes(table: Table) -> None:
     for rule in table.rules.select_related("field"):
         keys = _unique_keys(rule)
         if keys:
-            indexes.drop_unique_index(rule)
-            indexes.create_unique_index(rule, keys)
+            _create_unique_index(rule, keys)

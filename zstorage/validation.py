@@ -87,17 +87,19 @@ def clean_data(
         if is_blank(value) and creating and fld.default is not None:
             value = fld.default
         rules = schema.field_rules[key]
+        if not is_blank(value):
+            try:
+                value = kind_of(fld.type).coerce(value, fld.options)
+            except InvalidValue as exc:
+                errors.setdefault(key, []).append(str(exc))
+                continue
+        # Blank before or after coercion: "," chooses nothing from a multiple choice.
         if is_blank(value):
             required = [r for r in rules if r.kind == RuleKind.REQUIRED]
             if fld.required or required:
                 errors.setdefault(key, []).append(
                     required[0].message if required else REQUIRED_MESSAGE
                 )
-            continue
-        try:
-            value = kind_of(fld.type).coerce(value, fld.options)
-        except InvalidValue as exc:
-            errors.setdefault(key, []).append(str(exc))
             continue
         clean[key] = value
         for rule in rules:
