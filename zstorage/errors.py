@@ -63,3 +63,19 @@ class RecordReferenced(ZStorageError):
 
     code = "record_referenced"
     status = 409
+
+
+class QueryError(ZStorageError):
+    """A query-language filter (or a request body) that cannot be understood.
+
+    ``path`` names the offending part the way a reader would point at it in the JSON, e.g.
+    ``"$and[1].total.$gt"`` or ``"status.$in[2]"``, and ``"$"`` for the query as a whole, so an
+    API client or the filter builder in the CRUD pages can highlight it.
+    """
+
+    code = "invalid_query"
+
+    def __init__(self, detail: str, path: str = "$") -> None:
+        super().__init__(f"{path}: {detail}")
+        self.path = path
+        self.detail = detail

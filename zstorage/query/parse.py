@@ -1,0 +1,210 @@
+"""From JSON to nodes: every check happens here, once, so the compilers can trust the tree.
+
+Errors name the exact spot (``QueryError.path``) because queries come from API clients and
+the filter builder, which must show the user which part to fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import NoReturn
+
+from zstorage.errors import QueryError
+from zstorage.field_types import InvalidValue, kind_of
+from zstorage.models import FieldType
+from zstorage.query.nodes import (
+    DOMAINS,
+    OPERATORS,
+    RECORD_ID,
+    And,
+    Domain,
+    FieldSpec,
+    Leaf,
+    Node,
+    Not,
+    Op,
+    Operand,
+    Or,
+)
+
+#: Integers must fit the 64-bit integers both databases compare exactly.
+INT64 = range(-(2**63), 2**63)
+
+_ID_SPEC = FieldSpec(key=RECORD_ID, type=RECORD_ID)
+_ALL_OPERATORS = {"$exists", "$not", "$ne", "$in", "$nin", *(op.value for op in Op)}
+
+
+def parse(query: object, fields: Mapping[str, FieldSpec]) -> Node:
+    return _query(query, fields, "")
+
+
+def _fail(path: str, detail: str) -> NoReturn:
+    raise QueryError(detail, path=path or "$")
+
+
+def _at(path: str, part: str) -> str:
+    if not path:
+        return part
+    return f"{path}{part}" if part.startswith("[") else f"{path}.{part}"
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _all(parts: list[Node]) -> Node:
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def _query(query: object, fields: Mapping[str, FieldSpec], path: str) -> Node:
+    if not isinstance(query, dict):
+        _fail(path, f"a query must be a JSON object, not {_kind(query)}.")
+    parts: list[Node] = []
+    for name, value in query.items():
+        if not isinstance(name, str):
+            _fail(path, f"query keys must be text, not {_kind(name)}.")
+        here = _at(path, name)
+        if name in ("$and", "$or"):
+            if not isinstance(value, list):
+                _fail(here, f"{name} takes a list of queries, not {_kind(value)}.")
+            if not value:
+                _fail(here, f"{name} needs at least one query.")
+            children = tuple(_query(q, fields, _at(here, f"[{i}]")) for i, q in enumerate(value))
+            parts.append(And(children) if name == "$and" else Or(children))
+        elif name == "$not":
+            parts.append(Not(_query(value, fields, here)))
+        elif name.startswith("$"):
+            _fail(here, f"unknown operator {name}; a query combines fields with $and, $or, $not.")
+        else:
+            spec = _ID_SPEC if name == RECORD_ID else fields.get(name)
+            if spec is None:
+                _fail(here, f"unknown field {name!r}.")
+            parts.append(_field(spec, value, here))
+    return _all(parts)
+
+
+def _field(spec: FieldSpec, condition: object, path: str) -> Node:
+    """One field's condition: a bare value (implicit ``$eq``) or an object of operators."""
+    _domain(spec, path)
+    if not isinstance(condition, dict):
+        return _leaf(spec, Op.EQ, condition, path)
+    if not condition:
+        _fail(path, 'give at least one operator, e.g. {"$eq": …}.')
+    parts: list[Node] = []
+    for name, operand in condition.items():
+        here = _at(path, str(name))
+        if name not in _ALL_OPERATORS:
+            _fail(here, f"unknown operator {name!r}.")
+        if name not in ("$exists", "$not") and name not in OPERATORS.get(spec.type, ()):
+            allowed = ", ".join([*sorted(OPERATORS.get(spec.type, ())), "$exists", "$not"])
+            _fail(here, f"{name} does not apply to a {spec.type} field; use {allowed}.")
+        if name == "$exists":
+            if not isinstance(operand, bool):
+                _fail(here, f"$exists takes true or false, not {_kind(operand)}.")
+            exists = Leaf(spec.key, spec.type, _domain(spec, path), Op.EXISTS)
+            parts.append(exists if operand else Not(exists))
+        elif name == "$not":
+            if not isinstance(operand, dict):
+                _fail(here, f"$not takes an object of operators, not {_kind(operand)}.")
+            parts.append(Not(_field(spec, operand, here)))
+        elif name in ("$in", "$nin"):
+            if not isinstance(operand, list):
+                _fail(here, f"{name} takes a list of values, not {_kind(operand)}.")
+            any_of = Or(
+                tuple(
+                    _leaf(spec, Op.EQ, item, _at(here, f"[{i}]")) for i, item in enumerate(operand)
+                )
+            )
+            parts.append(any_of if name == "$in" else Not(any_of))
+        elif name == "$ne":
+            parts.append(Not(_leaf(spec, Op.EQ, operand, here)))
+        else:
+            parts.append(_leaf(spec, Op(name), operand, here))
+    return _all(parts)
+
+
+def _domain(spec: FieldSpec, path: str) -> Domain:
+    domain = DOMAINS.get(spec.type)
+    if domain is None:
+        _fail(path, f"fields of type {spec.type!r} cannot be queried.")
+    return domain
+
+
+def _leaf(spec: FieldSpec, op: Op, raw: object, path: str) -> Leaf:
+    domain = _domain(spec, path)
+    return Leaf(spec.key, spec.type, domain, op, _operand(spec, domain, op, raw, path))
+
+
+def _operand(spec: FieldSpec, domain: Domain, op: Op, raw: object, path: str) -> Operand:
+    """The operand checked against the field type and normalised to the stored form."""
+    if raw is None:
+        _fail(path, 'null is not a value to compare with; use {"$exists": false}.')
+    if op in (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH):
+        return _text(raw, path, op.value)
+    if domain is Domain.TEXT:
+        text = _text(raw, path, f"a {spec.type} field")
+        if spec.type in (FieldType.DATE, FieldType.DATETIME):
+            try:
+                return str(kind_of(spec.type).coerce(text, dict(spec.options)))
+            except InvalidValue as error:
+                _fail(path, str(error))
+        return text
+    if domain in (Domain.INTEGER, Domain.RECORD_ID):
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            _fail(path, f"a {spec.type} field compares with a whole number, not {_kind(raw)}.")
+        if raw not in INT64:
+            _fail(path, "the number is out of range (64-bit integers).")
+        return raw
+    if domain is Domain.DECIMAL:
+        return _decimal(raw, path)
+    if domain is Domain.BOOLEAN:
+        if not isinstance(raw, bool):
+            _fail(path, f"a boolean field compares with true or false, not {_kind(raw)}.")
+        return raw
+    if domain is Domain.JSON:
+        if isinstance(raw, float) and not math.isfinite(raw):
+            _fail(path, "the number must be finite.")
+        if not isinstance(raw, str | int | float):
+            _fail(
+                path, f"a json field compares with text, a number or a boolean, not {_kind(raw)}."
+            )
+        return _text(raw, path, "a json field") if isinstance(raw, str) else raw
+    # Domain.SET: $eq takes the whole set of choices.
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        _fail(path, f"a multi_choice field compares with a list of texts, not {_kind(raw)}.")
+    return tuple(dict.fromkeys(_text(item, _at(path, f"[{i}]"), "") for i, item in enumerate(raw)))
+
+
+def _text(raw: object, path: str, what: str) -> str:
+    if not isinstance(raw, str):
+        _fail(path, f"{what} compares with text, not {_kind(raw)}.")
+    if "\x00" in raw:
+        _fail(path, "text cannot contain the NUL character.")
+    return raw
+
+
+def _decimal(raw: object, path: str) -> Decimal:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str | Decimal):
+        _fail(path, f"a decimal field compares with a number, not {_kind(raw)}.")
+    try:
+        # repr() of a float is its shortest spelling: 0.1 stays 0.1, not 0.1000000000000000055…
+        number = Decimal(repr(raw) if isinstance(raw, float) else raw)
+    except InvalidOperation:
+        _fail(path, f"{raw!r} is not a number.")
+    if not number.is_finite():
+        _fail(path, "the number must be finite.")
+    return number
