@@ -1,0 +1,276 @@
+"""The ``database`` queue type, the embedded default: messages are ``DatabaseMessage`` rows.
+
+All of this queue's SQL lives here. A message is one row with a few states:
+
+    ready ──claim──► in_flight ──ack──► (row deleted)
+      ▲                 │  ├──retry_later──► ready (available_at = now + delay)
+      └──lease expired──┘  └──dead_letter──► dead (last_error = reason)
+
+* Claim: ready rows, and in-flight rows whose lease expired (the visibility timeout), with
+  ``available_at <= now``, oldest id first. PostgreSQL locks the candidates with
+  ``FOR UPDATE SKIP LOCKED`` so concurrent claimers never wait for, nor share, a row. SQLite
+  has one writer at a time (the settings open IMMEDIATE transactions), and the UPDATE repeats
+  the claimable condition as a guard.
+* A claim sets a fresh lease token; ack, retry_later, dead_letter and extend only touch the row
+  while it still carries that token, so a worker whose lease expired and was re-claimed by
+  another gets ``LeaseLost`` instead of acknowledging someone else's delivery.
+* Like SQS's redrive policy, a row already delivered ``max_attempts`` times is moved to
+  ``dead`` when it would be claimed again (a worker that keeps crashing on it cannot loop).
+* Acknowledged rows are deleted at once rather than marked done: the table stays as small as
+  the backlog, which keeps the claim index small and gives vacuum little to do. The dead-letter
+  queue is the ``dead`` rows of the same queue.
+* Publishing inserts in the caller's transaction: a rolled-back caller publishes nothing. A
+  message id already in the queue is not inserted twice (its row id is returned); once acked
+  (deleted), the same id can be published again.
+
+Times come from the application's clock (``timezone.now()``), not the database's: in a
+transaction PostgreSQL's ``now()`` is the transaction's start time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from queues.backends.base import (
+    MIB,
+    Backend,
+    BrokerIdPublishResult,
+    CheckResult,
+    Delivery,
+    OutgoingMessage,
+    PublishResult,
+    QueueStats,
+)
+from queues.errors import BadMessage, BrokerUnavailable, LeaseLost, QueueMissing
+from queues.models import DatabaseMessage, MessageState, Queue
+
+CLAIMABLE = (MessageState.READY, MessageState.IN_FLIGHT)
+
+
+@dataclass(frozen=True)
+class DatabaseHandle:
+    row_id: int
+    lease_token: uuid.UUID
+
+
+class DatabaseBackend(Backend):
+    """Messages as rows in this deployment's database (PostgreSQL, or SQLite embedded)."""
+
+    engine = "the database queue"
+    #: 1 MiB of JSON per message: the same order as SQS and Kafka, and rows stay cheap to move.
+    max_message_bytes = 1 * MIB
+    #: How often ``fetch`` looks again while waiting (the relay's NOTIFY is the fast path).
+    poll_interval = 0.2
+
+    def __init__(self, queue: Queue, owner: str | None = None) -> None:
+        super().__init__(queue)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self._closed = threading.Event()
+
+    # -- producer side ------------------------------------------------------------------------
+
+    def provision(self) -> None:
+        """Nothing to create: rows live in the queues app's table (its migration made it)."""
+        self._require_saved()
+
+    def check(self) -> CheckResult:
+        try:
+            connection.ensure_connection()
+        except DatabaseError as exc:
+            raise BrokerUnavailable(f"The database is unreachable: {exc}") from exc
+        return CheckResult(ok=True, detail="database reachable", provisioned=self._saved())
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> list[PublishResult]:
+        self.check_sizes(messages)
+        self._require_saved()
+        bodies = [self._json_body(m) for m in messages]
+        ids = {uuid.UUID(m.message_id) for m in messages}
+        now = timezone.now()
+        with transaction.atomic():
+            known: dict[uuid.UUID, int] = dict(
+                DatabaseMessage.objects.filter(
+                    queue_id=self.queue.pk, message_id__in=ids
+                ).values_list("message_id", "id")
+            )
+            rows: list[DatabaseMessage] = []
+            for message, body in zip(messages, bodies, strict=True):
+                message_id = uuid.UUID(message.message_id)
+                if message_id in known or any(r.message_id == message_id for r in rows):
+                    continue
+                rows.append(
+                    DatabaseMessage(
+                        queue_id=self.queue.pk,
+                        message_id=message_id,
+                        body=body,
+                        headers=dict(message.headers),
+                        ordering_key=message.ordering_key or "",
+                        available_at=now,
+                    )
+                )
+            for row in DatabaseMessage.objects.bulk_create(rows):
+                known[row.message_id] = row.pk
+        return [
+            BrokerIdPublishResult(m.message_id, known[uuid.UUID(m.message_id)]) for m in messages
+        ]
+
+    def stats(self) -> QueueStats:
+        self._require_saved()
+        counts = dict.fromkeys(MessageState.values, 0)
+        for row in self._rows().values("state").annotate(n=Count("id")).order_by():
+            counts[row["state"]] = row["n"]
+        return QueueStats(
+            depth=counts[MessageState.READY],
+            in_flight=counts[MessageState.IN_FLIGHT],
+            dead_letters=counts[MessageState.DEAD],
+        )
+
+    # -- consumer side ------------------------------------------------------------------------
+
+    def fetch(self, max_messages: int = 10, wait_seconds: float = 1.0) -> list[Delivery]:
+        self._require_saved()
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        while True:
+            deliveries = self._claim(max(1, max_messages))
+            remaining = deadline - time.monotonic()
+            if deliveries or remaining <= 0 or self._closed.is_set():
+                return deliveries
+            self._closed.wait(min(self.poll_interval, remaining))
+
+    def ack(self, delivery: Delivery) -> None:
+        handle = self._handle(delivery)
+        deleted, _ = self._leased(handle).delete()
+        if not deleted:
+            self._lost(delivery)
+
+    def retry_later(self, delivery: Delivery, delay_seconds: float) -> None:
+        handle = self._handle(delivery)
+        updated = self._leased(handle).update(
+            state=MessageState.READY,
+            available_at=timezone.now() + timedelta(seconds=max(0.0, delay_seconds)),
+            lease_token=None,
+            lease_owner="",
+        )
+        if not updated:
+            self._lost(delivery)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        handle = self._handle(delivery)
+        updated = self._leased(handle).update(
+            state=MessageState.DEAD, last_error=reason, lease_token=None, lease_owner=""
+        )
+        if not updated:
+            self._lost(delivery)
+
+    def extend(self, delivery: Delivery, seconds: float) -> None:
+        handle = self._handle(delivery)
+        updated = self._leased(handle).update(
+            available_at=timezone.now() + timedelta(seconds=max(0.0, seconds))
+        )
+        if not updated:
+            self._lost(delivery)
+
+    def close(self) -> None:
+        self._closed.set()
+
+    # -- the claim ----------------------------------------------------------------------------
+
+    def _claim(self, limit: int) -> list[Delivery]:
+        now = timezone.now()
+        token = uuid.uuid4()
+        max_attempts = self.queue.max_attempts
+        claimable = self._rows().filter(state__in=CLAIMABLE, available_at__lte=now)
+        with transaction.atomic():
+            candidates = claimable.order_by("id")
+            if connection.features.has_select_for_update_skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True)
+            rows = list(candidates.values_list("id", "attempts")[:limit])
+            exhausted = [row_id for row_id, attempts in rows if attempts >= max_attempts]
+            wanted = [row_id for row_id, attempts in rows if attempts < max_attempts]
+            if exhausted:
+                claimable.filter(id__in=exhausted).update(
+                    state=MessageState.DEAD,
+                    lease_token=None,
+                    lease_owner="",
+                    last_error=f"Gave up after {max_attempts} attempt(s) without an "
+                    "acknowledgement (max_attempts).",
+                )
+            if not wanted:
+                return []
+            # On SQLite the repeated claimable condition is the guard; on PostgreSQL the rows
+            # are already locked by this transaction.
+            claimable.filter(id__in=wanted).update(
+                state=MessageState.IN_FLIGHT,
+                lease_token=token,
+                lease_owner=self.owner,
+                available_at=now + timedelta(seconds=self.queue.visibility_timeout),
+                attempts=F("attempts") + 1,
+            )
+            claimed = list(
+                self._rows()
+                .filter(id__in=wanted, lease_token=token)
+                .order_by("id")
+                .values_list("id", "message_id", "body", "headers", "ordering_key", "attempts")
+            )
+        return [
+            Delivery(
+                message_id=str(message_id),
+                body=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+                attempt=attempts,
+                headers=dict(headers or {}),
+                handle=DatabaseHandle(row_id, token),
+                ordering_key=ordering_key or None,
+            )
+            for row_id, message_id, body, headers, ordering_key, attempts in claimed
+        ]
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _rows(self) -> Any:
+        return DatabaseMessage.objects.filter(queue_id=self.queue.pk)
+
+    def _leased(self, handle: DatabaseHandle) -> Any:
+        return self._rows().filter(
+            pk=handle.row_id, lease_token=handle.lease_token, state=MessageState.IN_FLIGHT
+        )
+
+    def _handle(self, delivery: Delivery) -> DatabaseHandle:
+        if not isinstance(delivery.handle, DatabaseHandle):
+            raise TypeError("This delivery was not fetched by a database backend.")
+        return delivery.handle
+
+    def _lost(self, delivery: Delivery) -> None:
+        raise LeaseLost(
+            f"Message {delivery.message_id} is no longer leased by this consumer (its visibility "
+            "timeout expired and it was claimed again, or it was already settled)."
+        )
+
+    def _saved(self) -> bool:
+        return self.queue.pk is not None
+
+    def _require_saved(self) -> None:
+        if not self._saved():
+            raise QueueMissing(f"Queue {self.queue.name!r} is not saved: database queues are rows.")
+
+    @staticmethod
+    def _json_body(message: OutgoingMessage) -> Any:
+        if not isinstance(message.body, bytes):
+            return message.body
+        try:
+            return json.loads(message.body)
+        except ValueError as exc:
+            raise BadMessage(
+                f"Message {message.message_id}: database queues store JSON bodies."
+            ) from exc

@@ -1,0 +1,93 @@
+"""Queue and broker exceptions. Each carries a stable ``code`` that the API returns as is.
+
+Callers catch by meaning (``except BrokerUnavailable``: try again later), never by an engine's
+own exception type: every backend translates its client's errors into these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from queues.backends.base import PublishResult
+
+
+class QueueError(Exception):
+    code = "queue_error"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BrokerUnavailable(QueueError):
+    """The engine did not answer in time or refused the connection: retry later."""
+
+    code = "broker_unavailable"
+    status = 503
+
+
+class QueueMissing(QueueError):
+    """The queue (or topic) does not exist on the engine: provision it first."""
+
+    code = "queue_missing"
+    status = 404
+
+
+class MessageTooLarge(QueueError):
+    """A message exceeds the engine's limit. Raised before anything of the batch is sent."""
+
+    code = "message_too_large"
+    status = 413
+
+    def __init__(self, message_id: str, size: int, limit: int, engine: str) -> None:
+        super().__init__(
+            f"Message {message_id} is {size} bytes; {engine} accepts at most {limit} bytes. "
+            "Nothing of the batch was published."
+        )
+        self.message_id = message_id
+        self.size = size
+        self.limit = limit
+
+
+class BadConfiguration(QueueError):
+    """The queue's settings or credentials are refused by the engine (or are incomplete)."""
+
+    code = "bad_configuration"
+
+
+class BadMessage(QueueError):
+    """A message the engine cannot carry for a reason other than size (e.g. too many headers)."""
+
+    code = "bad_message"
+
+
+class PublishFailed(QueueError):
+    """Some messages of a batch were refused after others were accepted.
+
+    ``published`` holds the accepted ones, ``failed`` maps a message id to the engine's reason.
+    Publishing is at least once: sending the whole batch again is safe for the outbox.
+    """
+
+    code = "publish_failed"
+    status = 502
+
+    def __init__(
+        self, published: Sequence[PublishResult], failed: Mapping[str, str], message: str = ""
+    ) -> None:
+        super().__init__(
+            message
+            or f"{len(failed)} message(s) of the batch were refused: "
+            + "; ".join(f"{mid}: {why}" for mid, why in failed.items())
+        )
+        self.published = list(published)
+        self.failed = dict(failed)
+
+
+class LeaseLost(QueueError):
+    """The delivery's lease is no longer ours (it expired and someone else may hold it)."""
+
+    code = "lease_lost"
+    status = 409
