@@ -18,6 +18,7 @@ from django.db import connection
 from django.db.models import Avg, Case, Count, Max, Min, Q, QuerySet, Sum, TextField, Value, When
 from django.db.models import IntegerField as IntegerOutput
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import IsNull
 
 from zstorage.columns import NUMBER, text_of, value_of
 from zstorage.errors import ZStorageError
@@ -122,7 +123,7 @@ def sorted_records(
             else Value("", output_field=TextField())
         )
         annotations[f"_n{i}"] = Case(
-            When(Q(**{f"data__{item.key}__isnull": True}), then=1),
+            When(IsNull(value, True), then=1),
             default=0,
             output_field=IntegerOutput(),
         )
