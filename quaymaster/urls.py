@@ -13,6 +13,8 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("api/v1/me", MeView.as_view(), name="api-me"),
     path("api/v1/zstorage/", include("zstorage.urls")),
+    path("api/v1/zstorage/", include("queues.api.publish_urls")),
+    path("api/v1/queues/", include("queues.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("backoffice.urls")),

@@ -1,23 +1,48 @@
-"""``manage.py relay``: publishes committed outbox rows to their brokers.
+"""``manage.py relay``: publish committed outbox rows to their brokers until SIGTERM.
 
-Placeholder until the outbox lands (see README, "Processes"): it starts, says so, and idles
-until SIGTERM so the Procfile's process set is complete.
+Several relays may run; each queue is published by one of them at a time (see
+``queues/relay.py``). SIGTERM finishes the batch in hand, then exits.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from quaymaster.processes import stop_event
+from queues.relay import Relay
 
 
 class Command(BaseCommand):
-    help = "Publish pending outbox rows to their queues (placeholder: idles for now)."
+    help = "Publish pending outbox rows to their queues."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument(
+            "--lease-seconds",
+            type=float,
+            default=15.0,
+            help="How long a queue stays with this relay without renewal (takeover delay).",
+        )
+        parser.add_argument(
+            "--poll-seconds",
+            type=float,
+            default=0.5,
+            help="Polling interval (the only wake-up on SQLite; a fallback on PostgreSQL).",
+        )
+        parser.add_argument("--retention-hours", type=float, default=24.0)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        stopping = stop_event()
-        self.stdout.write("relay: the outbox is not built yet; idling until stopped", ending="\n")
+        logging.getLogger("queues.relay").setLevel(logging.INFO)
+        relay = Relay(
+            batch_size=options["batch_size"],
+            lease_seconds=options["lease_seconds"],
+            poll_seconds=options["poll_seconds"],
+            retention=dt.timedelta(hours=options["retention_hours"]),
+        )
+        self.stdout.write(f"relay {relay.owner}: publishing the outbox")
         self.stdout.flush()
-        stopping.wait()
+        relay.run(stop_event())

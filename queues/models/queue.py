@@ -87,6 +87,7 @@ class Queue(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("publish_queue", "Can publish messages to queues over the API")]
 
     def __str__(self) -> str:
         return self.name

@@ -1,0 +1,1 @@
+"""The queues' REST API: publishing messages, and queue administration."""

@@ -1,0 +1,70 @@
+"""``/api/v1/queues/``: queue administration for admins — CRUD, check connection,
+provision, stats and a test message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from queues.api import publishing
+from queues.api.serializers import QueueSerializer, TestMessageSerializer
+from queues.backends import get_backend
+from queues.models import Queue
+from zstorage.permissions import is_admin
+
+
+class IsPlatformAdmin(permissions.BasePermission):
+    message = "Only admins manage queues."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return is_admin(request.user)
+
+
+class QueueViewSet(viewsets.ModelViewSet[Queue]):
+    serializer_class = QueueSerializer
+    permission_classes = [permissions.IsAuthenticated, IsPlatformAdmin]
+
+    def get_queryset(self) -> QuerySet[Queue]:
+        return Queue.objects.all()
+
+    @extend_schema(request=None, responses=dict)
+    @action(detail=True, methods=["post"])
+    def check(self, request: Request, pk: str | None = None) -> Response:
+        """Connect to the engine with the queue's settings and credentials."""
+        with get_backend(self.get_object()) as backend:
+            result = backend.check()
+        return Response(
+            {"ok": result.ok, "detail": result.detail, "provisioned": result.provisioned}
+        )
+
+    @extend_schema(request=None, responses=dict)
+    @action(detail=True, methods=["post"])
+    def provision(self, request: Request, pk: str | None = None) -> Response:
+        """Create the queue (and its dead-letter companions) on the engine if missing."""
+        with get_backend(self.get_object()) as backend:
+            backend.provision()
+        return Response({"ok": True})
+
+    @extend_schema(responses=dict)
+    @action(detail=True, methods=["get"])
+    def stats(self, request: Request, pk: str | None = None) -> Response:
+        with get_backend(self.get_object()) as backend:
+            return Response(backend.stats().as_dict())
+
+    @extend_schema(request=TestMessageSerializer, responses={201: dict})
+    @action(detail=True, methods=["post"], url_path="test-message")
+    def test_message(self, request: Request, pk: str | None = None) -> Response:
+        """Publish ``{"handler": …, "test": true, …payload}`` to the queue."""
+        body = TestMessageSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data: dict[str, Any] = body.validated_data
+        message = {**data["payload"], "handler": data["handler"], "test": True}
+        result = publishing.publish(self.get_object(), [message])[0]
+        return Response(result, status=201)

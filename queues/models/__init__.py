@@ -1,0 +1,44 @@
+"""The queues app's models: queues and the database queue's messages (``queue.py``); links,
+the transactional outbox, relay leases and idempotency keys (``outbox.py``)."""
+
+from queues.models.outbox import (
+    IdempotencyKey,
+    OutboxMessage,
+    OutboxState,
+    QueueLink,
+    RelayLease,
+)
+from queues.models.queue import (
+    DEFAULT_PARTITIONS,
+    FIFO_SUFFIX,
+    KAFKA_MAX_PARTITIONS,
+    MASK,
+    NAME_VALIDATOR,
+    SQS_DLQ_SUFFIX,
+    SQS_MAX_VISIBILITY_TIMEOUT,
+    SQS_NAME_MAX,
+    DatabaseMessage,
+    MessageState,
+    Queue,
+    QueueType,
+)
+
+__all__ = [
+    "DEFAULT_PARTITIONS",
+    "FIFO_SUFFIX",
+    "KAFKA_MAX_PARTITIONS",
+    "MASK",
+    "NAME_VALIDATOR",
+    "SQS_DLQ_SUFFIX",
+    "SQS_MAX_VISIBILITY_TIMEOUT",
+    "SQS_NAME_MAX",
+    "DatabaseMessage",
+    "IdempotencyKey",
+    "MessageState",
+    "OutboxMessage",
+    "OutboxState",
+    "Queue",
+    "QueueLink",
+    "QueueType",
+    "RelayLease",
+]
