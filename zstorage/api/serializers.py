@@ -54,9 +54,15 @@ class RuleSerializer(serializers.ModelSerializer[Rule]):
 
 
 class RecordSerializer(serializers.ModelSerializer[Record]):
-    table = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    table: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    updated_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = Record
@@ -74,7 +80,9 @@ class RecordSerializer(serializers.ModelSerializer[Record]):
 
 
 class RecordChangeSerializer(serializers.ModelSerializer[RecordChange]):
-    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    actor: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
 
     class Meta:
         model = RecordChange
@@ -85,13 +93,13 @@ class RecordChangeSerializer(serializers.ModelSerializer[RecordChange]):
 class RecordWriteSerializer(serializers.Serializer[Any]):
     """``{"data": {...}, "version": n}``; a bare object is taken as the data itself."""
 
-    data = serializers.DictField()
+    data = serializers.DictField()  # type: ignore[assignment]  # a field named like .data
     version = serializers.IntegerField(required=False, min_value=1)
 
 
 class BulkUpdateItemSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(min_value=1)
-    data = serializers.DictField()
+    data = serializers.DictField()  # type: ignore[assignment]  # a field named like .data
     version = serializers.IntegerField(required=False, min_value=1)
 
 
