@@ -1,0 +1,118 @@
+"""The write seam becomes outbox rows in the record's own transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+
+from queues.models import OutboxMessage, Queue, QueueLink
+from tests.queues.outbox_helpers import linked_table
+from zstorage import records
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queue() -> Queue:
+    return Queue.objects.create(name="order-events", type="database")
+
+
+def test_a_committed_write_leaves_one_outbox_row_carrying_the_event(queue: Queue):
+    table = linked_table(queue)
+    ada = User.objects.create_user("ada")
+
+    record = records.create_record(table, {"number": "A-1", "total": "9.5"}, actor=ada)
+    records.update_record(table, record.pk, {"status": "paid"}, actor=ada)
+
+    created, updated = OutboxMessage.objects.filter(queue=queue).order_by("id")
+    assert created.ordering_key == f"orders:{record.pk}"
+    assert created.body["message_id"] == str(created.message_id)
+    body = updated.body
+    assert body["handler"] == "on_order"
+    assert body["event"] == "update"
+    assert (body["table"], body["record_id"], body["version"]) == ("orders", record.pk, 2)
+    assert body["data"] == {"number": "A-1", "total": "9.5", "status": "paid"}
+    assert body["changed_fields"] == ["status"]
+    assert body["actor"] == "ada"
+    assert body["time"]
+    uuid.UUID(body["message_id"])
+
+
+def test_a_rolled_back_write_leaves_nothing(queue: Queue):
+    table = linked_table(queue)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        records.create_record(table, {"number": "A-1"})
+        raise RuntimeError("the caller gives up")
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_an_invalid_write_leaves_nothing(queue: Queue):
+    table = linked_table(queue)
+    with pytest.raises(Exception, match="invalid"):
+        records.create_record(table, {"total": "lots"})
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_links_choose_their_kinds_of_change(queue: Queue):
+    table = linked_table(queue, on_update=False)
+    record = records.create_record(table, {"number": "A-1"})
+    records.update_record(table, record.pk, {"status": "paid"})
+    records.delete_record(table, record.pk)
+    events = list(OutboxMessage.objects.order_by("id").values_list("body__event", flat=True))
+    assert events == ["create", "delete"]
+
+
+def test_a_link_filter_publishes_only_matching_records(queue: Queue):
+    table = linked_table(queue, filter={"status": "paid", "total": {"$gte": 100}})
+    records.create_record(table, {"number": "A-1", "status": "paid", "total": "150"})
+    records.create_record(table, {"number": "A-2", "status": "new", "total": "150"})
+    records.create_record(table, {"number": "A-3", "status": "paid", "total": "99.99"})
+    cheap = records.create_record(table, {"number": "A-4", "status": "paid", "total": "5"})
+    records.update_record(table, cheap.pk, {"total": "500"})  # now it matches
+
+    numbers = list(
+        OutboxMessage.objects.order_by("id").values_list("body__data__number", flat=True)
+    )
+    assert numbers == ["A-1", "A-4"]
+
+
+def test_disabled_links_and_queues_publish_nothing(queue: Queue):
+    table = linked_table(queue)
+    QueueLink.objects.update(enabled=False)
+    records.create_record(table, {"number": "A-1"})
+    QueueLink.objects.update(enabled=True)
+    Queue.objects.update(enabled=False)
+    records.create_record(table, {"number": "A-2"})
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_every_linked_queue_gets_its_own_row(queue: Queue):
+    table = linked_table(queue)
+    audit = Queue.objects.create(name="audit", type="database")
+    QueueLink.objects.create(table=table, queue=audit, handler="audit")
+    records.create_record(table, {"number": "A-1"})
+    rows = {row.queue.name: row.body["handler"] for row in OutboxMessage.objects.all()}
+    assert rows == {"order-events": "on_order", "audit": "audit"}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_notify_per_committed_transaction_and_none_for_a_rollback(queue: Queue):
+    import psycopg
+
+    table = linked_table(queue)
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute("LISTEN quaymaster_outbox")
+        with transaction.atomic():
+            for n in range(3):
+                records.create_record(table, {"number": f"A-{n}"})
+        with pytest.raises(RuntimeError), transaction.atomic():
+            records.create_record(table, {"number": "B-1"})
+            raise RuntimeError
+        got = list(listener.notifies(timeout=1.0))
+    assert len(got) == 1
+    assert got[0].channel == "quaymaster_outbox"

@@ -1,0 +1,181 @@
+"""The relay publishes committed outbox rows: at least once, in per-record order, surviving a
+broker that is down and a relay that is killed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.utils import timezone
+
+from queues.backends import get_backend
+from queues.models import OutboxMessage, OutboxState, Queue, RelayLease
+from queues.relay import Relay
+from tests.queues.backends.engines import Engine, unique_name
+from tests.queues.helpers import wait_for
+from tests.queues.outbox_helpers import RelayProcess, linked_table, pending
+from zstorage import records
+
+
+def test_a_committed_write_is_published_once_with_its_message_id(engine: Engine, queue: Queue):
+    table = linked_table(queue)
+    record = records.create_record(table, {"number": "A-1"})
+    row = OutboxMessage.objects.get()
+
+    relay = Relay()
+    try:
+        assert relay.run_once() == 1
+        assert relay.run_once() == 0, "published rows are not sent again"
+    finally:
+        relay.close()
+
+    [held] = engine.read_back(queue, 1)
+    assert held.message_id == str(row.message_id)
+    assert json.loads(held.body)["record_id"] == record.pk
+    row.refresh_from_db()
+    assert row.state == OutboxState.PUBLISHED
+    assert row.broker_ref
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_a_broker_down_at_commit_time_gets_the_message_once_it_is_back(broker: Engine):
+    queue = Queue.objects.create(
+        name=unique_name(broker.type), type=broker.type, url=broker.unreachable_url or ""
+    )
+    broker.created.append(queue)
+    table = linked_table(queue)
+    records.create_record(table, {"number": "A-1"})
+    row = OutboxMessage.objects.get()
+    relay = Relay()
+    try:
+        assert relay.run_once() == 0
+        row.refresh_from_db()
+        assert row.state == OutboxState.PENDING
+        assert row.attempts == 1
+        assert row.last_error.startswith("broker_unavailable")
+        assert row.available_at > timezone.now() - dt.timedelta(seconds=1)
+
+        queue.url = broker.url()  # the broker is back
+        queue.save()
+        with get_backend(queue) as backend:
+            backend.provision()
+        wait_for(relay.run_once, 10, "the relay to publish after its back-off")
+    finally:
+        relay.close()
+    [held] = broker.read_back(queue, 1)
+    assert held.message_id == str(row.message_id)
+    broker.cleanup()
+
+
+@pytest.mark.django_db
+def test_a_message_too_large_is_parked_and_the_queue_moves_on():
+    queue = Queue.objects.create(name="q", type="database")
+    table = linked_table(queue)
+    records.create_record(table, {"number": "x" * 900})
+    OutboxMessage.objects.update(body={"handler": "h", "blob": "x" * (1024 * 1024 + 1)})
+    records.create_record(table, {"number": "A-2"})
+    relay = Relay()
+    assert relay.run_once() == 0
+    assert relay.run_once() == 1
+    big, small = OutboxMessage.objects.order_by("id")
+    assert big.state == OutboxState.FAILED
+    assert "1048576" in big.last_error
+    assert small.state == OutboxState.PUBLISHED
+
+
+@pytest.mark.django_db
+def test_one_relay_at_a_time_per_queue_and_a_dead_relays_lease_expires():
+    queue = Queue.objects.create(name="q", type="database")
+    first, second = Relay(owner="first", lease_seconds=60), Relay(owner="second")
+    assert first._acquire(queue.pk)
+    assert not second._acquire(queue.pk)
+    RelayLease.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))  # it died
+    assert second._acquire(queue.pk)
+    assert not first._acquire(queue.pk)
+
+
+@pytest.mark.django_db
+def test_published_rows_are_deleted_after_the_retention_period():
+    queue = Queue.objects.create(name="q", type="database")
+    table = linked_table(queue)
+    for n in range(3):
+        records.create_record(table, {"number": f"A-{n}"})
+    relay = Relay(retention=dt.timedelta(hours=1))
+    relay.run_once()
+    OutboxMessage.objects.filter(pk=OutboxMessage.objects.first().pk).update(  # type: ignore[union-attr]
+        published_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    assert relay.cleanup() == 1
+    assert OutboxMessage.objects.count() == 2
+
+
+def _messages_in_topic(broker: Engine, queue: Queue) -> int:
+    """Everything the topic holds, duplicates included (the sum of the high watermarks)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": broker.url(), "group.id": unique_name("count")})
+    try:
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(queue.name, p), timeout=10)[1]
+            for p in range(queue.effective_partitions)
+        )
+    finally:
+        consumer.close()
+
+
+def _kafka_queue(broker: Engine) -> Queue:
+    queue = broker.make_queue(partitions=3)
+    with get_backend(queue) as backend:
+        backend.provision()
+    return queue
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
+def test_a_relay_killed_mid_batch_loses_nothing(broker: Engine):
+    queue = _kafka_queue(broker)
+    table = linked_table(queue)
+    total = 2000
+    records.bulk_create(table, [{"number": f"N-{i}"} for i in range(total)])
+    expected = {str(m) for m in OutboxMessage.objects.values_list("message_id", flat=True)}
+
+    first = RelayProcess("--batch-size", "50", "--lease-seconds", "1")
+    wait_for(lambda: pending(queue) < total, 60, "the first relay to publish something")
+    first.kill()
+    left = pending(queue)
+    assert left > 0, "killed before the end of the outbox: the test needs a bigger outbox"
+
+    second = RelayProcess("--batch-size", "500", "--lease-seconds", "1")
+    try:
+        wait_for(lambda: pending(queue) == 0, 60, "the second relay to publish the rest")
+    finally:
+        assert second.stop() == 0
+    held = broker.read_back(queue, _messages_in_topic(broker, queue))
+    assert {r.message_id for r in held} == expected, "every message arrived, duplicates included"
+    broker.cleanup()
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
+def test_a_thousand_updates_of_one_record_arrive_in_version_order_with_two_relays(broker: Engine):
+    queue = _kafka_queue(broker)
+    table = linked_table(queue)
+    relays = [RelayProcess("--batch-size", "20"), RelayProcess("--batch-size", "20")]
+    try:
+        record = records.create_record(table, {"number": "A-1", "total": "0"})
+        for n in range(1, 1001):
+            records.update_record(table, record.pk, {"total": str(n)})
+        wait_for(lambda: pending(queue) == 0, 120, "the relays to publish every update")
+    finally:
+        assert [r.stop() for r in relays] == [0, 0]
+    held = broker.read_back(queue, 1001)
+    versions = [json.loads(r.body)["version"] for r in held]
+    assert versions == list(range(1, 1002))
+    assert len({r.partition for r in held}) == 1, "one record, one partition"
+    broker.cleanup()
