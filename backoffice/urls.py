@@ -1,10 +1,61 @@
+"""The back-office's pages. Every one needs a logged-in user (``login_required`` below, and
+``admin_required`` on the schema pages, which includes it)."""
+
+from django.contrib.auth.decorators import login_required
 from django.urls import path
 
 from backoffice import streams, views
+from backoffice.pages import fields, records, rules, tables, tokens, transfer
 
 app_name = "backoffice"
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("streams/heartbeat", streams.heartbeat, name="stream-heartbeat"),
+    # Records: every user, for the tables granted to their groups.
+    path("records/", login_required(records.data_index), name="data"),
+    path("records/<slug:slug>/", login_required(records.record_list), name="records"),
+    path("records/<slug:slug>/new", login_required(records.record_create), name="record-new"),
+    path(
+        "records/<slug:slug>/validate",
+        login_required(records.record_validate),
+        name="record-validate",
+    ),
+    path(
+        "records/<slug:slug>/lookup/<str:key>",
+        login_required(records.record_lookup),
+        name="record-lookup",
+    ),
+    path("records/<slug:slug>/export.csv", login_required(transfer.export_csv), name="export"),
+    path("records/<slug:slug>/import", login_required(transfer.import_csv), name="import"),
+    path(
+        "records/<slug:slug>/<int:record_id>/", login_required(records.record_detail), name="record"
+    ),
+    path(
+        "records/<slug:slug>/<int:record_id>/edit",
+        login_required(records.record_edit),
+        name="record-edit",
+    ),
+    path(
+        "records/<slug:slug>/<int:record_id>/delete",
+        login_required(records.record_delete),
+        name="record-delete",
+    ),
+    # Tables, fields, rules and permissions: admins.
+    path("tables/", tables.table_list, name="tables"),
+    path("tables/new", tables.table_create, name="table-new"),
+    path("tables/<slug:slug>/", tables.table_settings, name="table"),
+    path("tables/<slug:slug>/delete", tables.table_delete, name="table-delete"),
+    path("tables/<slug:slug>/permissions", tables.table_grants, name="grants"),
+    path("tables/<slug:slug>/fields/", fields.field_list, name="fields"),
+    path("tables/<slug:slug>/fields/options", fields.field_options, name="field-options"),
+    path("tables/<slug:slug>/fields/<str:key>/edit", fields.field_edit, name="field-edit"),
+    path("tables/<slug:slug>/fields/<str:key>/move", fields.field_move, name="field-move"),
+    path("tables/<slug:slug>/fields/<str:key>/delete", fields.field_delete, name="field-delete"),
+    path("tables/<slug:slug>/rules/", rules.rule_list, name="rules"),
+    path("tables/<slug:slug>/rules/params", rules.rule_params, name="rule-params"),
+    path("tables/<slug:slug>/rules/<int:rule_id>/delete", rules.rule_delete, name="rule-delete"),
+    # API tokens: each user their own; admins everyone's.
+    path("tokens/", login_required(tokens.token_list), name="tokens"),
+    path("tokens/<int:token_id>/revoke", login_required(tokens.token_revoke), name="token-revoke"),
 ]

@@ -1,4 +1,4 @@
-"""Back-office pages. Every page needs a logged-in user."""
+"""The dashboard. Every page needs a logged-in user."""
 
 from __future__ import annotations
 
@@ -6,9 +6,21 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from backoffice.dashboard import panels, storage_figures
 from quaymaster.health import configured_services
+from zstorage.permissions import is_admin
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "backoffice/home.html", {"services": configured_services()})
+    admin = is_admin(request.user)
+    return render(
+        request,
+        "backoffice/home.html",
+        {
+            "figures": storage_figures(request),
+            "panels": panels(request),
+            # Which engines are configured is deployment detail: admins only.
+            "services": configured_services() if admin else None,
+        },
+    )

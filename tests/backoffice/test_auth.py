@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client
+
 from backoffice.models import ApiToken
 
 pytestmark = pytest.mark.django_db
