@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from queues.models import OutboxMessage, Queue, QueueLink
 from tests.queues.outbox_helpers import linked_table
 from zstorage import records
+from zstorage.models import Table
 
 pytestmark = pytest.mark.django_db
 
@@ -41,11 +42,16 @@ def test_a_committed_write_leaves_one_outbox_row_carrying_the_event(queue: Queue
     uuid.UUID(body["message_id"])
 
 
+def _write_then_give_up(table: Table, number: str) -> None:
+    with transaction.atomic():
+        records.create_record(table, {"number": number})
+        raise RuntimeError("the caller gives up")
+
+
 def test_a_rolled_back_write_leaves_nothing(queue: Queue):
     table = linked_table(queue)
-    with pytest.raises(RuntimeError), transaction.atomic():
-        records.create_record(table, {"number": "A-1"})
-        raise RuntimeError("the caller gives up")
+    with pytest.raises(RuntimeError):
+        _write_then_give_up(table, "A-1")
     assert OutboxMessage.objects.count() == 0
 
 
@@ -110,9 +116,8 @@ def test_one_notify_per_committed_transaction_and_none_for_a_rollback(queue: Que
         with transaction.atomic():
             for n in range(3):
                 records.create_record(table, {"number": f"A-{n}"})
-        with pytest.raises(RuntimeError), transaction.atomic():
-            records.create_record(table, {"number": "B-1"})
-            raise RuntimeError
+        with pytest.raises(RuntimeError):
+            _write_then_give_up(table, "B-1")
         got = list(listener.notifies(timeout=1.0))
     assert len(got) == 1
     assert got[0].channel == "quaymaster_outbox"

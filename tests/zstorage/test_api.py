@@ -201,7 +201,7 @@ def test_bulk_create_is_all_or_nothing_with_per_row_errors(admin: APIClient, ord
     created = ok(
         admin.post(
             f"{API}/tables/orders/records/bulk",
-            {"records": rows[:1] + [{"number": "B-2"}]},
+            {"records": [*rows[:1], {"number": "B-2"}]},
             format="json",
         ),
         201,
