@@ -37,15 +37,20 @@ test: $(STAMP)
 	elif [ "$${QUAYMASTER_REQUIRE_SERVICES:-0}" = "1" ]; then \
 	  echo "platform/services up failed and QUAYMASTER_REQUIRE_SERVICES=1" >&2; exit 1; \
 	else echo "some services did not start: their tests will be skipped" >&2; fi
+	@if platform/install-chromium; then :; \
+	elif [ "$${QUAYMASTER_REQUIRE_SERVICES:-0}" = "1" ]; then \
+	  echo "Chromium could not be installed and QUAYMASTER_REQUIRE_SERVICES=1" >&2; exit 1; \
+	else echo "Chromium is missing: the browser tests will be skipped" >&2; fi
 	$(MAKE) --no-print-directory test-postgres test-sqlite lint
 
 test-postgres: $(STAMP)
 	eval "$$($(SERVICES) env)" && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The embedded default once more: SQLite, without the tests that need PostgreSQL or engines.
+# The embedded default once more: SQLite, without the tests that need PostgreSQL or engines
+# (the browser tests ran in the PostgreSQL pass).
 test-sqlite: $(STAMP)
 	eval "$$($(SERVICES) env)" && env -u DATABASE_URL \
-	  $(BIN)/python -m pytest -m "not postgres and not e2e" $(PYTEST_ARGS)
+	  $(BIN)/python -m pytest -m "not postgres and not e2e and not browser" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

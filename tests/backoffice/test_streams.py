@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.contrib.auth.models import User
 from django.test import AsyncClient
 
@@ -19,3 +21,5 @@ async def test_heartbeat_stream_needs_login_and_sends_events():
     body = b"".join([chunk async for chunk in response.streaming_content]).decode()
     assert body.startswith("event: heartbeat\ndata: ")
     assert body.endswith("\n\n")
+    # The async ORM ran in a worker thread: close its connection so the test database drops.
+    await sync_to_async(connections.close_all)()
