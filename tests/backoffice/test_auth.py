@@ -94,3 +94,20 @@ def test_bootstrap_demo_generates_a_password_once_and_keeps_it(settings, tmp_pat
     assert len(password) >= 12
     assert User.objects.get(username="admin").check_password(password)
     assert capsys.readouterr().out.count(f"password {password!r}") == 2
+
+
+def test_bootstrap_demo_creates_demo_tables_and_a_linked_queue_once(settings, capsys):
+    from queues.models import Queue, QueueLink
+    from zstorage.models import Record, Table
+
+    settings.QUAYMASTER_ADMIN_PASSWORD = "a long demo password"
+    call_command("bootstrap_demo")
+    call_command("bootstrap_demo")
+
+    orders = Table.objects.get(slug="orders")
+    assert Record.objects.filter(table=orders).count() == 240
+    assert Record.objects.filter(table__slug="customers").count() == 60
+    link = QueueLink.objects.get(table=orders)
+    assert (link.queue.name, link.queue.type, link.handler) == ("order-events", "database", "log")
+    assert Queue.objects.count() == 1
+    assert capsys.readouterr().out.count("Demo tables created") == 1

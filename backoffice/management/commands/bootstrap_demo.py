@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from backoffice.roles import Role
 from quaymaster.config import persistent_secret
+from queues.demo import DEMO_QUEUE, install_demo_queue
 from zstorage.demo import install_demo_tables
 
 
@@ -35,6 +36,10 @@ class Command(BaseCommand):
         user.groups.add(Group.objects.get(name=Role.ADMINS))
         if install_demo_tables():
             self.stdout.write("Demo tables created: Customers and Orders.")
+        if install_demo_queue():
+            self.stdout.write(
+                f"Demo queue {DEMO_QUEUE!r} created: changes to Orders go to the 'log' handler."
+            )
         self.stdout.write(
             f"Quaymaster is at {options['url']}  (log in as {username!r}, password {password!r})"
         )
