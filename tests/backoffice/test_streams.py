@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import AsyncClient
 
 
