@@ -53,6 +53,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
+    # Tests use a file too: an in-memory database with a shared cache fails at once, instead of
+    # waiting, when two threads write (a worker is several threads that write).
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-quaymaster.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -136,6 +139,12 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = env.str("MEDIA_URL", default="/media/")
+
+# Outgoing email (the send_email handler): console in development, e.g. smtp://… in production.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)  # EMAIL_BACKEND, EMAIL_HOST, … as django-environ documents
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="quaymaster@localhost")
 
 if PRODUCTION:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
@@ -191,6 +200,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Workers. Handler modules beyond each app's handlers.py; secrets the webhook handler signs
+# with (a JSON object: name -> secret); heartbeat period; lifecycle log retention.
+QUAYMASTER_HANDLER_MODULES = env.list("QUAYMASTER_HANDLER_MODULES", default=[])
+QUAYMASTER_WEBHOOK_SECRETS = env.json("QUAYMASTER_WEBHOOK_SECRETS", default={})
+QUAYMASTER_WORKER_HEARTBEAT_SECONDS = env.float("QUAYMASTER_WORKER_HEARTBEAT_SECONDS", default=5.0)
+QUAYMASTER_LIFECYCLE_RETENTION_DAYS = env.float("QUAYMASTER_LIFECYCLE_RETENTION_DAYS", default=7.0)
+QUAYMASTER_LIFECYCLE_MAX_EVENTS = env.int("QUAYMASTER_LIFECYCLE_MAX_EVENTS", default=100_000)
 
 # Where the browser opens live streams (server-sent events): the ASGI "streams" process, so a
 # held-open stream never occupies one of the API's gunicorn workers.

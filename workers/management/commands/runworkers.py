@@ -1,23 +1,71 @@
-"""``manage.py runworkers``: one worker process per enabled queue.
+"""``manage.py runworkers``: a ``runworker`` child per enabled queue, kept running.
 
-Placeholder until the worker runtime lands (see README, "Processes"): it starts, says so, and
-idles until SIGTERM so the Procfile's process set is complete.
+Follows the Queue table (queues enabled, disabled, added, removed or changed) without a
+restart, restarts crashed children with backoff, and on SIGTERM stops every child (each one
+drains) before exiting 0. See ``workers.supervisor``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from quaymaster.processes import stop_event
+from workers.supervisor import Supervisor, SupervisorOptions
+
+DEFAULTS = SupervisorOptions()
 
 
 class Command(BaseCommand):
-    help = "Run a worker for every enabled queue (placeholder: idles for now)."
+    help = "Run a worker process for every enabled queue."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--processes-per-queue", type=int, default=DEFAULTS.processes_per_queue)
+        parser.add_argument(
+            "--concurrency", type=int, default=None, help="Per worker process (default 10)."
+        )
+        parser.add_argument("--drain-seconds", type=float, default=DEFAULTS.drain_seconds)
+        parser.add_argument(
+            "--refresh-seconds",
+            type=float,
+            default=DEFAULTS.refresh_seconds,
+            help="How often the queue list is read again.",
+        )
+        parser.add_argument(
+            "--restart-delay",
+            type=float,
+            default=DEFAULTS.restart_delay,
+            help="First restart delay of a crashed worker (doubles per crash).",
+        )
+        parser.add_argument("--max-restart-delay", type=float, default=DEFAULTS.max_restart_delay)
+        parser.add_argument(
+            "--handlers-module",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="Passed to every runworker (repeatable).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         stopping = stop_event()
-        self.stdout.write("workers: the worker runtime is not built yet; idling until stopped")
+        if options["processes_per_queue"] < 1:
+            options["processes_per_queue"] = 1
+        worker_args: list[str] = []
+        for module in options["handlers_module"]:
+            worker_args += ["--handlers-module", module]
+        supervisor = Supervisor(
+            SupervisorOptions(
+                processes_per_queue=options["processes_per_queue"],
+                concurrency=options["concurrency"],
+                drain_seconds=options["drain_seconds"],
+                refresh_seconds=options["refresh_seconds"],
+                restart_delay=options["restart_delay"],
+                max_restart_delay=options["max_restart_delay"],
+                worker_args=worker_args,
+            )
+        )
+        self.stdout.write("workers: supervising a worker per enabled queue")
         self.stdout.flush()
-        stopping.wait()
+        supervisor.run(stopping)
+        self.stdout.write("workers: every worker stopped")

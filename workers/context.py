@@ -1,0 +1,304 @@
+"""What a handler gets besides its message: ``ctx``.
+
+    @handler("sync_customer")
+    def sync_customer(message, ctx):
+        with ctx.lock(f"customer:{message['id']}", ttl=60), ctx.circuit("crm"):
+            customer = ctx.records.get("customers", message["id"])
+            push_to_crm(customer.data)
+        ctx.log.info("pushed customer %s", customer.pk)
+        ctx.ack()
+
+Settling (``ack``, ``retry``, ``dead_letter``) records the handler's decision; the worker's
+consumer thread carries it out with the broker when the handler returns (backends are not
+thread-safe; see ``workers.runtime``). A handler that returns without settling leaves the
+message to be delivered again; one that raises is retried with backoff.
+
+ZStorage access goes through the same services as the REST API and the CRUD pages
+(``zstorage.records`` for writes, ``zstorage.reads`` for reads), so a handler's writes are
+validated, audited and emit the same change events (hence reach the outbox) as anyone's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from queues.backends import get_backend
+from queues.backends.base import Backend, Delivery, OutgoingMessage
+from queues.models import Queue
+from workers.circuit import CircuitBreaker, Circuits, circuits
+from workers.errors import AlreadySettled, MalformedMessage
+from workers.events import Event, EventSink
+from workers.job import Outcome
+from workers.locks import DistributedLock
+from workers.message import handler_of
+from workers.models import EventKind, Level
+from zstorage import reads, records
+from zstorage.errors import RecordNotFound
+from zstorage.models import Record, Table
+
+logger = logging.getLogger("workers.handlers")
+
+
+class HandlerLog:
+    """``ctx.log``: lines that admins see live in the lifecycle log (and in the process log)."""
+
+    def __init__(self, events: EventSink, queue: str, message_id: str, handler: str) -> None:
+        self._events = events
+        self._queue = queue
+        self._message_id = message_id
+        self._handler = handler
+
+    def debug(self, message: str, *args: object) -> None:
+        self._log(Level.DEBUG, logging.DEBUG, message, args)
+
+    def info(self, message: str, *args: object) -> None:
+        self._log(Level.INFO, logging.INFO, message, args)
+
+    def warning(self, message: str, *args: object) -> None:
+        self._log(Level.WARNING, logging.WARNING, message, args)
+
+    def error(self, message: str, *args: object) -> None:
+        self._log(Level.ERROR, logging.ERROR, message, args)
+
+    def _log(self, level: Level, pylevel: int, message: str, args: tuple[object, ...]) -> None:
+        text = message % args if args else message
+        logger.log(pylevel, "[%s %s %s] %s", self._queue, self._handler, self._message_id, text)
+        self._events.emit(
+            Event(
+                queue=self._queue,
+                kind=EventKind.LOG,
+                message_id=self._message_id,
+                handler=self._handler,
+                level=level,
+                detail=text,
+            )
+        )
+
+
+class Records:
+    """``ctx.records``: ZStorage through its services layer. Tables by slug or instance."""
+
+    def table(self, table: Table | str) -> Table:
+        if isinstance(table, Table):
+            return table
+        try:
+            return Table.objects.get(slug=table)
+        except Table.DoesNotExist:
+            raise RecordNotFound(f"No table {table!r}.") from None
+
+    def get(self, table: Table | str, record_id: int) -> Record:
+        found = self.table(table)
+        try:
+            return Record.objects.get(table=found, pk=record_id)
+        except Record.DoesNotExist:
+            raise RecordNotFound(f"No record {record_id} in table {found.slug!r}.") from None
+
+    def search(
+        self,
+        table: Table | str,
+        query: Any = None,
+        *,
+        search: str = "",
+        sort: str | list[str] | None = None,
+        limit: int = 100,
+    ) -> list[Record]:
+        """Records matching a query-language filter (and a full-text search), sorted."""
+        found = self.table(table)
+        fields = reads.fields_of(found)
+        matching = reads.records_for(found, query=query, search=search, fields=fields)
+        ordered, _ = reads.sorted_records(matching, reads.parse_sort(sort, fields), fields)
+        return list(ordered[: max(0, limit)])
+
+    def children(self, table: Table | str, record_id: int) -> dict[str, list[Record]]:
+        """Records that reference this one, by ``"<table>.<field>"`` of the reference."""
+        found = self.table(table)
+        return {
+            f"{fld.table.slug}.{fld.key}": list(children)
+            for fld, children in reads.children(found, record_id)
+        }
+
+    def aggregate(
+        self,
+        table: Table | str,
+        function: str,
+        field: str | None = None,
+        *,
+        group_by: str | None = None,
+        query: Any = None,
+    ) -> list[dict[str, Any]]:
+        found = self.table(table)
+        fields = reads.fields_of(found)
+        matching = reads.records_for(found, query=query, fields=fields)
+        return reads.aggregate(matching, fields, function=function, field=field, group_by=group_by)
+
+    def create(self, table: Table | str, data: Mapping[str, Any]) -> Record:
+        return records.create_record(self.table(table), data)
+
+    def update(
+        self,
+        table: Table | str,
+        record_id: int,
+        changes: Mapping[str, Any],
+        *,
+        expected_version: int | None = None,
+        replace: bool = False,
+    ) -> Record:
+        return records.update_record(
+            self.table(table),
+            record_id,
+            changes,
+            expected_version=expected_version,
+            replace=replace,
+        )
+
+
+class Files:
+    """``ctx.files``: uploads to Django's default storage."""
+
+    def save(self, name: str, content: bytes | str | File[Any]) -> str:
+        """Store ``content`` under ``name`` (the storage may alter it to keep it unique) and
+        return its URL."""
+        if isinstance(content, str):
+            content = content.encode()
+        payload = content if isinstance(content, File) else ContentFile(content)
+        saved = default_storage.save(name, payload)
+        return str(default_storage.url(saved))
+
+
+class Publisher:
+    """Backends for ``ctx.publish``, kept per worker thread (backends are not thread-safe)
+    and closed when the thread ends."""
+
+    def __init__(self) -> None:
+        self._backends: dict[str, Backend] = {}
+
+    def publish(
+        self,
+        queue_name: str,
+        payload: Mapping[str, Any],
+        *,
+        ordering_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        try:
+            handler_of(payload)
+        except MalformedMessage as exc:
+            raise MalformedMessage(f"ctx.publish to {queue_name!r}: {exc}") from None
+        message = OutgoingMessage.new(dict(payload), ordering_key, headers)
+        backend = self._backend(queue_name)
+        try:
+            with transaction.atomic():  # database queues: joins the handler's transaction
+                backend.publish([message])
+        except Exception:
+            self._backends.pop(queue_name, None)
+            backend.close()
+            raise
+        return message.message_id
+
+    def close(self) -> None:
+        for backend in self._backends.values():
+            backend.close()
+        self._backends.clear()
+
+    def _backend(self, queue_name: str) -> Backend:
+        if queue_name not in self._backends:
+            self._backends[queue_name] = get_backend(Queue.objects.get(name=queue_name))
+        return self._backends[queue_name]
+
+
+class Context:
+    """One delivery's view of the platform. Not shared between threads."""
+
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        delivery: Delivery,
+        handler: str,
+        events: EventSink | None = None,
+        publisher: Publisher | None = None,
+        breakers: Circuits = circuits,
+    ) -> None:
+        self.queue = queue
+        self.message_id = delivery.message_id
+        self.attempt = delivery.attempt
+        self.headers: dict[str, str] = dict(delivery.headers)
+        self.handler = handler
+        self.log = HandlerLog(events or EventSink(), queue.name, delivery.message_id, handler)
+        self.records = Records()
+        self.files = Files()
+        self._publisher = publisher
+        self._breakers = breakers
+        self._outcome: Outcome | None = None
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self.queue.max_attempts)
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self._outcome
+
+    # -- settling ---------------------------------------------------------------------------
+
+    def ack(self) -> None:
+        """Done: the message is removed from its queue when the handler returns."""
+        self._settle(Outcome.ack())
+
+    def retry(self, delay: float | None = None) -> None:
+        """Deliver again in ``delay`` seconds (None: exponential backoff). Counts as an
+        attempt: on the last one the message is dead-lettered instead."""
+        if delay is not None and delay < 0:
+            raise ValueError("A retry delay cannot be negative.")
+        self._settle(Outcome.retry(delay, "The handler asked for a retry."))
+
+    def dead_letter(self, reason: str) -> None:
+        """Give up: the message goes to the dead-letter queue with ``reason``."""
+        self._settle(Outcome.dead_letter(reason or "Dead-lettered by the handler."))
+
+    def _settle(self, outcome: Outcome) -> None:
+        if self._outcome is not None:
+            raise AlreadySettled(
+                f"Message {self.message_id} is already settled ({self._outcome.settlement})."
+            )
+        self._outcome = outcome
+
+    # -- services ---------------------------------------------------------------------------
+
+    def lock(self, name: str, *, ttl: float = 60.0, timeout: float = 10.0) -> DistributedLock:
+        """A lock shared by all workers: ``with ctx.lock("customer:42", ttl=30): ...``."""
+        return DistributedLock(name, ttl=ttl, timeout=timeout)
+
+    def publish(
+        self,
+        queue_name: str,
+        payload: Mapping[str, Any],
+        *,
+        ordering_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Chain work: publish ``payload`` (with its ``handler``) to another queue; returns the
+        new message's id."""
+        if self._publisher is None:
+            self._publisher = Publisher()
+        return self._publisher.publish(
+            queue_name, payload, ordering_key=ordering_key, headers=headers
+        )
+
+    def circuit(
+        self, name: str, *, failure_threshold: int = 5, reset_timeout: float = 30.0
+    ) -> CircuitBreaker:
+        """The process's breaker for ``name``: ``with ctx.circuit("crm"): call_crm()``."""
+        return self._breakers.get(
+            name, failure_threshold=failure_threshold, reset_timeout=reset_timeout
+        )

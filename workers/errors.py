@@ -1,0 +1,71 @@
+"""The workers' exceptions, one hierarchy that callers catch by meaning (as Dramatiq's errors).
+
+``Retry`` and ``CircuitOpen`` are raised *by handlers* to ask for another attempt later;
+``Permanent`` errors (a malformed message, an unknown handler) are never retried: the message
+goes to the dead-letter queue at once.
+"""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """Base class of everything the workers app raises."""
+
+
+class Permanent(WorkerError):
+    """Retrying cannot help: the message is dead-lettered on its first failure."""
+
+
+class MalformedMessage(Permanent):
+    """The body is not a JSON object with a string ``handler``."""
+
+
+class HandlerNotFound(Permanent):
+    """No handler is registered under the name the message asks for."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"No handler is registered under the name {name!r}.")
+        self.name = name
+
+
+class HandlerAlreadyRegistered(WorkerError):
+    """Two different functions claim the same handler name."""
+
+
+class AlreadySettled(WorkerError):
+    """``ctx.ack()``, ``ctx.retry()`` or ``ctx.dead_letter()`` was called a second time."""
+
+
+class Retry(WorkerError):
+    """Raised by a handler: deliver the message again in ``delay`` seconds (``None``: the
+    worker's exponential backoff). Counts as a failed attempt."""
+
+    def __init__(self, delay: float | None = None, message: str = "") -> None:
+        super().__init__(message or "The handler asked to be retried.")
+        self.delay = delay
+
+
+class CircuitOpen(WorkerError):
+    """A circuit breaker refused the call; the message is retried after ``retry_after``."""
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        super().__init__(f"Circuit {name!r} is open; try again in {retry_after:.1f}s.")
+        self.name = name
+        self.retry_after = retry_after
+
+
+class LockTimeout(WorkerError):
+    """``ctx.lock(name)`` could not be taken within its timeout."""
+
+    def __init__(self, name: str, timeout: float) -> None:
+        super().__init__(f"Lock {name!r} was not acquired within {timeout}s.")
+        self.name = name
+        self.timeout = timeout
+
+
+class WebhookFailed(WorkerError):
+    """The webhook answered with a non-2xx status (or not at all); the message is retried."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        super().__init__(f"Webhook {url}: {detail}")
+        self.url = url

@@ -1,0 +1,467 @@
+"""The worker runtime: one process serves one queue, running up to N handlers at once.
+
+Threading model (Dramatiq's, for the same reason: broker clients are not thread-safe)::
+
+                 ┌──────────────────── consumer thread ─────────────────────┐
+    engine ◄────►│ fetch(free slots) · ack / retry_later / dead_letter ·     │
+                 │ extend leases · release at shutdown      (owns the backend)│
+                 └──────┬───────────────────────────────────────▲─────────┘
+                        │ work queue (Job)                      │ results queue (Job)
+                 ┌──────▼───────────────────────────────────────┴─────────┐
+                 │ N worker threads: decode · handler(message, ctx) ·      │
+                 │ middleware decides the outcome          (never touch it)│
+                 └─────────────────────────────────────────────────────────┘
+
+* One backend instance, used only by the consumer thread: Kafka's offsets and RabbitMQ's
+  channel acks must be settled by the client that fetched the message anyway.
+* Bounded prefetch: a delivery counts as in flight from fetch until it is settled, and the
+  consumer never fetches more than ``concurrency - in_flight``; so at most N messages are
+  fetched-but-unfinished and every fetched message has a free thread. (RabbitMQ's basic.qos
+  is set to N as well, see ``workers.engines``.)
+* Fetching waits (long polls) only when nothing is in flight; while handlers run the consumer
+  polls without waiting and otherwise blocks on the results queue, so an acknowledgement is
+  carried out as soon as the handler returns, not after a long poll.
+* Handlers decide (``ctx.ack()`` …); the consumer thread carries the decision out after the
+  handler returned. Cross-cutting behaviour is middleware (``workers.middleware``).
+
+Shutdown (``stop``, on SIGTERM): no new fetches; deliveries fetched but not started are given
+back at once; in-flight handlers get ``drain_seconds`` to finish and be settled; what is still
+running then is given back (``workers.engines``), the backend is closed and the process may
+exit: worker threads are daemons, a stuck handler does not hold the process.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as queue_module
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.db import DatabaseError, close_old_connections, connections
+
+from queues.backends import get_backend
+from queues.backends.base import Backend, Delivery
+from queues.errors import QueueError
+from queues.models import Queue
+from workers.context import Context, Publisher
+from workers.engines import EnginePolicy, policy_for
+from workers.errors import Permanent
+from workers.events import Event, EventSink
+from workers.job import Job, Outcome, Settlement
+from workers.message import decode
+from workers.middleware import (
+    DatabaseConnections,
+    Heartbeat,
+    LeaseExtension,
+    LifecycleLog,
+    Metrics,
+    Middleware,
+    Retries,
+)
+from workers.models import EventKind, Level
+from workers.registry import Registry
+from workers.registry import registry as default_registry
+
+logger = logging.getLogger("workers.runtime")
+
+M = TypeVar("M", bound=Middleware)
+
+
+@dataclass
+class WorkerOptions:
+    concurrency: int = 10
+    #: SIGTERM: how long in-flight handlers may take to finish before their messages are
+    #: given back.
+    drain_seconds: float = 30.0
+    #: How long a fetch waits for messages when nothing is in flight (SQS long polling uses
+    #: the whole seconds of it, up to 20).
+    poll_seconds: float = 1.0
+    #: While handlers run: how often to look for more messages when a fetch found none.
+    busy_poll_seconds: float = 0.2
+    #: Exponential backoff of retries: attempt n waits about base * 2**(n-1), at most max.
+    retry_base_delay: float = 2.0
+    retry_max_delay: float = 300.0
+    heartbeat_seconds: float | None = None
+    #: A failing fetch (engine down) is tried again after 0.5 s, 1 s, 2 s… up to this.
+    max_error_backoff: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1.")
+        if self.drain_seconds < 0 or self.poll_seconds < 0 or self.busy_poll_seconds < 0:
+            raise ValueError("Durations cannot be negative.")
+
+
+def default_middleware(options: WorkerOptions) -> list[Middleware]:
+    return [
+        DatabaseConnections(),
+        Heartbeat(options.heartbeat_seconds),
+        Metrics(),
+        LifecycleLog(),
+        LeaseExtension(),
+        Retries(options.retry_base_delay, options.retry_max_delay),
+    ]
+
+
+class Worker:
+    """Serves one queue: ``start()``, then ``stop()`` (drains) from the same thread."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        registry: Registry | None = None,
+        options: WorkerOptions | None = None,
+        middleware: Sequence[Middleware] | None = None,
+        backend_factory: Callable[[Queue], Backend] = get_backend,
+    ) -> None:
+        self.queue = queue
+        self.registry = registry if registry is not None else default_registry
+        self.options = options or WorkerOptions()
+        self.middleware = (
+            list(middleware) if middleware is not None else default_middleware(self.options)
+        )
+        self.policy: EnginePolicy = policy_for(queue.type)
+        self.backend_factory = backend_factory
+        self.events: EventSink = EventSink()
+        self.process_id: int | None = None
+        #: Fetched, not yet settled; owned by the consumer thread (others only read len()).
+        self.in_flight: dict[int, Job] = {}
+        #: Set by an unexpected error in the consumer thread (the process should exit non-zero).
+        self.error: BaseException | None = None
+        #: Set when the consumer thread has ended (stopped, or failed).
+        self.finished = threading.Event()
+        self._drain_seconds = self.options.drain_seconds
+        self._stopping = threading.Event()
+        self._work: queue_module.SimpleQueue[Job | None] = queue_module.SimpleQueue()
+        self._results: queue_module.SimpleQueue[Job | None] = queue_module.SimpleQueue()
+        self._seq = 0
+        self._fetch_not_before = 0.0
+        self._consumer: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopped = False
+
+    # -- control (the owner's thread) -------------------------------------------------------
+
+    def start(self) -> None:
+        self.broadcast("before_worker_boot", raising=True)
+        for index in range(self.options.concurrency):
+            thread = threading.Thread(
+                target=self._work_loop, name=f"worker-{self.queue.name}-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        self._consumer = threading.Thread(
+            target=self._consume, name=f"consumer-{self.queue.name}", daemon=True
+        )
+        self._consumer.start()
+        self.broadcast("after_worker_boot")
+
+    def stop(self, drain_seconds: float | None = None) -> None:
+        """Stop fetching, let in-flight handlers finish (at most ``drain_seconds``), give the
+        rest back, and end the threads. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if drain_seconds is not None:
+            self._drain_seconds = drain_seconds
+        self._stopping.set()
+        self._results.put(None)  # wake the consumer if it waits for results
+        if self._consumer is not None:
+            # A fetch in progress may long-poll for up to poll_seconds (20 s at most).
+            self._consumer.join(self._drain_seconds + self.options.poll_seconds + 60)
+        for _ in self._threads:
+            self._work.put(None)
+        deadline = time.monotonic() + 2.0
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.broadcast("after_worker_shutdown")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    # -- middleware -------------------------------------------------------------------------
+
+    def find(self, kind: type[M]) -> M | None:
+        for middleware in self.middleware:
+            if isinstance(middleware, kind):
+                return middleware
+        return None
+
+    def broadcast(self, hook: str, *args: Any, raising: bool = False) -> None:
+        for middleware in self.middleware:
+            try:
+                getattr(middleware, hook)(self, *args)
+            except Exception:
+                if raising:
+                    raise
+                logger.exception("Middleware %s.%s failed", type(middleware).__name__, hook)
+
+    def next_deadline(self, backend: Backend) -> float | None:
+        soonest: float | None = None
+        for middleware in self.middleware:
+            try:
+                due = middleware.on_consumer_tick(self, backend)
+            except Exception:
+                logger.exception("Middleware %s.on_consumer_tick failed", type(middleware).__name__)
+                continue
+            if due is not None:
+                soonest = due if soonest is None else min(soonest, due)
+        return soonest
+
+    def warn(self, job: Job, text: str) -> None:
+        self.events.emit(
+            Event(
+                queue=self.queue.name,
+                kind=EventKind.LOG,
+                message_id=job.message_id,
+                handler=job.handler_name,
+                level=Level.WARNING,
+                detail=text,
+                attempt=job.attempt,
+            )
+        )
+
+    # -- consumer thread --------------------------------------------------------------------
+
+    def _consume(self) -> None:
+        backend: Backend | None = None
+        try:
+            backend = self.backend_factory(self.queue)
+            self.policy.prepare(backend, self.options.concurrency)
+            self._loop(backend)
+            self._drain(backend)
+        except Exception as exc:
+            self.error = exc
+            logger.exception("The consumer of queue %s failed", self.queue.name)
+            self._stopping.set()
+            if backend is not None:
+                self._give_back_all(backend)
+        finally:
+            if backend is not None:
+                try:
+                    backend.close()
+                except Exception:
+                    logger.exception("Closing the backend of queue %s failed", self.queue.name)
+            connections.close_all()
+            self.finished.set()
+
+    def _loop(self, backend: Backend) -> None:
+        errors = 0
+        concurrency = self.options.concurrency
+        while not self._stopping.is_set():
+            self._settle_ready(backend, timeout=0)
+            wake = self.next_deadline(backend)
+            free = concurrency - len(self.in_flight)
+            now = time.monotonic()
+            timeout: float | None = None
+            if free > 0 and now >= self._fetch_not_before:
+                busy = bool(self.in_flight)
+                try:
+                    deliveries = backend.fetch(free, 0 if busy else self.options.poll_seconds)
+                except (QueueError, DatabaseError) as exc:
+                    errors += 1
+                    delay = min(self.options.max_error_backoff, 0.5 * 2 ** (errors - 1))
+                    self._fetch_failed(exc, errors, delay)
+                    self._fetch_not_before = time.monotonic() + delay
+                    continue
+                errors = 0
+                if deliveries:
+                    if self._stopping.is_set():
+                        self._give_back_unrun(backend, deliveries, now)
+                        break
+                    self._dispatch(deliveries, now)
+                    continue
+                if busy:
+                    timeout = self.options.busy_poll_seconds
+                else:
+                    # The fetch waited; if it returned early (an SQS short poll, say), wait
+                    # out the rest so that an empty queue is not polled in a tight loop.
+                    timeout = self.options.poll_seconds - (time.monotonic() - now)
+                    if timeout <= 0:
+                        continue
+            elif free > 0:
+                timeout = self._fetch_not_before - now
+            if wake is not None:
+                timeout = wake if timeout is None else min(timeout, wake)
+            self._settle_ready(backend, timeout=timeout)
+
+    def _drain(self, backend: Backend) -> None:
+        self.broadcast("before_worker_shutdown")
+        for job in list(self.in_flight.values()):
+            if job.cancel():
+                self._settle(backend, job, Outcome(Settlement.RELEASE))
+        deadline = time.monotonic() + self._drain_seconds
+        while self.in_flight:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            wake = self.next_deadline(backend)
+            self._settle_ready(backend, timeout=remaining if wake is None else min(remaining, wake))
+        for job in list(self.in_flight.values()):
+            logger.warning(
+                "Handler for %s still running after %ss: giving the message back",
+                job.message_id,
+                self._drain_seconds,
+            )
+            self._settle(backend, job, Outcome(Settlement.RELEASE))
+
+    def _give_back_all(self, backend: Backend) -> None:
+        """After an unexpected error: give back what can be given back, as best we can (what
+        cannot, comes back when its lease ends or when the backend closes)."""
+        for job in list(self.in_flight.values()):
+            try:
+                self._settle(backend, job, Outcome(Settlement.RELEASE))
+            except Exception:
+                logger.exception("Could not give message %s back", job.message_id)
+
+    def _dispatch(self, deliveries: list[Delivery], fetched_at: float) -> None:
+        for job in self._jobs(deliveries, fetched_at):
+            self._work.put(job)
+
+    def _give_back_unrun(
+        self, backend: Backend, deliveries: list[Delivery], fetched_at: float
+    ) -> None:
+        """Fetched as the stop came: give them back without running them."""
+        for job in self._jobs(deliveries, fetched_at):
+            job.cancel()
+            self._settle(backend, job, Outcome(Settlement.RELEASE))
+
+    def _jobs(self, deliveries: list[Delivery], fetched_at: float) -> list[Job]:
+        jobs = []
+        for delivery in deliveries:
+            self._seq += 1
+            job = Job(self._seq, delivery, fetched_at)
+            self.in_flight[job.seq] = job
+            self.broadcast("after_fetch", job)
+            jobs.append(job)
+        return jobs
+
+    def _settle_ready(self, backend: Backend, timeout: float | None) -> None:
+        """Settle finished jobs: wait up to ``timeout`` for the first (None: forever)."""
+        try:
+            if timeout is not None and timeout <= 0:
+                item = self._results.get_nowait()
+            else:
+                item = self._results.get(timeout=timeout)
+        except queue_module.Empty:
+            return
+        while True:
+            if item is not None:
+                self._settle(backend, item)
+            try:
+                item = self._results.get_nowait()
+            except queue_module.Empty:
+                return
+
+    def _settle(self, backend: Backend, job: Job, outcome: Outcome | None = None) -> None:
+        if self.in_flight.pop(job.seq, None) is None:
+            return  # given back at shutdown already; the late result is void
+        outcome = outcome or job.outcome or Outcome(Settlement.NOT_ACKED)
+        job.settlement = outcome.settlement
+        delivery = job.delivery
+        error: Exception | None = None
+        try:
+            if outcome.settlement == Settlement.ACK:
+                backend.ack(delivery)
+            elif outcome.settlement == Settlement.RETRY:
+                backend.retry_later(delivery, outcome.delay or 0.0)
+            elif outcome.settlement == Settlement.DEAD_LETTER:
+                backend.dead_letter(delivery, outcome.reason)
+            elif outcome.settlement == Settlement.NOT_ACKED:
+                job.note = self.policy.not_acked(
+                    backend,
+                    delivery,
+                    int(self.queue.max_attempts),
+                    float(self.queue.visibility_timeout),
+                )
+            else:
+                self.policy.release(backend, delivery)
+                job.note = (
+                    "it can be delivered again at once"
+                    if self.policy.release_explicitly
+                    else "the engine delivers it again once this consumer closes"
+                )
+        except (QueueError, DatabaseError) as exc:
+            error = exc
+            logger.warning("Could not %s message %s: %s", outcome.settlement, job.message_id, exc)
+            if isinstance(exc, DatabaseError):
+                close_old_connections()
+        self.broadcast("after_settle", job, error)
+
+    def _fetch_failed(self, exc: Exception, errors: int, delay: float) -> None:
+        if isinstance(exc, DatabaseError):
+            close_old_connections()
+        logger.warning(
+            "Fetching from queue %s failed (%d in a row; next try in %.1fs): %s",
+            self.queue.name,
+            errors,
+            delay,
+            exc,
+        )
+        if errors in (1, 10) or errors % 100 == 0:
+            self.events.emit(
+                Event(
+                    queue=self.queue.name,
+                    kind=EventKind.LOG,
+                    level=Level.ERROR,
+                    detail=f"Fetching failed ({errors} in a row): {exc}",
+                )
+            )
+
+    # -- worker threads ---------------------------------------------------------------------
+
+    def _work_loop(self) -> None:
+        publisher = Publisher()
+        self.broadcast("after_worker_thread_boot")
+        try:
+            while True:
+                job = self._work.get()
+                if job is None:
+                    break
+                if not job.claim():
+                    continue
+                try:
+                    self._process(job, publisher)
+                except BaseException:
+                    logger.exception("Processing %s failed in the worker itself", job.message_id)
+                finally:
+                    self._results.put(job)
+        finally:
+            try:
+                publisher.close()
+            finally:
+                self.broadcast("before_worker_thread_shutdown")
+
+    def _process(self, job: Job, publisher: Publisher) -> None:
+        try:
+            job.message = decode(job.delivery)
+            job.handler = self.registry.get(job.message.handler)
+        except Permanent as exc:
+            job.exception = exc
+            job.outcome = Outcome.dead_letter(f"{type(exc).__name__}: {exc}")
+            self.broadcast("after_process_message", job)
+            return
+        self.broadcast("before_process_message", job)
+        ctx = Context(
+            queue=self.queue,
+            delivery=job.delivery,
+            handler=job.handler.name,
+            events=self.events,
+            publisher=publisher,
+        )
+        job.started_at = time.monotonic()
+        try:
+            job.handler(job.message.body, ctx)
+        except BaseException as exc:  # a handler's SystemExit must not kill the thread
+            job.exception = exc
+            job.traceback = traceback.format_exc()
+        finally:
+            job.finished_at = time.monotonic()
+        job.outcome = ctx.outcome
+        self.broadcast("after_process_message", job)
