@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Min, Q
@@ -81,6 +82,7 @@ class Relay:
                     wait(self.poll_seconds)
                 if time.monotonic() - self._last_cleanup > 60:
                     self.cleanup()
+                    self.report()
         self.close()
 
     def run_once(self) -> int:
@@ -215,6 +217,21 @@ class Relay:
         ).delete()
         return deleted
 
+    def report(self) -> None:
+        """Log published per second and failures since the last report, with the backlog."""
+        now = time.monotonic()
+        elapsed = max(now - self.counters.started, 1e-9)
+        stats = outbox_stats()
+        log.info(
+            "relay: published %d (%.1f/s), %d failed batches; backlog %s, oldest %.1fs",
+            self.counters.published,
+            self.counters.published / elapsed,
+            self.counters.failures,
+            stats["pending"],
+            stats["oldest_pending_seconds"] or 0.0,
+        )
+        self.counters = RelayCounters(started=now)
+
     def close(self) -> None:
         for _, backend in self._backends.values():
             backend.close()
@@ -245,7 +262,7 @@ def _sleeper(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def outbox_stats() -> dict[str, object]:
+def outbox_stats() -> dict[str, Any]:
     """Backlog and oldest pending age, for the back-office and monitoring."""
     pending = OutboxMessage.objects.filter(state=OutboxState.PENDING)
     oldest = pending.aggregate(oldest=Min("created_at"))["oldest"]

@@ -179,3 +179,19 @@ def test_a_thousand_updates_of_one_record_arrive_in_version_order_with_two_relay
     assert versions == list(range(1, 1002))
     assert len({r.partition for r in held}) == 1, "one record, one partition"
     broker.cleanup()
+
+
+@pytest.mark.django_db
+def test_the_relay_reports_its_rate_failures_and_backlog(caplog: pytest.LogCaptureFixture):
+    queue = Queue.objects.create(name="q", type="database")
+    table = linked_table(queue)
+    for n in range(3):
+        records.create_record(table, {"number": f"A-{n}"})
+    relay = Relay()
+    relay.run_once()
+    records.create_record(table, {"number": "B-1"})
+    with caplog.at_level("INFO", logger="queues.relay"):
+        relay.report()
+    assert "published 3 (" in caplog.text
+    assert "0 failed batches; backlog 1" in caplog.text
+    assert relay.counters.published == 0, "each report covers the time since the last one"
