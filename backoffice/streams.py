@@ -2,17 +2,42 @@
 
 An async generator holds the connection without holding a thread, which is why these views
 live behind uvicorn rather than gunicorn's sync workers.
+
+The pages are served by another process (another port of the same host), so a stream answers
+cross-origin requests from the same host with CORS headers that allow credentials: the browser
+then sends the session cookie (cookies are per host, not per port) and lets the page read the
+stream. Under WSGI (the test client, pytest-django's live server, a same-origin fallback) a
+stream would hold a worker thread, so there it is synchronous and ends after its first batch
+of events (or ``WSGI_WAIT_SECONDS`` without any); the browser's EventSource reconnects at once
+with ``Last-Event-ID``: a long poll, with the same protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from workers.events import stream_events
+from workers.models import Level
+from zstorage.permissions import is_admin
+
 HEARTBEAT_SECONDS = 15.0
+#: How often the lifecycle stream asks the database for new events.
+POLL_SECONDS = 0.75
+#: Under WSGI, how long a lifecycle stream waits for a first event before it ends.
+WSGI_WAIT_SECONDS = 10.0
+#: What an EventSource waits before it reconnects after a stream ended (milliseconds).
+RETRY_MS = 1000
 
 
 def sse_event(event: str, data: str) -> str:
@@ -41,4 +66,140 @@ async def heartbeat(request: HttpRequest) -> HttpResponse | StreamingHttpRespons
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
+    return response
+
+
+# -- cross-origin access -----------------------------------------------------------------------
+
+
+def _hostname(host: str) -> str:
+    """``example.com`` of ``example.com:8000``, ``::1`` of ``[::1]:8001``."""
+    return (urlsplit(f"//{host}").hostname or "").lower()
+
+
+def allowed_origin(request: HttpRequest) -> str | None:
+    """The request's ``Origin`` when a page of ours may read this stream: the same host on
+    another port (the web process beside the streams process), or a CSRF-trusted origin."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return None
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    if parts.hostname.lower() == _hostname(request.get_host()):
+        return origin
+    if origin in getattr(settings, "CSRF_TRUSTED_ORIGINS", []):
+        return origin
+    return None
+
+
+def _cors(request: HttpRequest, response: HttpResponse | StreamingHttpResponse) -> None:
+    response["Vary"] = "Origin, Cookie"
+    origin = allowed_origin(request)
+    if origin is not None:
+        response["Access-Control-Allow-Origin"] = origin
+        response["Access-Control-Allow-Credentials"] = "true"
+
+
+# -- the lifecycle log -------------------------------------------------------------------------
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value and value.strip().isdigit() else 0
+
+
+@dataclass
+class _Cursor:
+    """Where a lifecycle stream is: the last id sent, and what it still may send."""
+
+    after: int
+    queue: str | None
+    handler: str | None
+    level: str | None
+    limit: int | None
+    sent: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.limit is not None and self.sent >= self.limit
+
+    def fetch(self) -> list[str]:
+        """The next batch, as SSE chunks (synchronous: the ORM)."""
+        batch = stream_events(self.after, queue=self.queue, handler=self.handler, level=self.level)
+        if self.limit is not None:
+            batch = batch[: self.limit - self.sent]
+        chunks = []
+        for event in batch:
+            self.after = event.pk
+            self.sent += 1
+            data = json.dumps(event.as_dict(), separators=(",", ":"))
+            chunks.append(f"event: lifecycle\nid: {event.pk}\ndata: {data}\n\n")
+        return chunks
+
+
+async def _lifecycle_events(cursor: _Cursor) -> AsyncIterator[str]:
+    """Under ASGI: ``retry:``, then each new event as ``event: lifecycle`` with its id, until
+    the limit or the client goes away (Django cancels the response); a comment every
+    ``HEARTBEAT_SECONDS`` keeps proxies from closing a quiet stream."""
+    yield f"retry: {RETRY_MS}\n\n"
+    fetch = sync_to_async(cursor.fetch)
+    last_beat = time.monotonic()
+    while not cursor.done:
+        chunks = await fetch()
+        for chunk in chunks:
+            yield chunk
+        if chunks and cursor.limit is None:
+            continue  # a full batch may mean more are waiting
+        if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+            last_beat = time.monotonic()
+            yield ": heartbeat\n\n"
+        if not cursor.done:
+            await asyncio.sleep(POLL_SECONDS)
+
+
+def _lifecycle_poll(cursor: _Cursor) -> Iterator[str]:
+    """Under WSGI: the same, but it ends after the first batch (or ``WSGI_WAIT_SECONDS``
+    without one), so it never holds a worker thread for long; the browser reconnects."""
+    yield f"retry: {RETRY_MS}\n\n"
+    deadline = time.monotonic() + WSGI_WAIT_SECONDS
+    while not cursor.done:
+        chunks = cursor.fetch()
+        yield from chunks
+        if chunks or time.monotonic() >= deadline:
+            return
+        time.sleep(POLL_SECONDS)
+
+
+async def lifecycle(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The workers' lifecycle log as server-sent events, for admins.
+
+    ``?after=`` (an event id; ``Last-Event-ID`` wins when the browser reconnects), ``queue``,
+    ``handler``, ``level`` (a minimum), ``limit`` (end after that many events). It ends when
+    the client disconnects (ASGI cancels the generator), or as described above under WSGI."""
+    user = await request.auser()
+    response: HttpResponse | StreamingHttpResponse
+    if not user.is_authenticated:
+        response = HttpResponse(status=401)
+    elif not await sync_to_async(is_admin)(user):
+        response = HttpResponse(status=403)
+    elif (level := request.GET.get("level") or None) and level not in Level.values:
+        response = HttpResponse(f"Unknown level {level!r}.", status=400, content_type="text/plain")
+    else:
+        after = max(_int(request.GET.get("after")), _int(request.headers.get("Last-Event-ID")))
+        cursor = _Cursor(
+            after=after,
+            queue=request.GET.get("queue") or None,
+            handler=request.GET.get("handler") or None,
+            level=level,
+            limit=_int(request.GET.get("limit")) or None,
+        )
+        response = StreamingHttpResponse(
+            _lifecycle_events(cursor)
+            if isinstance(request, ASGIRequest)
+            else _lifecycle_poll(cursor),
+            content_type="text/event-stream",
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+    _cors(request, response)
     return response

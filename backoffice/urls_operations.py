@@ -1,0 +1,16 @@
+"""The operations pages (workers, live log) and the lifecycle stream. Included at ``""`` by
+``quaymaster.urls``; the ASGI streams process serves the same URLconf, so
+``streams/lifecycle`` answers on both ports."""
+
+from django.urls import path
+
+from backoffice import streams
+from backoffice.pages import operations
+
+app_name = "operations"
+
+urlpatterns = [
+    path("workers/", operations.worker_list, name="workers"),
+    path("live/", operations.live_log, name="live"),
+    path("streams/lifecycle", streams.lifecycle, name="stream-lifecycle"),
+]
