@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 
 from backoffice import streams, views
-from backoffice.pages import fields, records, rules, tables, tokens, transfer
+from backoffice.pages import fields, outbox, queues, records, rules, tables, tokens, transfer
 
 app_name = "backoffice"
 
@@ -55,6 +55,42 @@ urlpatterns = [
     path("tables/<slug:slug>/rules/", rules.rule_list, name="rules"),
     path("tables/<slug:slug>/rules/params", rules.rule_params, name="rule-params"),
     path("tables/<slug:slug>/rules/<int:rule_id>/delete", rules.rule_delete, name="rule-delete"),
+    # Queues, their dead letters and table links, and the outbox: admins.
+    path("queues/", queues.queue_list, name="queues"),
+    path("queues/new", queues.queue_create, name="queue-new"),
+    path("queues/<int:queue_id>/", queues.queue_detail, name="queue"),
+    path("queues/<int:queue_id>/stats", queues.queue_stats, name="queue-stats"),
+    path("queues/<int:queue_id>/check", queues.queue_check, name="queue-check"),
+    path("queues/<int:queue_id>/provision", queues.queue_provision, name="queue-provision"),
+    path("queues/<int:queue_id>/test-message", queues.queue_test_message, name="queue-test"),
+    path("queues/<int:queue_id>/toggle", queues.queue_toggle, name="queue-toggle"),
+    path("queues/<int:queue_id>/purge", queues.queue_purge, name="queue-purge"),
+    path("queues/<int:queue_id>/dead-letters/", queues.dead_letter_list, name="dead-letters"),
+    path(
+        "queues/<int:queue_id>/dead-letters/redrive",
+        queues.dead_letter_redrive,
+        name="dead-letter-redrive",
+    ),
+    path(
+        "queues/<int:queue_id>/dead-letters/<str:key>/",
+        queues.dead_letter_detail,
+        name="dead-letter",
+    ),
+    path(
+        "queues/<int:queue_id>/dead-letters/<str:key>/delete",
+        queues.dead_letter_delete,
+        name="dead-letter-delete",
+    ),
+    path("queues/<int:queue_id>/links/", outbox.link_list, name="queue-links"),
+    path("queues/<int:queue_id>/links/preview", outbox.link_preview, name="link-preview"),
+    path("queues/<int:queue_id>/links/<int:link_id>/", outbox.link_edit, name="link-edit"),
+    path(
+        "queues/<int:queue_id>/links/<int:link_id>/delete",
+        outbox.link_delete,
+        name="link-delete",
+    ),
+    path("outbox/", outbox.outbox_monitor, name="outbox"),
+    path("outbox/retry", outbox.outbox_retry, name="outbox-retry"),
     # API tokens: each user their own; admins everyone's.
     path("tokens/", login_required(tokens.token_list), name="tokens"),
     path("tokens/<int:token_id>/revoke", login_required(tokens.token_revoke), name="token-revoke"),

@@ -5,13 +5,20 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from queues.backends import get_backend
 from queues.backends.base import Backend, CheckResult, OutgoingMessage, PublishResult, QueueStats
-from queues.models import Queue
+from queues.errors import QueueError
+from queues.models import OutboxMessage, OutboxState, Queue, QueueLink
+from queues.outbox import notify_after_commit
+from zstorage.errors import QueryError
+from zstorage.query import compile_query
 
 
 def create_queue(*, secret: str = "", **fields: Any) -> Queue:
@@ -85,3 +92,85 @@ def publish(
     outgoing = [as_outgoing(m) for m in messages]
     with backend_for(queue) as backend, transaction.atomic():
         return backend.publish(outgoing)
+
+
+# -- what the back-office adds: live figures, purge, switching a queue, the outbox ------------
+
+
+#: Backend attributes that bound a network call, shortened by ``live_stats(timeout=...)``.
+TIMEOUTS = ("connect_timeout", "read_timeout", "confirm_timeout")
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """A queue's figures as its engine reports them now, or why it could not answer."""
+
+    stats: QueueStats | None
+    problem: str = ""
+    code: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.stats is not None
+
+
+def live_stats(queue: Queue, timeout: float | None = None) -> LiveStats:
+    """``stats()`` for a page: an engine that does not answer (or refuses) is a value to show,
+    not an error; ``timeout`` shortens the backend's connect and read timeouts so a dashboard
+    does not wait the full publishing timeouts on a broker that is down. Dead letters an admin
+    already settled but the engine still counts (Kafka) are left out."""
+    try:
+        with backend_for(queue) as backend:
+            if timeout is not None:
+                for name in TIMEOUTS:
+                    if hasattr(backend, name):
+                        setattr(backend, name, min(float(getattr(backend, name)), timeout))
+            stats = backend.stats()
+            settled = backend.settled_dead_letters() if stats.dead_letters else 0
+    except QueueError as exc:
+        return LiveStats(None, exc.message, exc.code)
+    if settled:
+        stats = replace(stats, dead_letters=max(0, (stats.dead_letters or 0) - settled))
+    return LiveStats(stats)
+
+
+def purge(queue: Queue) -> int | None:
+    """Drop every message waiting in the queue (see each backend's ``purge``)."""
+    with backend_for(queue) as backend:
+        return backend.purge()
+
+
+def set_enabled(queue: Queue, enabled: bool) -> Queue:
+    """A disabled queue refuses API publishes, gets no outbox rows from its table links, and
+    the relay holds back the rows it already has."""
+    queue.enabled = enabled
+    queue.save(update_fields=["enabled", "updated_at"])
+    return queue
+
+
+def retry_outbox(queue: Queue | None = None) -> tuple[int, int]:
+    """Make the outbox try again now: pending rows become due, failed rows pending again with
+    their attempts reset. Returns (pending made due, failed requeued). Wakes the relay."""
+    rows = OutboxMessage.objects.all() if queue is None else queue.outbox.all()
+    now = timezone.now()
+    with transaction.atomic():
+        due = rows.filter(state=OutboxState.PENDING).update(available_at=now)
+        requeued = rows.filter(state=OutboxState.FAILED).update(
+            state=OutboxState.PENDING, attempts=0, available_at=now
+        )
+        if due or requeued:
+            notify_after_commit()
+    return due, requeued
+
+
+def save_link(link: QueueLink) -> QueueLink:
+    """Validate a table link (its filter against the table's fields: ``ValidationError`` keyed
+    ``filter``) and save it."""
+    link.full_clean()
+    if link.filter:
+        try:
+            compile_query(link.filter, list(link.table.fields.all()))
+        except QueryError as exc:
+            raise ValidationError({"filter": [exc.message]}) from exc
+    link.save()
+    return link

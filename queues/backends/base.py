@@ -19,11 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from queues.errors import BadMessage, MessageTooLarge
+from queues.errors import BadMessage, MessageTooLarge, QueueError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from types import TracebackType
 
+    from queues.dead_letters import DeadLetter
     from queues.models import Queue
 
 HEADER_PREFIX = "quaymaster-"
@@ -218,6 +220,36 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move the message to the dead-letter queue with ``reason``."""
+
+    # -- administration: dead letters and purge (see queues/dead_letters.py) -----------------
+
+    def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, left where they are (a peek, never a consume).
+
+        ``keys`` narrows the scan to those keys or message ids, and ends it once all are found.
+        """
+        raise QueueError(f"{self.engine} queues do not list dead letters here.")
+
+    def redrive(self, message_ids: Iterable[str] | None = None) -> int:
+        """Move dead letters (all when None) back to the queue with the attempt count reset,
+        removing them from the dead-letter queue; returns how many moved. At least once: a
+        failure between the two steps can leave a copy in both places, never in neither."""
+        raise QueueError(f"{self.engine} queues cannot send dead letters back here.")
+
+    def delete_dead_letter(self, message_id: str) -> bool:
+        """Remove one dead letter (every copy of a message id); False when none was found."""
+        raise QueueError(f"{self.engine} queues cannot delete dead letters here.")
+
+    def purge(self) -> int | None:
+        """Drop every message waiting in the queue (delayed retries included; dead letters
+        and messages a handler is working on are the engine's call, see each backend).
+        Returns how many were dropped, or None when the engine does not say."""
+        raise QueueError(f"{self.engine} queues cannot be purged here.")
+
+    def settled_dead_letters(self) -> int:
+        """Dead letters ``stats()`` still counts though an admin already sent them back or
+        deleted them. Zero except on Kafka, whose log cannot drop a record from its middle."""
+        return 0
 
     def extend(self, delivery: Delivery, seconds: float) -> None:  # noqa: B027
         """Keep the delivery ours for ``seconds`` more. No-op where leases do not exist."""

@@ -19,6 +19,8 @@ All of this queue's SQL lives here. A message is one row with a few states:
 * Acknowledged rows are deleted at once rather than marked done: the table stays as small as
   the backlog, which keeps the claim index small and gives vacuum little to do. The dead-letter
   queue is the ``dead`` rows of the same queue.
+* Dead letters are read, sent back (``ready``, attempts 0, available now) and deleted with one
+  statement each; purging deletes the ``ready`` rows (in-flight rows stay with their handler).
 * Publishing inserts in the caller's transaction: a rolled-back caller publishes nothing. A
   message id already in the queue is not inserted twice (its row id is returned); once acked
   (deleted), the same id can be published again.
@@ -29,13 +31,14 @@ transaction PostgreSQL's ``now()`` is the transaction's start time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -54,6 +57,7 @@ from queues.backends.base import (
     PublishResult,
     QueueStats,
 )
+from queues.dead_letters import DeadLetter, wanted_set
 from queues.errors import BadMessage, BrokerUnavailable, LeaseLost, QueueMissing
 from queues.models import DatabaseMessage, MessageState, Queue
 
@@ -184,6 +188,62 @@ class DatabaseBackend(Backend):
 
     def close(self) -> None:
         self._closed.set()
+
+    # -- administration -----------------------------------------------------------------------
+
+    def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
+        """The queue's ``dead`` rows, oldest first; reading them changes nothing."""
+        self._require_saved()
+        rows = self._dead(wanted_set(keys)).order_by("id")[: max(0, limit)]
+        return [
+            DeadLetter(
+                key=str(row.message_id),
+                message_id=str(row.message_id),
+                body=json.dumps(row.body, separators=(",", ":"), ensure_ascii=False).encode(),
+                reason=row.last_error or "(no reason recorded)",
+                attempts=row.attempts,
+                headers=dict(row.headers or {}),
+                ordering_key=row.ordering_key or None,
+                origin=f"queues_databasemessage row {row.pk}",
+            )
+            for row in rows
+        ]
+
+    def redrive(self, message_ids: Iterable[str] | None = None) -> int:
+        """Dead rows become ready now with attempts 0: one UPDATE, so nothing is in between."""
+        self._require_saved()
+        return int(
+            self._dead(wanted_set(message_ids)).update(
+                state=MessageState.READY,
+                attempts=0,
+                available_at=timezone.now(),
+                last_error="",
+                lease_token=None,
+                lease_owner="",
+            )
+        )
+
+    def delete_dead_letter(self, message_id: str) -> bool:
+        self._require_saved()
+        deleted, _ = self._dead({message_id}).delete()
+        return deleted > 0
+
+    def purge(self) -> int:
+        """Delete the ready rows (delayed retries included). In-flight rows stay: a handler is
+        working on them and will settle them; dead rows stay for an admin."""
+        self._require_saved()
+        deleted, _ = self._rows().filter(state=MessageState.READY).delete()
+        return int(deleted)
+
+    def _dead(self, wanted: set[str] | None) -> Any:
+        rows = self._rows().filter(state=MessageState.DEAD)
+        if wanted is None:
+            return rows
+        ids = []
+        for value in wanted:
+            with contextlib.suppress(ValueError):
+                ids.append(uuid.UUID(value))
+        return rows.filter(message_id__in=ids)
 
     # -- the claim ----------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@
   when its partition is re-read from the committed offset (consumer restart or rebalance), and
   the attempt number then restarts from the header (1 for a message never retried).
 * ``username`` and the secret, when set, are SASL PLAIN over TLS (``SASL_SSL``).
+* Administration lives in ``kafka_dead_letters.py``: how a log keeps which dead letters were
+  sent back or deleted (the redrive group), purging.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -53,7 +55,9 @@ from queues.backends.base import (
     PublishResult,
     QueueStats,
 )
+from queues.backends.kafka_dead_letters import KafkaDeadLetters
 from queues.backends.kafka_offsets import KafkaHandle, OffsetTracker, StaleAck
+from queues.dead_letters import DeadLetter
 from queues.errors import (
     BadConfiguration,
     BrokerUnavailable,
@@ -322,6 +326,25 @@ class KafkaBackend(Backend):
         ]
         self._produce_now(self.dlq_topic, delivery, headers)
         self.ack(delivery)
+
+    # -- administration (kafka_dead_letters.py: how a log keeps "removed" dead letters) -----
+
+    def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
+        return KafkaDeadLetters(self).peek(limit, keys)
+
+    def redrive(self, message_ids: Iterable[str] | None = None) -> int:
+        return KafkaDeadLetters(self).redrive(message_ids)
+
+    def delete_dead_letter(self, message_id: str) -> bool:
+        return KafkaDeadLetters(self).delete(message_id)
+
+    def purge(self) -> int:
+        """DeleteRecords to the end of the topic and its retry topic; returns how many were
+        waiting for the worker group."""
+        return KafkaDeadLetters(self).purge()
+
+    def settled_dead_letters(self) -> int:
+        return KafkaDeadLetters(self).settled_count()
 
     def close(self) -> None:
         """Leave the group (unacknowledged messages go to the next reader) and stop the

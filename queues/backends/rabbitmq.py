@@ -19,13 +19,15 @@
   crash adds one (``redelivered`` flag), but classic queues do not count repeated crashes.
 * ``dead_letter`` publishes a copy to ``<name>.dlq`` with the ``quaymaster-dead-letter-reason``
   header, then acks the original (rejecting would lose the reason).
+* Administration lives in ``rabbitmq_dead_letters.py``: reading the DLQ with basic.get and
+  requeue, sending back, deleting, purging.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -49,6 +51,8 @@ from queues.backends.base import (
     PublishResult,
     QueueStats,
 )
+from queues.backends.rabbitmq_dead_letters import RabbitDeadLetters
+from queues.dead_letters import DeadLetter
 from queues.errors import (
     BadConfiguration,
     BrokerUnavailable,
@@ -220,6 +224,21 @@ class RabbitMqBackend(Backend):
             ordering_key=delivery.ordering_key,
         )
         self.ack(delivery)
+
+    # -- administration (rabbitmq_dead_letters.py: basic.get, then requeue or ack) ----------
+
+    def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
+        return RabbitDeadLetters(self).peek(limit, keys)
+
+    def redrive(self, message_ids: Iterable[str] | None = None) -> int:
+        return RabbitDeadLetters(self).redrive(message_ids)
+
+    def delete_dead_letter(self, message_id: str) -> bool:
+        return RabbitDeadLetters(self).delete(message_id)
+
+    def purge(self) -> int:
+        """queue.purge of the queue and its retry queue: the ready messages, counted."""
+        return RabbitDeadLetters(self).purge()
 
     def close(self) -> None:
         """Close the connection: unacknowledged deliveries go back to their queue."""

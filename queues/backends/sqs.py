@@ -16,6 +16,8 @@
   ``quaymaster-encoding`` attribute, and are decoded on fetch.
 * Retry and lease extension are ``ChangeMessageVisibility`` (so the receive count that redrive
   relies on keeps counting); the attempt number is ``ApproximateReceiveCount``.
+* Administration lives in ``sqs_dead_letters.py``: reading the DLQ without losing a message
+  (SQS has no peek), sending back, deleting, purging.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +59,8 @@ from queues.backends.base import (
     QueueStats,
     SqsPublishResult,
 )
+from queues.backends.sqs_dead_letters import SqsDeadLetters
+from queues.dead_letters import DeadLetter
 from queues.errors import (
     BadConfiguration,
     BadMessage,
@@ -273,6 +277,22 @@ class SqsBackend(Backend):
             self.client.delete_message(
                 QueueUrl=self._url(self.name), ReceiptHandle=handle.receipt_handle
             )
+
+    # -- administration (sqs_dead_letters.py says how SQS is read without a peek) ------------
+
+    def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
+        return SqsDeadLetters(self).peek(limit, keys)
+
+    def redrive(self, message_ids: Iterable[str] | None = None) -> int:
+        return SqsDeadLetters(self).redrive(message_ids)
+
+    def delete_dead_letter(self, message_id: str) -> bool:
+        return SqsDeadLetters(self).delete(message_id)
+
+    def purge(self) -> None:
+        """PurgeQueue: every message of the main queue, in-flight ones too (SQS's semantics);
+        SQS does not say how many."""
+        SqsDeadLetters(self).purge()
 
     def close(self) -> None:
         if self._client is not None:

@@ -1,0 +1,184 @@
+"""Forms for queues, their table links and a test message.
+
+Like the schema forms, these only gather what a person typed. Whether a queue is valid for its
+type is ``Queue.clean``'s call, run by ``queues.services`` (the API runs the same), and
+``apply_queue_errors`` puts its errors next to the inputs they concern.
+
+The secret is write-only: the input never renders a value back (``render_value=False``), a
+blank one keeps the stored secret, and removing it is a separate, explicit checkbox.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+
+from backoffice.forms.schema import apply_errors
+from queues.models import Queue, QueueLink, QueueType
+from zstorage.models import Table
+
+#: Model errors that belong to an input with another name.
+QUEUE_ERROR_INPUTS = {"secret_ciphertext": "secret"}
+
+
+class JsonObjectField(forms.CharField):
+    """A JSON object typed into a textarea; blank is ``{}``."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "spellcheck": "false"})
+
+    def to_python(self, value: Any) -> Any:
+        text = super().to_python(value) or ""
+        if not text.strip():
+            return {}
+        try:
+            parsed = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
+        if not isinstance(parsed, dict):
+            raise forms.ValidationError('Enter a JSON object, e.g. {"status": "paid"}.')
+        return parsed
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return json.dumps(value, indent=2, ensure_ascii=False) if value else ""
+        return value
+
+
+class QueueForm(forms.Form):
+    name = forms.CharField(
+        max_length=80,
+        help_text="The queue's name on the engine too (SQS queue, Kafka topic, RabbitMQ queue). "
+        "Renaming points the queue at another one there.",
+    )
+    type = forms.ChoiceField(choices=QueueType.choices, initial=QueueType.DATABASE)
+    url = forms.CharField(
+        max_length=500,
+        required=False,
+        label="URL",
+        help_text="SQS endpoint URL, AMQP URL without credentials, or Kafka bootstrap servers "
+        "(host:port,...). Blank: this deployment's own engine.",
+    )
+    region = forms.CharField(max_length=50, required=False, help_text="SQS only.")
+    username = forms.CharField(
+        max_length=200, required=False, help_text="User name, or the access key id for SQS."
+    )
+    secret = forms.CharField(
+        required=False,
+        strip=False,
+        label="Password or secret key",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    clear_secret = forms.BooleanField(required=False, label="Remove the stored secret")
+    visibility_timeout = forms.IntegerField(
+        min_value=0,
+        initial=30,
+        label="Visibility timeout (seconds)",
+        help_text="How long a fetched message stays hidden before it is delivered again "
+        "(SQS and database queues).",
+    )
+    max_attempts = forms.IntegerField(
+        min_value=1,
+        max_value=1000,
+        initial=5,
+        label="Max attempts",
+        help_text="Deliveries before a message is dead-lettered.",
+    )
+    fifo = forms.BooleanField(required=False, label="FIFO (SQS only)")
+    partitions = forms.IntegerField(required=False, min_value=1, help_text="Kafka only (blank: 3).")
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args: Any, queue: Queue | None = None, **kwargs: Any) -> None:
+        self.queue = queue
+        if queue is not None:
+            kwargs.setdefault(
+                "initial",
+                {name: getattr(queue, name) for name in self.base_fields if hasattr(queue, name)},
+            )
+        super().__init__(*args, **kwargs)
+        if queue is None or not queue.has_secret:
+            del self.fields["clear_secret"]
+            self.fields["secret"].help_text = "Stored encrypted; never shown again."
+        else:
+            self.fields[
+                "secret"
+            ].help_text = f"A secret is stored ({queue.masked_secret}). Leave blank to keep it."
+
+    def values(self) -> dict[str, Any]:
+        """The queue's fields as ``create_queue``/``update_queue`` take them, and the secret:
+        None keeps the stored one, "" removes it."""
+        data = dict(self.cleaned_data)
+        clear = data.pop("clear_secret", False)
+        typed = data.pop("secret", "")
+        secret: str | None = typed or None
+        if clear:
+            secret = ""
+        elif self.queue is None:
+            secret = typed
+        for name in ("url", "region", "username"):
+            data[name] = (data.get(name) or "").strip()
+        return {**data, "secret": secret}
+
+    def apply(self, errors: Mapping[str, list[str]]) -> None:
+        apply_errors(self, errors, rename=QUEUE_ERROR_INPUTS)
+
+
+class TestMessageForm(forms.Form):
+    """A message to see a queue work: the handler it names and the rest of its body."""
+
+    handler = forms.CharField(
+        max_length=200, initial="log", help_text="The handler a worker runs for it."
+    )
+    payload = JsonObjectField(
+        required=False,
+        label="Payload (JSON object)",
+        help_text='Merged into the message with "handler" and "test": true.',
+    )
+
+    def body(self) -> dict[str, Any]:
+        return {**self.cleaned_data["payload"], "handler": self.cleaned_data["handler"]}
+
+
+class LinkForm(forms.Form):
+    """Which of a table's record events the queue receives, and for which handler."""
+
+    table = forms.ModelChoiceField(
+        queryset=Table.objects.order_by("name"), to_field_name="slug", empty_label="Choose a table…"
+    )
+    on_create = forms.BooleanField(required=False, initial=True, label="Created")
+    on_update = forms.BooleanField(required=False, initial=True, label="Updated")
+    on_delete = forms.BooleanField(required=False, initial=True, label="Deleted")
+    filter = JsonObjectField(
+        required=False,
+        label="Filter (query language)",
+        help_text='Only records matching it, e.g. {"status": "paid", "total": {"$gt": 100}}. '
+        "Blank: every record.",
+    )
+    handler = forms.CharField(max_length=200, help_text="The handler named in each message.")
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    @classmethod
+    def for_link(cls, link: QueueLink, data: Any = None) -> LinkForm:
+        initial = {
+            "table": link.table.slug,
+            "on_create": link.on_create,
+            "on_update": link.on_update,
+            "on_delete": link.on_delete,
+            "filter": link.filter,
+            "handler": link.handler,
+            "enabled": link.enabled,
+        }
+        return cls(data, initial=initial)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if not any(data.get(kind) for kind in ("on_create", "on_update", "on_delete")):
+            raise forms.ValidationError("Tick at least one kind of change.")
+        return data
+
+    def fill(self, link: QueueLink) -> QueueLink:
+        for name, value in self.cleaned_data.items():
+            setattr(link, name, value)
+        return link

@@ -1,0 +1,341 @@
+"""Admin pages for queues: the list with live figures, create and edit, the operations (check
+the connection, provision, a test message, enable or disable, purge) and the dead-letter
+browser.
+
+Every engine call goes through ``queues.services`` or ``queues.dead_letters``, and a broker
+that fails or does not answer is something the page shows (``QueueError`` carries a reason
+worded for a person), never a 500. Live figures load after the page, one request per queue,
+so one slow broker holds up only its own row.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from backoffice.access import admin_required
+from backoffice.forms.queues import QueueForm, TestMessageForm
+from queues import dead_letters, services
+from queues.api import publishing
+from queues.dead_letters import DeadLetterNotFound
+from queues.errors import QueueError
+from queues.models import Queue
+
+TABS = [
+    ("settings", "Settings", "backoffice:queue"),
+    ("dead-letters", "Dead letters", "backoffice:dead-letters"),
+    ("links", "Table links", "backoffice:queue-links"),
+]
+#: Stats for the dashboard and the purge page wait at most this long for a broker.
+QUICK_TIMEOUT = 2.0
+#: Dead letters the browser lists.
+DEAD_LETTER_PAGE = 50
+STATS_VIEWS = {
+    "row": "queues/_queue_stats.html",
+    "card": "queues/_queue_figures.html",
+    "dead": "queues/_dead_count.html",
+}
+
+
+def queue_context(queue: Queue, tab: str, **extra: Any) -> dict[str, Any]:
+    """What every page of one queue shares: breadcrumbs and the tabs."""
+    label = next(label for name, label, _ in TABS if name == tab)
+    return {
+        "queue": queue,
+        "tab": tab,
+        "tabs": [(name, text, reverse(url, args=[queue.pk])) for name, text, url in TABS],
+        "crumbs": [
+            ("Queues", reverse("backoffice:queues")),
+            (queue.name, reverse("backoffice:queue", args=[queue.pk])),
+            (label, None),
+        ],
+        **extra,
+    }
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return bool(getattr(request, "htmx", False))
+
+
+# -- the list and its live figures ---------------------------------------------------------------
+
+
+@admin_required
+@require_GET
+def queue_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "queues/list.html",
+        {"queues": Queue.objects.order_by("name"), "crumbs": [("Queues", None)]},
+    )
+
+
+@admin_required
+@require_GET
+def queue_stats(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """A queue's live figures as a list row, a card, or a dead-letter count (the dashboard)."""
+    queue = get_object_or_404(Queue, pk=queue_id)
+    view = request.GET.get("view", "row")
+    timeout = QUICK_TIMEOUT if view == "dead" else None
+    return render(
+        request,
+        STATS_VIEWS.get(view, STATS_VIEWS["row"]),
+        {"queue": queue, "live": services.live_stats(queue, timeout=timeout)},
+    )
+
+
+# -- create and edit -----------------------------------------------------------------------------
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def queue_create(request: HttpRequest) -> HttpResponse:
+    form = QueueForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        values = form.values()
+        try:
+            queue = services.create_queue(secret=values.pop("secret") or "", **values)
+        except ValidationError as exc:
+            form.apply(exc.message_dict)
+        else:
+            messages.success(request, f"Queue {queue.name} created. Check its connection next.")
+            return redirect("backoffice:queue", queue.pk)
+    return render(
+        request,
+        "queues/form.html",
+        {"form": form, "crumbs": [("Queues", reverse("backoffice:queues")), ("New queue", None)]},
+        status=422 if form.errors else 200,
+    )
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def queue_detail(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """The queue's settings (edit) and its operations."""
+    queue = get_object_or_404(Queue, pk=queue_id)
+    form = QueueForm(request.POST or None, queue=queue)
+    if request.method == "POST" and form.is_valid():
+        values = form.values()
+        try:
+            services.update_queue(queue, **values)
+        except ValidationError as exc:
+            form.apply(exc.message_dict)
+            queue.refresh_from_db()  # the service set the refused values on it
+        else:
+            messages.success(request, "Queue saved.")
+            return redirect("backoffice:queue", queue.pk)
+    return _detail(request, queue, form=form, status=422 if form.errors else 200)
+
+
+def _detail(
+    request: HttpRequest,
+    queue: Queue,
+    *,
+    form: QueueForm | None = None,
+    test_form: TestMessageForm | None = None,
+    results: dict[str, Any] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = queue_context(
+        queue,
+        "settings",
+        form=form or QueueForm(queue=queue),
+        test_form=test_form or TestMessageForm(),
+        results=results or {},
+    )
+    return render(request, "queues/detail.html", context, status=status)
+
+
+# -- operations ----------------------------------------------------------------------------------
+
+
+def _answer(
+    request: HttpRequest,
+    queue: Queue,
+    operation: str,
+    result: dict[str, Any],
+    *,
+    test_form: TestMessageForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """htmx gets the box it asked for alone; a plain form post gets the whole page."""
+    result = {"operation": operation, **result}
+    if not _is_htmx(request):
+        results = {operation: result}
+        return _detail(request, queue, test_form=test_form, results=results, status=status)
+    if test_form is not None:
+        context = {"queue": queue, "test_form": test_form, "result": result}
+        return render(request, "queues/_test_message.html", context, status=status)
+    return render(request, "queues/_result.html", {"result": result}, status=status)
+
+
+@admin_required
+@require_POST
+def queue_check(request: HttpRequest, queue_id: int) -> HttpResponse:
+    queue = get_object_or_404(Queue, pk=queue_id)
+    try:
+        check = services.check_connection(queue)
+    except QueueError as exc:
+        return _answer(request, queue, "check", {"ok": False, "detail": exc.message})
+    detail = check.detail
+    if check.provisioned is False:
+        detail += " — provision it to create the queue there."
+    return _answer(request, queue, "check", {"ok": check.ok, "detail": detail})
+
+
+@admin_required
+@require_POST
+def queue_provision(request: HttpRequest, queue_id: int) -> HttpResponse:
+    queue = get_object_or_404(Queue, pk=queue_id)
+    try:
+        services.provision(queue)
+    except QueueError as exc:
+        return _answer(request, queue, "provision", {"ok": False, "detail": exc.message})
+    detail = "The queue and its dead-letter (and retry) companions exist on the engine."
+    return _answer(request, queue, "provision", {"ok": True, "detail": detail})
+
+
+@admin_required
+@require_POST
+def queue_test_message(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Publish ``{"handler": …, "test": true, …payload}`` and show what the broker answered."""
+    queue = get_object_or_404(Queue, pk=queue_id)
+    form = TestMessageForm(request.POST)
+    if not form.is_valid():
+        return _answer(request, queue, "test", {}, test_form=form, status=422)
+    try:
+        (answer,) = publishing.publish(queue, [{**form.body(), "test": True}])
+    except QueueError as exc:
+        return _answer(request, queue, "test", {"ok": False, "detail": exc.message}, test_form=form)
+    return _answer(
+        request,
+        queue,
+        "test",
+        {"ok": True, "detail": "Published.", "answer": json.dumps(answer, indent=2)},
+        test_form=form,
+    )
+
+
+@admin_required
+@require_POST
+def queue_toggle(request: HttpRequest, queue_id: int) -> HttpResponse:
+    queue = get_object_or_404(Queue, pk=queue_id)
+    services.set_enabled(queue, not queue.enabled)
+    if queue.enabled:
+        messages.success(request, f"Queue {queue.name} enabled.")
+    else:
+        messages.warning(
+            request,
+            f"Queue {queue.name} disabled: the API refuses to publish to it, record changes "
+            "are not queued for it, and the relay holds back what its outbox already has.",
+        )
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}):
+        back = reverse("backoffice:queue", args=[queue.pk])
+    return redirect(back)
+
+
+@admin_required
+@require_http_methods(["GET", "POST"])
+def queue_purge(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Purging cannot be undone: a page says what it drops, and only a confirmed post does."""
+    queue = get_object_or_404(Queue, pk=queue_id)
+    if request.method == "POST" and request.POST.get("confirm") == "yes":
+        try:
+            dropped = services.purge(queue)
+        except QueueError as exc:
+            messages.error(request, f"The queue was not purged: {exc.message}")
+        else:
+            count = "every message" if dropped is None else f"{dropped} message(s)"
+            messages.success(request, f"Queue {queue.name} purged: {count} dropped.")
+            return redirect("backoffice:queue", queue.pk)
+    elif request.method == "POST":
+        messages.error(request, "Tick the confirmation to purge the queue.")
+    context = queue_context(queue, "settings", live=services.live_stats(queue, QUICK_TIMEOUT))
+    context["crumbs"][-1] = ("Purge", None)
+    return render(request, "queues/purge.html", context)
+
+
+# -- the dead-letter browser ---------------------------------------------------------------------
+
+
+@admin_required
+@require_GET
+def dead_letter_list(request: HttpRequest, queue_id: int) -> HttpResponse:
+    queue = get_object_or_404(Queue, pk=queue_id)
+    letters, problem = [], ""
+    try:
+        letters = dead_letters.list_dead_letters(queue, limit=DEAD_LETTER_PAGE + 1)
+    except QueueError as exc:
+        problem = exc.message
+    context = queue_context(
+        queue,
+        "dead-letters",
+        letters=letters[:DEAD_LETTER_PAGE],
+        more=len(letters) > DEAD_LETTER_PAGE,
+        dated=any(letter.at for letter in letters),  # the engine records when they died
+        page_size=DEAD_LETTER_PAGE,
+        problem=problem,
+    )
+    return render(request, "queues/dead_letters.html", context)
+
+
+@admin_required
+@require_GET
+def dead_letter_detail(request: HttpRequest, queue_id: int, key: str) -> HttpResponse:
+    queue = get_object_or_404(Queue, pk=queue_id)
+    letter, problem, status = None, "", 200
+    try:
+        letter = dead_letters.find_dead_letter(queue, key)
+    except QueueError as exc:
+        problem, status = exc.message, 404 if isinstance(exc, DeadLetterNotFound) else 200
+    context = queue_context(queue, "dead-letters", letter=letter, key=key, problem=problem)
+    context["crumbs"][-1:] = [
+        ("Dead letters", reverse("backoffice:dead-letters", args=[queue.pk])),
+        (key, None),
+    ]
+    return render(request, "queues/dead_letter.html", context, status=status)
+
+
+@admin_required
+@require_POST
+def dead_letter_redrive(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Send back the ticked dead letters (``key``), or every one (``all``)."""
+    queue = get_object_or_404(Queue, pk=queue_id)
+    everything = request.POST.get("all") == "yes"
+    only = request.POST.get("only")  # a row's own button: that one, whatever else is ticked
+    keys = [only] if only else request.POST.getlist("key")
+    if not everything and not keys:
+        messages.error(request, "Tick the dead letters to send back, or send back all.")
+        return redirect("backoffice:dead-letters", queue.pk)
+    try:
+        moved = dead_letters.redrive(queue, None if everything else keys)
+    except QueueError as exc:
+        messages.error(request, f"Not sent back: {exc.message}")
+    else:
+        if moved or everything:
+            messages.success(request, f"{moved} message(s) sent back to {queue.name}.")
+        else:
+            messages.warning(request, "Nothing was sent back: those dead letters are gone.")
+    return redirect("backoffice:dead-letters", queue.pk)
+
+
+@admin_required
+@require_POST
+def dead_letter_delete(request: HttpRequest, queue_id: int, key: str) -> HttpResponse:
+    queue = get_object_or_404(Queue, pk=queue_id)
+    try:
+        dead_letters.delete_dead_letter(queue, key)
+    except QueueError as exc:
+        messages.error(request, f"Not deleted: {exc.message}")
+    else:
+        messages.success(request, f"Dead letter {key} deleted.")
+    return redirect("backoffice:dead-letters", queue.pk)
