@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 SERVICES := platform/services
 PYTEST_ARGS ?=
 
-.PHONY: run test test-postgres test-sqlite lint format services services-down install clean
+.PHONY: run test test-postgres test-sqlite lint format services services-down install clean bench
 
 install: $(STAMP)
 
@@ -51,6 +51,12 @@ test-postgres: $(STAMP)
 test-sqlite: $(STAMP)
 	eval "$$($(SERVICES) env)" && env -u DATABASE_URL \
 	  $(BIN)/python -m pytest -m "not postgres and not e2e and not browser" $(PYTEST_ARGS)
+
+# Benchmarks against the real services; every figure beside a peer measured in the same run.
+# `make bench SCENARIO=relay`, `make bench BENCH_ARGS=--quick`.
+bench: $(STAMP)
+	$(SERVICES) up
+	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,18 @@
+"""One module per scenario; each exposes ``NAME``, ``TITLE`` and ``run(bench, options)``."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from types import ModuleType
+
+#: Scenario name -> module, in the order a full run takes them.
+SCENARIOS: dict[str, str] = {
+    "publish-api": "bench.scenarios.publish_api",
+    "outbox-write": "bench.scenarios.outbox_write",
+    "relay": "bench.scenarios.relay",
+    "memory": "bench.scenarios.memory",
+}
+
+
+def load(name: str) -> ModuleType:
+    return import_module(SCENARIOS[name])
