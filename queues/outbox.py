@@ -26,7 +26,7 @@ def event_message(event: RecordChanged, link: QueueLink, message_id: uuid.UUID) 
     return {
         "handler": link.handler,
         "message_id": str(message_id),
-        "event": event.kind.value if hasattr(event.kind, "value") else str(event.kind),
+        "event": str(event.kind),
         "table": event.table.slug,
         "record_id": event.record_id,
         "version": event.version,
@@ -49,7 +49,8 @@ def on_record_changed(sender: object, event: RecordChanged, **_: Any) -> None:
     ]
     if not links:
         return
-    fields = list(event.table.fields.all())
+    # The schema is read only when a link filters: most links publish every record.
+    fields = list(event.table.fields.all()) if any(link.filter for link in links) else []
     rows = []
     for link in links:
         if link.filter and not compile_query(link.filter, fields).matches(

@@ -25,6 +25,7 @@ from zstorage.errors import ZStorageError
 from zstorage.field_types import kind_of
 from zstorage.models import Field, FieldType, Record, Table
 from zstorage.query import compile_query
+from zstorage.records import referencing_fields
 
 SEARCHABLE = {FieldType.TEXT, FieldType.LONG_TEXT, FieldType.EMAIL, FieldType.URL, FieldType.CHOICE}
 AGGREGATES = {"count": Count, "sum": Sum, "avg": Avg, "min": Min, "max": Max}
@@ -246,9 +247,7 @@ def aggregate(
 def children(table: Table, record_id: int) -> list[tuple[Field, QuerySet[Record]]]:
     """For each reference field pointing at ``table``, the records that reference the record."""
     found = []
-    for fld in Field.objects.filter(
-        type=FieldType.REFERENCE, options__table=table.slug
-    ).select_related("table"):
+    for fld in referencing_fields(table):
         found.append(
             (fld, Record.objects.filter(table=fld.table, **{f"data__{fld.key}": record_id}))
         )
