@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from backoffice.authentication import allows_queue
 from backoffice.models import ApiToken
 from queues.api.errors import (
     IdempotencyInProgress,
@@ -23,9 +24,9 @@ from queues.api.errors import (
     QueueForbidden,
     QueueNotFound,
 )
-from queues.backends import get_backend
 from queues.backends.base import OutgoingMessage
 from queues.models import IdempotencyKey, Queue
+from queues.services import publishers
 from zstorage.permissions import is_admin
 
 #: Most messages one batch request may carry.
@@ -49,7 +50,7 @@ def check_may_publish(user: Any, token: Any, queue: Queue) -> None:
     narrows that to those queues."""
     if not (is_admin(user) or user.has_perm("queues.publish_queue")):
         raise QueueForbidden("You may not publish messages.")
-    if isinstance(token, ApiToken) and not token.allows_queue(queue.pk):
+    if isinstance(token, ApiToken) and not allows_queue(token, queue.pk):
         raise QueueForbidden(f"This token may not publish to queue {queue.name!r}.")
     if not queue.enabled:
         raise QueueDisabled(f"Queue {queue.name!r} is disabled.")
@@ -71,9 +72,10 @@ def check_message(body: Any) -> None:
 
 
 def publish(queue: Queue, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Publish the bodies as one batch; the API answer for each, in order."""
+    """Publish the bodies as one batch; the API answer for each, in order. The backend is the
+    process's own for this queue (see ``queues.services.BackendCache``), not one per request."""
     messages = [OutgoingMessage(str(uuid.uuid4()), body) for body in bodies]
-    with get_backend(queue) as backend:
+    with publishers.lease(queue) as backend:
         results = backend.publish(messages)  # the database backend writes its batch atomically
     return [{**r.as_response(), "queue-id": queue.pk} for r in results]
 

@@ -172,16 +172,25 @@ class KafkaBackend(Backend):
         return CheckResult(True, detail if exists else f"{detail}; topic missing", exists)
 
     def message_size(self, message: OutgoingMessage) -> int:
+        return len(message.body_bytes()) + self._envelope_size(message)
+
+    @staticmethod
+    def _envelope_size(message: OutgoingMessage) -> int:
+        """The key and headers' share of ``message_size``."""
         key = (message.ordering_key or "").encode()
         headers = sum(
             len(name.encode()) + len(value.encode()) + HEADER_OVERHEAD
             for name, value in [(HEADER_MESSAGE_ID, message.message_id), *message.headers.items()]
         )
-        return len(message.body_bytes()) + len(key) + headers
+        return len(key) + headers
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> list[PublishResult]:
         """Produce every message, then one flush; see the module docstring for failures."""
-        self.check_sizes(messages)
+        values = [message.body_bytes() for message in messages]  # encoded once: sized and sent
+        for message, value in zip(messages, values, strict=True):
+            size = len(value) + self._envelope_size(message)
+            if size > self.max_message_bytes:
+                raise MessageTooLarge(message.message_id, size, self.max_message_bytes, self.engine)
         producer = self.producer
         self._ensure_topic(producer)
         reports: dict[int, tuple[KafkaError | None, Any]] = {}
@@ -190,7 +199,7 @@ class KafkaBackend(Backend):
                 producer,
                 message.message_id,
                 self.topic,
-                message.body_bytes(),
+                values[index],
                 message.ordering_key,
                 self._headers(message.message_id, message.headers),
                 lambda err, msg, i=index: reports.__setitem__(i, (err, msg)),

@@ -61,3 +61,48 @@ def test_create_api_token_refuses_unknown_users_and_queues():
     with pytest.raises(CommandError, match="No queue named ghost"):
         call_command("create_api_token", "ops", "--queues", "ghost")
     assert ApiToken.objects.count() == 0
+
+
+def _me(client: Client, raw: str) -> int:
+    return client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code
+
+
+def test_a_known_token_is_looked_up_once_then_taken_from_the_cache(client: Client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user = User.objects.create_user("ada")
+    _, raw = ApiToken.issue(user, "billing sync")
+    assert _me(client, raw) == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert _me(client, raw) == 200
+    assert not [q for q in queries.captured_queries if "backoffice_apitoken" in q["sql"]]
+
+
+def test_changes_to_a_cached_token_or_its_user_apply_at_once(client: Client):
+    from backoffice.authentication import _lookup as lookup
+    from backoffice.authentication import allows_queue
+
+    orders = Queue.objects.create(name="orders", type="database")
+    emails = Queue.objects.create(name="emails", type="database")
+    user = User.objects.create_user("ada")
+    token, raw = ApiToken.issue(user, "billing sync")
+    assert _me(client, raw) == 200
+    assert allows_queue(lookup(token.key_hash), emails.pk)  # type: ignore[arg-type]
+
+    token.queues.add(orders)  # narrowed to one queue
+    cached = lookup(token.key_hash)
+    assert cached is not None
+    assert allows_queue(cached, orders.pk)
+    assert not allows_queue(cached, emails.pk)
+    orders.api_tokens.remove(token)  # from the other side of the relation
+    assert allows_queue(lookup(token.key_hash), emails.pk)  # type: ignore[arg-type]
+
+    user.is_active = False
+    user.save()
+    assert _me(client, raw) == 401
+    user.is_active = True
+    user.save()
+    assert _me(client, raw) == 200
+    ApiToken.objects.get(pk=token.pk).delete()
+    assert _me(client, raw) == 401

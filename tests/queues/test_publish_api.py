@@ -11,7 +11,9 @@ from django.contrib.auth.models import Group, Permission, User
 from rest_framework.test import APIClient
 
 from backoffice.models import ApiToken
+from queues.backends import get_backend
 from queues.models import Queue
+from queues.services import publishers
 from tests.queues.backends.engines import Engine, unique_name
 
 BROKER_KEY = {
@@ -20,6 +22,14 @@ BROKER_KEY = {
     "rabbitmq": "broker-id",
     "database": "broker-id",
 }
+
+
+@pytest.fixture(autouse=True)
+def _close_publishers() -> Any:
+    """Each test starts without the backends an earlier one left in the process cache."""
+    publishers.close()
+    yield
+    publishers.close()
 
 
 def publisher(*queues: Queue, name: str = "publisher") -> tuple[User, str]:
@@ -67,6 +77,7 @@ def test_publish_by_id_and_by_name_reaches_the_broker(engine: Engine, queue: Que
 
     held = {r.message_id: json.loads(r.body) for r in engine.read_back(queue, 2)}
     assert held[by_id.json()["message-id"]] == {"handler": "send_email", "to": "a@b.c"}
+    assert len(publishers) == 1, "both requests used the one backend the process keeps"
     assert held[by_name.json()["message-id"]] == {"handler": "log", "n": 2}
 
 
@@ -185,14 +196,42 @@ def test_an_unreachable_broker_answers_503_and_a_retry_with_the_key_publishes(br
 
     queue.url = broker.url()
     queue.save()
-    from queues.backends import get_backend
-
     with get_backend(queue) as backend:
         backend.provision()
     up = post(client, url, {"handler": "log"}, HTTP_IDEMPOTENCY_KEY="k1")
     assert up.status_code == 201, up.content
     assert [r.message_id for r in broker.read_back(queue, 1)] == [up.json()["message-id"]]
     broker.created.append(queue)
+    broker.cleanup()
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+def test_an_edited_queue_is_published_with_its_new_settings(broker: Engine):
+    """The process keeps a backend per queue; editing the queue must not leave the old one
+    in use: pointed at a closed port the next publish fails, pointed back it succeeds."""
+    queue = broker.make_queue()
+    with get_backend(queue) as backend:
+        backend.provision()
+    _, raw = publisher(queue)
+    client = client_for(raw)
+    url = f"/api/v1/zstorage/queue/{queue.pk}/publish"
+
+    before = post(client, url, {"handler": "log", "n": 1})
+    assert before.status_code == 201, before.content
+
+    queue.url = broker.unreachable_url or ""
+    queue.save()
+    down = post(client, url, {"handler": "log", "n": 2})
+    assert (down.status_code, down.json()["code"]) == (503, "broker_unavailable")
+
+    queue.url = broker.url()
+    queue.save()
+    after = post(client, url, {"handler": "log", "n": 3})
+    assert after.status_code == 201, after.content
+
+    held = {r.message_id: json.loads(r.body)["n"] for r in broker.read_back(queue, 2)}
+    assert held == {before.json()["message-id"]: 1, after.json()["message-id"]: 3}
     broker.cleanup()
 
 
