@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -195,3 +197,105 @@ def test_the_relay_reports_its_rate_failures_and_backlog(caplog: pytest.LogCaptu
     assert "published 3 (" in caplog.text
     assert "0 failed batches; backlog 1" in caplog.text
     assert relay.counters.published == 0, "each report covers the time since the last one"
+
+
+def _outbox_row(queue: Queue, key: str, name: str) -> OutboxMessage:
+    message_id = uuid.uuid4()
+    return OutboxMessage.objects.create(
+        message_id=message_id,
+        queue=queue,
+        ordering_key=key,
+        body={"handler": "h", "message_id": str(message_id), "name": name},
+    )
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
+def test_the_read_ahead_never_lets_a_later_row_of_a_key_overtake_one_committed_late(
+    broker: Engine,
+):
+    """X (key k) takes its id first but commits while the relay publishes the batch after
+    it; Y (key k) is written after X committed, so it has a higher id. A read of "the rows
+    after the batch in flight" would send Y and leave X behind; reading from the head (the
+    relay's read-ahead skips only the rows in flight) sends X first."""
+    import psycopg
+    from django.db import connection
+
+    queue = _kafka_queue(broker)
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    late = psycopg.connect(**params)  # autocommit off: X stays uncommitted
+    x_id = uuid.uuid4()
+    late.execute(
+        "INSERT INTO queues_outboxmessage (message_id, queue_id, ordering_key, body, state, "
+        "attempts, last_error, available_at, created_at) "
+        "VALUES (%s, %s, 'k', %s::jsonb, 'pending', 0, '', now(), now())",
+        [x_id, queue.pk, json.dumps({"handler": "h", "message_id": str(x_id), "name": "X"})],
+    )
+    _outbox_row(queue, "a", "A1")
+    _outbox_row(queue, "b", "A2")
+
+    class Racing(Relay):
+        reads = 0
+
+        def _pending(self, queue_id: int, skip: set[int] | None = None) -> list[Any]:
+            self.reads += 1
+            if self.reads == 2:  # the read-ahead, while A1 and A2 are with the broker
+                late.commit()
+                _outbox_row(queue, "k", "Y")
+            return super()._pending(queue_id, skip)
+
+    relay = Racing(batch_size=2)
+    try:
+        assert relay.run_once() == 4
+    finally:
+        relay.close()
+        late.close()
+    held = broker.read_back(queue, 4)
+    names = [
+        json.loads(r.body)["name"] for r in sorted(held, key=lambda r: (r.partition, r.offset))
+    ]
+    assert sorted(names) == ["A1", "A2", "X", "Y"]
+    k_order = [n for n in names if n in ("X", "Y")]
+    assert k_order == ["X", "Y"]
+    assert pending(queue) == 0
+    broker.cleanup()
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db
+@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
+def test_a_failed_batch_holds_back_the_rows_read_ahead(broker: Engine):
+    """Batch 1 fails at the broker: the rows read while it was in flight are not published
+    (they would overtake it); the queue waits, then sends everything in id order."""
+    queue = Queue.objects.create(
+        name=unique_name("kafka"), type="kafka", url=broker.unreachable_url or ""
+    )
+    broker.created.append(queue)
+    rows = [_outbox_row(queue, "k", f"N{n}") for n in range(4)]
+    relay = Relay(batch_size=2)
+    try:
+        assert relay.run_once() == 0
+        assert pending(queue) == 4
+        postponed = OutboxMessage.objects.filter(attempts=1).order_by("id")
+        assert [r.pk for r in postponed] == [r.pk for r in rows[:2]]
+
+        queue.url = broker.url()
+        queue.save()
+        with get_backend(queue) as backend:
+            backend.provision()
+        OutboxMessage.objects.update(available_at=timezone.now())
+        assert relay.run_once() == 4
+    finally:
+        relay.close()
+    held = broker.read_back(queue, 4)
+    assert [json.loads(r.body)["name"] for r in sorted(held, key=lambda r: r.offset)] == [
+        "N0",
+        "N1",
+        "N2",
+        "N3",
+    ]
+    broker.cleanup()
