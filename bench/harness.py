@@ -122,6 +122,21 @@ class Target:
         return f"MISS ({(1 - margin) * 100:.0f}% short)"
 
 
+@dataclass(frozen=True)
+class Limit(Target):
+    """An absolute target on our own figure, not on the ratio: ``ours < value`` (in ``unit``).
+    For the few targets an issue states in absolute terms (a latency budget)."""
+
+    at_least: bool = False
+    unit: str = ""
+
+    def __str__(self) -> str:
+        return f"<{self.value:g} {self.unit}".rstrip()
+
+    def hit(self, figure: float) -> bool:
+        return figure < self.value
+
+
 @dataclass
 class Row:
     scenario: str
@@ -140,7 +155,10 @@ class Row:
     def verdict(self) -> str:
         if self.errors:
             return f"INVALID ({self.errors} errors)"
-        return self.target.verdict(self.ratios.median) if self.target else ""
+        if self.target is None:
+            return ""
+        judged = self.ours if isinstance(self.target, Limit) else self.ratios
+        return self.target.verdict(judged.median)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -63,3 +63,46 @@ def test_a_quick_bench_run_prints_the_table_and_writes_numbers(tmp_path: Path):
             assert isinstance(value, float), row
             assert math.isfinite(value), row
             assert value > 0, row
+
+
+@pytest.mark.timeout(300)
+def test_a_quick_end_to_end_run_measures_both_database_configurations(tmp_path: Path):
+    """``--engine database`` runs the embedded default (SQLite file, relay, worker and writers
+    in subprocesses) and PostgreSQL + the database queue: only PostgreSQL is needed."""
+    service_env("DATABASE_URL")
+    results = tmp_path / "latest.json"
+    database = f"quaymaster_bench_test_e2e_{os.getpid()}"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--scenario",
+            "end-to-end",
+            "--engine",
+            "database",
+            "--database",
+            database,
+            "--output",
+            str(results),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=290,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    rows = json.loads(results.read_text())["rows"]
+    assert {row["scenario"] for row in rows} == {
+        "end-to-end/sqlite+database",
+        "end-to-end/postgresql+database",
+    }
+    assert len(rows) == 4  # p50 and p99 of each
+    for row in rows:
+        for side in ("ours", "peer", "ratio"):
+            value = row[side]["median"]
+            assert isinstance(value, float), row
+            assert math.isfinite(value), row
+            assert value > 0, row
