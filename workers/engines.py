@@ -64,8 +64,11 @@ class EnginePolicy:
 @dataclass(frozen=True)
 class RabbitMqPolicy(EnginePolicy):
     def prepare(self, backend: Backend, concurrency: int) -> None:
-        # basic.qos: RabbitMQ pushes no more unacknowledged messages than we can run.
-        backend.prefetch = concurrency  # type: ignore[attr-defined]
+        # basic.qos: RabbitMQ pushes at most twice as many unacknowledged messages as we can
+        # run. The extra N wait in the backend's buffer (not fetched, so not started), so a
+        # freed thread gets its next message without an ack-to-delivery round trip; with
+        # qos = N the threads idled through that round trip (1.3k against 2.3k msg/s here).
+        backend.prefetch = concurrency * 2  # type: ignore[attr-defined]
 
 
 POLICIES: dict[str, EnginePolicy] = {

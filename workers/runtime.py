@@ -17,7 +17,9 @@ Threading model (Dramatiq's, for the same reason: broker clients are not thread-
 * Bounded prefetch: a delivery counts as in flight from fetch until it is settled, and the
   consumer never fetches more than ``concurrency - in_flight``; so at most N messages are
   fetched-but-unfinished and every fetched message has a free thread. (RabbitMQ's basic.qos
-  is set to N as well, see ``workers.engines``.)
+  is 2N: N more wait unstarted in the backend's buffer, see ``workers.engines``.)
+* Finished jobs are settled in a batch: every ready acknowledgement goes in one
+  ``Backend.ack_many`` (one round trip on each engine).
 * Fetching waits (long polls) only when nothing is in flight; while handlers run the consumer
   polls without waiting and otherwise blocks on the results queue, so an acknowledgement is
   carried out as soon as the handler returns, not after a long poll.
@@ -343,7 +345,8 @@ class Worker:
         return jobs
 
     def _settle_ready(self, backend: Backend, timeout: float | None) -> None:
-        """Settle finished jobs: wait up to ``timeout`` for the first (None: forever)."""
+        """Settle finished jobs: wait up to ``timeout`` for the first (None: forever), then take
+        every other one that is ready; their acknowledgements go in one ``ack_many``."""
         try:
             if timeout is not None and timeout <= 0:
                 item = self._results.get_nowait()
@@ -351,13 +354,35 @@ class Worker:
                 item = self._results.get(timeout=timeout)
         except queue_module.Empty:
             return
+        acks: list[Job] = []
         while True:
             if item is not None:
-                self._settle(backend, item)
+                outcome = item.outcome
+                if item.seq in self.in_flight and outcome and outcome.settlement == Settlement.ACK:
+                    acks.append(item)
+                else:
+                    self._settle(backend, item)
             try:
                 item = self._results.get_nowait()
             except queue_module.Empty:
-                return
+                break
+        if acks:
+            self._settle_acks(backend, acks)
+
+    def _settle_acks(self, backend: Backend, jobs: list[Job]) -> None:
+        for job in jobs:
+            del self.in_flight[job.seq]
+            job.settlement = Settlement.ACK
+        errors: list[Exception | None]
+        try:
+            errors = list(backend.ack_many([job.delivery for job in jobs]))
+        except DatabaseError as exc:
+            close_old_connections()
+            errors = [exc] * len(jobs)
+        for job, error in zip(jobs, errors, strict=True):
+            if error is not None:
+                logger.warning("Could not ack message %s: %s", job.message_id, error)
+            self.broadcast("after_settle", job, error)
 
     def _settle(self, backend: Backend, job: Job, outcome: Outcome | None = None) -> None:
         if self.in_flight.pop(job.seq, None) is None:

@@ -213,6 +213,20 @@ class Backend(abc.ABC):
     def ack(self, delivery: Delivery) -> None:
         """The handler is done: remove the message for good."""
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> list[QueueError | None]:
+        """Acknowledge several deliveries, one result each: None, or the error that kept that
+        one from being acknowledged (``LeaseLost``, ``BrokerUnavailable``…). Backends override
+        it to settle them in one round trip; this one acks them one by one."""
+        results: list[QueueError | None] = []
+        for delivery in deliveries:
+            try:
+                self.ack(delivery)
+            except QueueError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
     @abc.abstractmethod
     def retry_later(self, delivery: Delivery, delay_seconds: float) -> None:
         """Deliver the message again in ``delay_seconds`` with ``attempt + 1``."""

@@ -58,7 +58,7 @@ from queues.backends.base import (
     QueueStats,
 )
 from queues.dead_letters import DeadLetter, wanted_set
-from queues.errors import BadMessage, BrokerUnavailable, LeaseLost, QueueMissing
+from queues.errors import BadMessage, BrokerUnavailable, LeaseLost, QueueError, QueueMissing
 from queues.models import DatabaseMessage, MessageState, Queue
 
 CLAIMABLE = (MessageState.READY, MessageState.IN_FLIGHT)
@@ -158,6 +158,29 @@ class DatabaseBackend(Backend):
         deleted, _ = self._leased(handle).delete()
         if not deleted:
             self._lost(delivery)
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> list[QueueError | None]:
+        """Delete the rows still leased by these deliveries in one transaction: lock them,
+        keep those whose lease token is still ours, delete those. A database error is raised
+        (the worker treats it as a failure of all of them)."""
+        results: list[QueueError | None] = [None] * len(deliveries)
+        wanted: dict[int, tuple[int, uuid.UUID]] = {}
+        for index, delivery in enumerate(deliveries):
+            handle = self._handle(delivery)
+            wanted[handle.row_id] = (index, handle.lease_token)
+        with transaction.atomic():
+            rows = self._rows().filter(pk__in=list(wanted), state=MessageState.IN_FLIGHT)
+            if connection.features.has_select_for_update:
+                rows = rows.select_for_update()
+            held = [
+                pk for pk, token in rows.values_list("pk", "lease_token") if wanted[pk][1] == token
+            ]
+            if held:
+                self._rows().filter(pk__in=held).delete()
+        for pk in set(wanted) - set(held):
+            index = wanted[pk][0]
+            results[index] = self._lease_lost(deliveries[index])
+        return results
 
     def retry_later(self, delivery: Delivery, delay_seconds: float) -> None:
         handle = self._handle(delivery)
@@ -312,7 +335,11 @@ class DatabaseBackend(Backend):
         return delivery.handle
 
     def _lost(self, delivery: Delivery) -> None:
-        raise LeaseLost(
+        raise self._lease_lost(delivery)
+
+    @staticmethod
+    def _lease_lost(delivery: Delivery) -> LeaseLost:
+        return LeaseLost(
             f"Message {delivery.message_id} is no longer leased by this consumer (its visibility "
             "timeout expired and it was claimed again, or it was already settled)."
         )

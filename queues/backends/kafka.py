@@ -13,7 +13,11 @@
   and values and accept at most 999,000 bytes, checked for the whole batch before sending.
 * Acks commit explicit offsets, never "everything fetched": per partition, the lowest offset
   still unacknowledged (or the last fetched + 1 when none is), so a crash never skips a message
-  that was fetched but not acknowledged. Deliveries are at least once.
+  that was fetched but not acknowledged. Deliveries are at least once. ``ack`` commits
+  synchronously (committed when it returns); ``ack_many``, which workers use, commits the
+  batch's positions asynchronously — one commit per batch, no wait for the coordinator's
+  answer (a failed commit is logged; a later commit or ``close``, which commits the last
+  positions synchronously, covers it; at worst the messages are delivered again).
 * ``retry_later`` produces the message to ``<name>.retry`` with ``quaymaster-attempt`` + 1 and
   ``quaymaster-not-before`` (epoch ms), then acks the original. ``fetch`` holds a retry
   partition whose head is not due yet (pause + seek back) and resumes it when due. Retries
@@ -121,6 +125,8 @@ class KafkaBackend(Backend):
         self._brokers_down = False
         self._offsets = OffsetTracker()
         self._held: dict[tuple[str, int], float] = {}  # retry partitions paused until (epoch s)
+        #: Positions committed asynchronously since the last synchronous commit.
+        self._async_positions: dict[tuple[str, int], int] = {}
 
     # -- names --------------------------------------------------------------------------------
 
@@ -315,6 +321,38 @@ class KafkaBackend(Backend):
             raise self._translate(exc, "committing") from exc
         self._offsets.committed(handle, target)
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> list[QueueError | None]:
+        """Forget the deliveries' offsets, then one asynchronous commit of the positions that
+        moved (per partition, still never past an unacknowledged offset)."""
+        results: list[QueueError | None] = [None] * len(deliveries)
+        positions: dict[tuple[str, int], int] = {}
+        for index, delivery in enumerate(deliveries):
+            handle = self._handle(delivery)
+            try:
+                target = self._offsets.acked(handle)
+            except StaleAck:
+                results[index] = LeaseLost(
+                    f"Message {delivery.message_id}: its partition was reassigned since the "
+                    "fetch; it will be delivered again."
+                )
+                continue
+            if target is not None:
+                self._offsets.committed(handle, target)
+                key = (handle.topic, handle.partition)
+                positions[key] = max(target, positions.get(key, target))
+        if not positions:
+            return results
+        try:
+            self.consumer.commit(
+                offsets=[TopicPartition(t, p, offset) for (t, p), offset in positions.items()],
+                asynchronous=True,
+            )
+        except KafkaException as exc:
+            error = self._translate(exc, "committing")
+            return [result or error for result in results]
+        self._async_positions.update(positions)
+        return results
+
     def retry_later(self, delivery: Delivery, delay_seconds: float) -> None:
         not_before = int((time.time() + max(0.0, delay_seconds)) * 1000)
         headers = [
@@ -360,6 +398,15 @@ class KafkaBackend(Backend):
         clients' threads."""
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
+            if self._async_positions:
+                with contextlib.suppress(KafkaException, RuntimeError):
+                    consumer.commit(
+                        offsets=[
+                            TopicPartition(t, p, offset)
+                            for (t, p), offset in self._async_positions.items()
+                        ],
+                        asynchronous=False,
+                    )
             with contextlib.suppress(KafkaException, RuntimeError):
                 consumer.close()
         if self._stats_consumer is not None:
@@ -373,6 +420,7 @@ class KafkaBackend(Backend):
                 producer.close()
         self._offsets.clear()
         self._held.clear()
+        self._async_positions.clear()
 
     # -- clients ------------------------------------------------------------------------------
 
@@ -423,6 +471,7 @@ class KafkaBackend(Backend):
                     "enable.auto.offset.store": False,
                     "auto.offset.reset": "earliest",
                     "allow.auto.create.topics": False,
+                    "on_commit": self._on_commit,
                 }
             )
             try:
@@ -460,6 +509,17 @@ class KafkaBackend(Backend):
         for tp in partitions:
             self._offsets.revoked([(tp.topic, tp.partition)])
             self._held.pop((tp.topic, tp.partition), None)
+            self._async_positions.pop((tp.topic, tp.partition), None)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The answer to an asynchronous commit, served during ``consume``."""
+        failed = [tp for tp in partitions if tp.error is not None]
+        if error is not None or failed:
+            logger.warning(
+                "Kafka refused a commit for queue %s (the messages may be delivered again): %s",
+                self.queue.name,
+                error or failed[0].error,
+            )
 
     def _accept(self, consumer: Consumer, message: Any) -> Delivery | None:
         """A Delivery for ``message``, or None when it is an event or must wait."""

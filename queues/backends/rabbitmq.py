@@ -90,6 +90,9 @@ class RabbitMqBackend(Backend):
         self._returned: list[str] = []
         self._consumer: kombu.Consumer | None = None
         self._buffer: list[Any] = []
+        #: Delivery tags received on the consumer channel and not settled yet (buffered ones
+        #: included): ``ack_many`` acknowledges the oldest run of them with one multiple ack.
+        self._unsettled: set[int] = set()
         self._queue_known = False
 
     # -- names --------------------------------------------------------------------------------
@@ -193,6 +196,48 @@ class RabbitMqBackend(Backend):
         handle = self._handle(delivery)
         with self._settling(delivery):
             handle.message.ack()
+        self._unsettled.discard(handle.message.delivery_tag)
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> list[QueueError | None]:
+        """One ``basic.ack`` with ``multiple`` for the oldest unsettled tags when all of them
+        are in ``deliveries`` (handlers finish in about the order they started), one each for
+        the rest. Acks are not confirmed by RabbitMQ, so none of this waits."""
+        results: list[QueueError | None] = [None] * len(deliveries)
+        by_tag: dict[int, int] = {}
+        for index, delivery in enumerate(deliveries):
+            handle = self._handle(delivery)
+            try:
+                self._check_generation(delivery, handle)
+            except LeaseLost as exc:
+                results[index] = exc
+                continue
+            by_tag[handle.message.delivery_tag] = index
+        if not by_tag:
+            return results
+        channel: Any = self._consumer.channel if self._consumer is not None else None
+        last = 0
+        for tag in sorted(self._unsettled):
+            if tag not in by_tag:
+                break
+            last = tag
+        try:
+            if channel is None:
+                raise OSError("the consumer channel is closed")
+            if last:
+                channel.basic_ack(last, multiple=True)
+            for tag in by_tag:
+                if tag > last:
+                    channel.basic_ack(tag)
+        except (OSError, amqp.exceptions.AMQPError, OperationalError) as exc:
+            self._reset()
+            for index in by_tag.values():
+                results[index] = LeaseLost(
+                    f"Message {deliveries[index].message_id} could not be settled ({exc}); "
+                    "RabbitMQ delivers it again."
+                )
+            return results
+        self._unsettled.difference_update(by_tag)
+        return results
 
     def retry_later(self, delivery: Delivery, delay_seconds: float) -> None:
         handle = self._handle(delivery)
@@ -350,7 +395,9 @@ class RabbitMqBackend(Backend):
             consumer = kombu.Consumer(
                 channel,
                 queues=[kombu.Queue(self.name, no_declare=True)],
-                callbacks=[self._on_message],
+                # on_message, not callbacks: kombu would decode every body (JSON) first, on
+                # the consumer thread, for a result nobody reads (handlers decode the bytes).
+                on_message=self._on_message,
                 no_ack=False,
                 prefetch_count=max(self.prefetch, max_messages),
                 auto_declare=False,
@@ -359,8 +406,9 @@ class RabbitMqBackend(Backend):
             self._consumer = consumer
         return connection
 
-    def _on_message(self, body: Any, message: Any) -> None:
+    def _on_message(self, message: Any) -> None:
         self._buffer.append(message)
+        self._unsettled.add(message.delivery_tag)
 
     def _delivery(self, message: Any) -> Delivery:
         headers = dict(message.headers or {})
@@ -413,6 +461,7 @@ class RabbitMqBackend(Backend):
         self._producer = None
         self._publish_channel = None
         self._buffer = []
+        self._unsettled = set()
         if connection is not None:
             with contextlib.suppress(Exception):
                 connection.close()

@@ -240,6 +240,38 @@ class SqsBackend(Backend):
                 QueueUrl=self._url(self.name), ReceiptHandle=handle.receipt_handle
             )
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> list[QueueError | None]:
+        """``DeleteMessageBatch``, ten at a time; an entry SQS refuses is that delivery's
+        error (an expired receipt handle is ``LeaseLost``)."""
+        results: list[QueueError | None] = [None] * len(deliveries)
+        for start in range(0, len(deliveries), MAX_BATCH):
+            chunk = range(start, min(start + MAX_BATCH, len(deliveries)))
+            entries = [
+                {"Id": str(i), "ReceiptHandle": self._handle(deliveries[i]).receipt_handle}
+                for i in chunk
+            ]
+            try:
+                with self._errors():
+                    answer = self.client.delete_message_batch(
+                        QueueUrl=self._url(self.name),
+                        Entries=entries,  # type: ignore[arg-type]
+                    )
+            except QueueError as exc:
+                for i in chunk:
+                    results[i] = exc
+                continue
+            for failure in answer.get("Failed", []):
+                i = int(failure["Id"])
+                code, text = failure.get("Code", ""), failure.get("Message", "")
+                if code in _LEASE or "receipt handle" in text.lower():
+                    results[i] = LeaseLost(
+                        f"Message {deliveries[i].message_id}: the receipt handle is no longer "
+                        "valid."
+                    )
+                else:
+                    results[i] = QueueError(f"SQS refused the delete: {code}: {text}")
+        return results
+
     def retry_later(self, delivery: Delivery, delay_seconds: float) -> None:
         """Hide the message for ``delay_seconds`` (at most 12 h, SQS's limit); its next receive
         counts as the next attempt, and redrive dead-letters it after ``max_attempts``."""

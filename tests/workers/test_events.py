@@ -32,8 +32,12 @@ def test_events_are_buffered_and_written_in_one_batch() -> None:
     assert not LifecycleEvent.objects.exists(), "nothing is written per event"
     with CaptureQueriesContext(connection) as queries:
         assert writer.flush() == 5
-    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
-    assert len(inserts) == 1
+    writes = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    if connection.vendor == "postgresql":
+        assert not writes, "written by COPY, which the query log does not see"
+    else:
+        assert len(writes) == 1, "one statement executed for the whole batch"
+        assert writes[0].startswith("5 times: INSERT")
     assert [e.message_id for e in LifecycleEvent.objects.order_by("id")] == [
         f"m{n}" for n in range(5)
     ]

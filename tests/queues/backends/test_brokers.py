@@ -10,9 +10,10 @@ import pytest
 
 from queues.backends import get_backend
 from queues.backends.base import OutgoingMessage
-from queues.errors import BadConfiguration, QueueMissing
+from queues.errors import BadConfiguration, LeaseLost, QueueMissing
 from queues.models import Queue
 from tests.queues.backends.engines import Engine, RabbitMqEngine
+from tests.queues.helpers import fetch_n
 from tests.services import service_env
 
 pytestmark = pytest.mark.django_db
@@ -86,3 +87,24 @@ def test_rabbitmq_publish_to_a_deleted_queue_is_an_error_not_a_silent_drop(
             channel.queue_delete(queue.name)
         with pytest.raises(QueueMissing):
             backend.publish([OutgoingMessage.new({"handler": "t"})])
+
+
+@pytest.mark.e2e
+def test_rabbitmq_ack_many_after_the_connection_dropped_reports_every_delivery_lost(
+    rabbitmq: RabbitMqEngine,
+) -> None:
+    """Delivery tags belong to a channel: after a reconnect, acking old tags would ack other
+    messages (or close the channel). They are reported lost and RabbitMQ delivers them again."""
+    queue = rabbitmq.make_queue()
+    with get_backend(queue) as backend:
+        backend.provision()
+        backend.publish([OutgoingMessage.new({"handler": "t", "n": n}) for n in range(3)])
+        old = fetch_n(backend, 3)
+        backend.close()  # the connection goes; the three return to the queue
+
+        again = fetch_n(backend, 3)
+        results = backend.ack_many(old)
+        assert all(isinstance(result, LeaseLost) for result in results)
+        assert backend.ack_many(again) == [None, None, None]
+    with rabbitmq._channel() as channel:
+        assert channel.queue_declare(queue.name, passive=True).message_count == 0

@@ -56,6 +56,25 @@ def test_a_stale_holder_cannot_settle_a_lease_someone_else_now_holds() -> None:
 
 
 @pytest.mark.django_db
+def test_ack_many_deletes_what_it_still_holds_and_reports_the_lost_lease() -> None:
+    queue = make_queue(visibility_timeout=30)
+    publish(queue, 3)
+    backend = DatabaseBackend(queue, owner="a")
+    deliveries = fetch_n(backend, 3)
+    stolen = deliveries[1]
+    DatabaseMessage.objects.filter(message_id=stolen.message_id).update(lease_token=uuid.uuid4())
+
+    results = backend.ack_many(deliveries)
+
+    assert results[0] is None
+    assert results[2] is None
+    assert isinstance(results[1], LeaseLost)
+    assert [str(m) for m in DatabaseMessage.objects.values_list("message_id", flat=True)] == [
+        stolen.message_id
+    ], "only the two still leased were deleted"
+
+
+@pytest.mark.django_db
 def test_extend_keeps_the_lease() -> None:
     queue = make_queue(visibility_timeout=1)
     publish(queue, 1)
