@@ -304,19 +304,15 @@ class Gunicorn:
 
 
 class RelayProcess:
-    """``manage.py relay`` (or ``python -m bench.polling_relay``) against the bench database;
+    """``manage.py relay`` against the bench database, logging to ``var/bench/<name>.log``;
     ready once it printed its start line."""
 
     READY = "publishing the outbox"
 
-    def __init__(self, env: dict[str, str], *args: str, polling_only: bool = False) -> None:
+    def __init__(self, env: dict[str, str], *args: str, name: str = "relay") -> None:
         LOGS.mkdir(parents=True, exist_ok=True)
-        command = (
-            [sys.executable, "-m", "bench.polling_relay", *args]
-            if polling_only
-            else [sys.executable, "manage.py", "relay", *args]
-        )
-        self.name = "relay-polling" if polling_only else "relay"
+        command = [sys.executable, "manage.py", "relay", *args]
+        self.name = name
         self.log = open(LOGS / f"{self.name}.log", "ab")  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True

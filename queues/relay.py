@@ -8,7 +8,8 @@ Publishing is at least once: a relay killed between the broker's answer and the 
 those rows again, with the same message ids.
 
 Wake-up: PostgreSQL LISTEN/NOTIFY (one NOTIFY per committed transaction, see ``outbox.py``),
-with polling as the fallback and the only mechanism on SQLite.
+with polling as the fallback, and the only mechanism on SQLite or with ``listen=False``
+(``manage.py relay --no-listen``).
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ class Relay:
         poll_seconds: float = 0.5,
         retention: dt.timedelta = dt.timedelta(hours=24),
         owner: str | None = None,
+        listen: bool = True,
     ) -> None:
         self.batch_size = batch_size
+        self.listen = listen
         self.lease = dt.timedelta(seconds=lease_seconds)
         self.poll_seconds = poll_seconds
         self.retention = retention
@@ -341,8 +344,10 @@ class Relay:
 
     @contextmanager
     def _wakeups(self) -> Iterator[Callable[[float], None]]:
-        """A ``wait(seconds)`` that returns early on NOTIFY (PostgreSQL) or just sleeps."""
-        if connection.vendor != "postgresql":
+        """A ``wait(seconds)`` that returns early on NOTIFY (PostgreSQL) or just sleeps (SQLite,
+        or ``listen=False``: polling alone, e.g. where a pooler such as PgBouncer in
+        transaction mode cannot hold a LISTEN session)."""
+        if connection.vendor != "postgresql" or not self.listen:
             yield _sleeper
             return
         import psycopg

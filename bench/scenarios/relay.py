@@ -11,9 +11,8 @@ Commit-to-broker latency, on Kafka: records are created through ``zstorage.recor
 real write path: outbox row + NOTIFY on commit) at a fixed rate; a consumer tails the topic.
 latency = time the consumer got the event minus the time the write's commit returned (one clock: all
 on this machine). Two relays, one at a time: LISTEN/NOTIFY isolated (``--poll-seconds 30``)
-and polling alone (``bench.polling_relay``, ``--poll-seconds 0.5``: the relay has no switch
-to turn LISTEN off). Peer: the Kafka client producing one message per write at the same rate
-(flush per message), tailed the same way.
+and polling alone (``--no-listen --poll-seconds 0.5``). Peer: the Kafka client producing one
+message per write at the same rate (flush per message), tailed the same way.
 """
 
 from __future__ import annotations
@@ -155,8 +154,9 @@ def relay_latency(bench: Bench, table: Any, queue: Any, seconds: float, *, polli
 
     arrivals = Arrivals("record_id")
     tail = KafkaTail(queue.name, arrivals)
-    args = ("--poll-seconds", "0.5") if polling else ("--poll-seconds", "30")
-    relay = RelayProcess(bench.child_env(), *args, polling_only=polling).wait_ready()
+    args = ("--no-listen", "--poll-seconds", "0.5") if polling else ("--poll-seconds", "30")
+    name = "relay-polling" if polling else "relay-notify"
+    relay = RelayProcess(bench.child_env(), *args, name=name).wait_ready()
     try:
         committed: dict[int, float] = {}
 

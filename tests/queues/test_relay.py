@@ -299,3 +299,33 @@ def test_a_failed_batch_holds_back_the_rows_read_ahead(broker: Engine):
         "N3",
     ]
     broker.cleanup()
+
+
+def _listening_sessions() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query ILIKE 'LISTEN %%'"
+        )
+        (count,) = cursor.fetchone()
+    return int(count)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("listen", [True, False], ids=["listen", "no-listen"])
+def test_relay_no_listen_polls_without_a_listen_session(listen: bool):
+    """``manage.py relay --no-listen`` holds no LISTEN session on PostgreSQL and still
+    publishes a row committed without any NOTIFY, by polling; the default listens."""
+    queue = Queue.objects.create(name="q", type="database")
+    relay = RelayProcess("--poll-seconds", "0.2", *([] if listen else ["--no-listen"]))
+    try:
+        _outbox_row(queue, "k", "A")  # no NOTIFY: only polling finds it
+        wait_for(lambda: pending(queue) == 0, 30, "the relay to publish the row by polling")
+        assert queue.database_messages.count() == 1
+        # Started (it published), so a listening relay has its session by now.
+        assert _listening_sessions() == (1 if listen else 0)
+    finally:
+        assert relay.stop() == 0

@@ -31,7 +31,15 @@ class Command(BaseCommand):
             "--poll-seconds",
             type=float,
             default=0.5,
-            help="Polling interval (the only wake-up on SQLite; a fallback on PostgreSQL).",
+            help="Polling interval (the only wake-up on SQLite or with --no-listen; a fallback "
+            "on PostgreSQL).",
+        )
+        parser.add_argument(
+            "--no-listen",
+            action="store_false",
+            dest="listen",
+            help="Do not LISTEN for the outbox's NOTIFY on PostgreSQL: poll every --poll-seconds "
+            "only (e.g. behind a connection pooler that cannot hold a LISTEN session).",
         )
         parser.add_argument("--retention-hours", type=float, default=24.0)
 
@@ -42,6 +50,7 @@ class Command(BaseCommand):
             lease_seconds=options["lease_seconds"],
             poll_seconds=options["poll_seconds"],
             retention=dt.timedelta(hours=options["retention_hours"]),
+            listen=options["listen"],
         )
         self.stdout.write(f"relay {relay.owner}: publishing the outbox")
         self.stdout.flush()
