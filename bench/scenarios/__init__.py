@@ -10,6 +10,7 @@ SCENARIOS: dict[str, str] = {
     "publish-api": "bench.scenarios.publish_api",
     "outbox-write": "bench.scenarios.outbox_write",
     "relay": "bench.scenarios.relay",
+    "workers": "bench.scenarios.workers",
     "end-to-end": "bench.scenarios.end_to_end",
     "memory": "bench.scenarios.memory",
 }

@@ -1,4 +1,4 @@
-"""Scenario 4 — resident memory of the web and relay processes, idle and under load.
+"""Scenario 6 — resident memory of the web, relay and worker processes, idle and under load.
 
 RSS is ``VmRSS`` from ``/proc/<pid>/status``, summed over the process and its children (for
 gunicorn: the master and its 2 workers), sampled every 100 ms; "under load" is the peak.
@@ -10,17 +10,23 @@ gunicorn: the master and its 2 workers), sampled every 100 ms; "under load" is t
   settings and apps loaded, nothing else); under scenario-3 load (draining N rows on each
   engine) vs the bare client loop publishing the same rows in a process of its own
   (``bench.peer_loop``, no Django).
+* worker: ``manage.py runworker`` at concurrency 10 on RabbitMQ, idle once it consumes, and
+  its peak while draining scenario 4's no-op messages, vs a Celery worker (thread pool,
+  concurrency 10) idle and draining the same number of no-op tasks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.context import (
     Bench,
+    BenchError,
     Gunicorn,
     Options,
     RelayProcess,
@@ -30,10 +36,11 @@ from bench.context import (
 )
 from bench.harness import ROOT, Row, paired
 from bench.loadgen import run_load
+from bench.scenarios import workers
 from bench.scenarios.relay import fill, pending
 
 NAME = "memory"
-TITLE = "Memory: resident set of web (gunicorn) and relay, idle and under load"
+TITLE = "Memory: resident set of web (gunicorn), relay and worker, idle and under load"
 CONCURRENCY = 4
 SETTLE = 1.0
 
@@ -165,5 +172,80 @@ def run(bench: Bench, options: Options) -> list[Row]:
         "bare_django": bare_rss,
         "peer_loaded": peer_loaded,
     }
+    if "rabbitmq" in engines:
+        rows += _worker(bench, repeats, 1_000 if options.quick else 15_000, details)
     bench.details[NAME] = details
     return rows
+
+
+def _worker(bench: Bench, repeats: int, count: int, details: dict[str, Any]) -> list[Row]:
+    """One worker process (concurrency 10) on RabbitMQ: idle once it consumes, and its peak
+    while it drains ``count`` no-op messages (scenario 4's load); the Celery worker with the
+    thread pool under the same load as the peer."""
+    queue = bench.make_queue("rabbitmq", "memory-worker", visibility_timeout=30)
+    celery_queue = f"bench-{bench.run_id}-memory-celery"
+    workers.declare_celery_queue(celery_queue)
+    results: dict[str, dict[str, list[float]]] = {"ours": {}, "celery": {}}
+    try:
+        with contextlib.ExitStack() as stack:
+            consumers = {
+                "ours": (
+                    workers.ours(bench, queue, 10),
+                    lambda n: workers.fill_rabbitmq(queue.name, n),
+                    workers.rabbitmq_left(queue.name, stack),
+                ),
+                "celery": (
+                    workers.celery(bench, celery_queue, "threads", loglevel="INFO"),
+                    lambda n: workers.fill_celery(celery_queue, n),
+                    workers.rabbitmq_left(celery_queue, stack),
+                ),
+            }
+            for _ in range(repeats):
+                for key, (start, fill, left) in consumers.items():
+                    idle, peak = _worker_rss(start(), key, count, fill, left)
+                    results[key].setdefault("idle", []).append(idle)
+                    results[key].setdefault("peak", []).append(peak)
+    finally:
+        workers.delete_celery_queue(celery_queue)
+    details["worker"] = results
+    return [
+        paired(
+            NAME,
+            "worker idle (rabbitmq, c=10)",
+            "MiB",
+            results["ours"]["idle"],
+            "Celery threads c=10",
+            results["celery"]["idle"],
+        ),
+        paired(
+            NAME,
+            f"worker draining {count} no-op messages, peak",
+            "MiB",
+            results["ours"]["peak"],
+            "Celery threads c=10",
+            results["celery"]["peak"],
+        ),
+    ]
+
+
+def _worker_rss(
+    consumer: workers.ConsumerProcess,
+    key: str,
+    count: int,
+    fill: Callable[[int], None],
+    left: Callable[[], int],
+) -> tuple[float, float]:
+    try:
+        consumer.wait_for_output(workers.READY[key])
+        time.sleep(SETTLE)  # a window to measure in, not a synchronisation
+        idle = tree_rss_mib(consumer.pid)
+        with RssSampler(consumer.pid) as sampler:
+            fill(count)
+            deadline = time.monotonic() + 300
+            while left():
+                if time.monotonic() > deadline or not consumer.alive():
+                    raise BenchError(f"{consumer.label} did not drain; see {consumer.log_path}")
+                time.sleep(0.05)
+        return idle, sampler.peak
+    finally:
+        consumer.stop()

@@ -106,3 +106,46 @@ def test_a_quick_end_to_end_run_measures_both_database_configurations(tmp_path: 
             assert isinstance(value, float), row
             assert math.isfinite(value), row
             assert value > 0, row
+
+
+@pytest.mark.timeout(300)
+def test_a_quick_workers_run_measures_ours_the_bare_loop_and_celery(tmp_path: Path):
+    service_env("DATABASE_URL")
+    service_env("AMQP_URL")
+    results = tmp_path / "latest.json"
+    database = f"quaymaster_bench_test_workers_{os.getpid()}"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--scenario",
+            "workers",
+            "--engine",
+            "rabbitmq",
+            "--database",
+            database,
+            "--output",
+            str(results),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=290,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    rows = json.loads(results.read_text())["rows"]
+    assert [row["peer_name"] for row in rows] == [
+        "bare consume+ack loop",
+        "bare consume+ack loop",
+        "Celery prefork c=10",
+        "Celery threads c=10",
+    ]
+    for row in rows:
+        for side in ("ours", "peer", "ratio"):
+            value = row[side]["median"]
+            assert isinstance(value, float), row
+            assert math.isfinite(value), row
+            assert value > 0, row
