@@ -21,7 +21,7 @@ from queues.backends import get_backend
 from queues.backends.base import Backend, CheckResult, OutgoingMessage, PublishResult, QueueStats
 from queues.errors import BadMessage, MessageTooLarge, QueueError
 from queues.models import OutboxMessage, OutboxState, Queue, QueueLink
-from queues.outbox import notify_after_commit
+from queues.outbox import notify_at_commit
 from zstorage.errors import QueryError
 from zstorage.query import compile_query
 
@@ -294,7 +294,7 @@ def retry_outbox(queue: Queue | None = None) -> tuple[int, int]:
             state=OutboxState.PENDING, attempts=0, available_at=now
         )
         if due or requeued:
-            notify_after_commit()
+            notify_at_commit()
     return due, requeued
 
 

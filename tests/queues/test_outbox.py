@@ -121,3 +121,43 @@ def test_one_notify_per_committed_transaction_and_none_for_a_rollback(queue: Que
         got = list(listener.notifies(timeout=1.0))
     assert len(got) == 1
     assert got[0].channel == "quaymaster_outbox"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_notify_dropped_with_a_savepoint_is_sent_again_by_the_next_write(queue: Queue):
+    """The NOTIFY goes out inside the transaction; a savepoint rolled back takes it along, so
+    the next write of the same transaction must issue it again."""
+    import psycopg
+
+    table = linked_table(queue)
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute("LISTEN quaymaster_outbox")
+        with transaction.atomic():
+            with pytest.raises(RuntimeError):
+                _write_then_give_up(table, "A-1")  # a savepoint inside the outer transaction
+            records.create_record(table, {"number": "A-2"})
+            assert list(listener.notifies(timeout=0.3)) == [], "nothing before the commit"
+        got = list(listener.notifies(timeout=1.0))
+    assert len(got) == 1
+    assert OutboxMessage.objects.count() == 1
+
+
+@pytest.mark.postgres
+def test_a_linked_write_costs_one_statement_more_than_an_unlinked_one(queue: Queue):
+    """The outbox row and the relay's wake-up travel in one round trip with the write."""
+    from django.test.utils import CaptureQueriesContext
+
+    from zstorage import schema
+
+    linked = linked_table(queue)
+    plain = schema.create_table("Plain", "plain")
+    schema.add_field(plain, name="Number", key="number", type="text", required=True)
+    counts = {}
+    for table in (plain, linked):
+        records.create_record(table, {"number": "warm-up"})
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            records.create_record(table, {"number": "A-1"})
+        counts[table.slug] = len(queries.captured_queries)
+    assert counts["orders"] == counts["plain"] + 1
