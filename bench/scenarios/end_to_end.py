@@ -343,7 +343,7 @@ def measure_ours(config: Configuration, listener: UdpListener, count: int) -> di
         PORT_VARIABLE: str(listener.port),
     }
     with contextlib.ExitStack() as stack:
-        relay = RelayProcess(config.env)
+        relay = RelayProcess(config.env, name=f"e2e-relay-{config.key}")
         stack.callback(relay.stop)
         worker = Child(
             f"e2e-worker-{config.key}",
