@@ -9,11 +9,12 @@ SQLite file the relay and the worker use, while the bench process's is on Postgr
 ``python -m bench.e2e_writer write --table SLUG``
     prints ``ready``, then for each line ``COUNT RATE START INDEX STRIDE`` read from stdin
     creates records through ``zstorage.records.create_record`` (the one write path: outbox row
-    in the same transaction, NOTIFY after commit on PostgreSQL): writes INDEX, INDEX + STRIDE, …
-    below COUNT of a schedule of RATE writes per second starting at START (``time.time()``),
-    and prints one JSON line ``{"writes": [[record_id, committed], ...], ...}``; ``committed``
-    is ``time.time()`` taken the moment the commit returned (a callback registered before the
-    write's own, so before the NOTIFY is sent). Exits at end of input.
+    in the same transaction, whose NOTIFY PostgreSQL delivers at commit): writes INDEX,
+    INDEX + STRIDE, … below COUNT of a schedule of RATE writes per second starting at START
+    (``time.time()``), and prints one JSON line ``{"writes": [[record_id, committed], ...],
+    ...}``; ``committed`` is ``time.time()`` taken the moment the commit returned (an
+    ``on_commit`` callback registered before any of the write's own, so it runs first). Exits
+    at end of input.
 
 A write takes 10-25 ms on a busy 2-core machine, so one process cannot hold 100 writes/s: the
 scenario runs STRIDE writer processes, each taking every STRIDE-th write of one schedule, as
@@ -94,7 +95,7 @@ def write(
         committed: list[float] = []
         began = time.perf_counter()
         with transaction.atomic():
-            # Registered before the write registers its NOTIFY: runs first after COMMIT.
+            # Registered before any callback of the write's own: runs first after COMMIT.
             transaction.on_commit(partial(_stamp, committed))
             record = records.create_record(
                 table,

@@ -2,13 +2,13 @@
 
 Through the real processes, one configuration at a time: writer processes
 (``bench.e2e_writer``) create records through ``zstorage.records`` (outbox row in the write's
-transaction, NOTIFY after commit on PostgreSQL) on one open-loop schedule of 100 writes per
-second, ``WRITERS`` of them taking turns (one process cannot make a write every 10 ms on a busy
-2-core machine); ``manage.py relay`` publishes them; ``manage.py runworker QUEUE
---concurrency 10`` runs the ``bench-e2e`` handler (``bench.handlers``), whose first statement
+transaction, whose NOTIFY PostgreSQL delivers at commit) on one open-loop schedule of 100
+writes per second, ``WRITERS`` of them taking turns (one process cannot make a write every
+10 ms on a busy 2-core machine); ``manage.py relay`` publishes them; ``manage.py runworker
+QUEUE --concurrency 10`` runs the ``bench-e2e`` handler (``bench.handlers``), whose first statement
 takes ``time.time()`` and which sends ``(table, record_id, time)`` in a UDP datagram to this
 process. latency = handler entered - commit returned (the writer takes ``time.time()`` in an
-``on_commit`` callback registered before the write's own, i.e. before its NOTIFY). Everything
+``on_commit`` callback registered before any of the write's own, so it runs first). Everything
 runs on this machine, so both ends read one wall clock.
 
 The measure's label says how many writes per second the writers held (fewer than 100 when the
