@@ -104,28 +104,28 @@ def fill_with_backend(queue: Any, count: int) -> None:
 
 
 def kafka_left(topic: str, group: str) -> Callable[[], int]:
-    from confluent_kafka import Consumer, TopicPartition
+    """End offsets minus the group's committed offsets, read with the admin API (a consumer
+    with the group's id, even one that never subscribes, talks to the group's coordinator on
+    the consumers' behalf; the admin client only reads)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-            "group.id": group,
-            "enable.auto.commit": False,
-        }
-    )
-    partitions = [
-        TopicPartition(topic, p)
-        for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    ]
+    admin = AdminClient({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"]})
+    count = len(admin.list_topics(topic, timeout=10).topics[topic].partitions)
+    partitions = [TopicPartition(topic, p) for p in range(count)]
 
     def left() -> int:
+        request = [ConsumerGroupTopicPartitions(group, partitions)]
+        (future,) = admin.list_consumer_group_offsets(request).values()
+        committed = {tp.partition: tp.offset for tp in future.result(timeout=10).topic_partitions}
+        ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions})
+        starts = admin.list_offsets({tp: OffsetSpec.earliest() for tp in partitions})
         total = 0
-        committed = consumer.committed(partitions, timeout=10)
-        for tp in committed:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, tp.partition), timeout=10, cached=False
-            )
-            total += high - (tp.offset if tp.offset >= 0 else low)
+        for tp in partitions:
+            high = ends[tp].result(timeout=10).offset
+            low = starts[tp].result(timeout=10).offset
+            position = committed.get(tp.partition, -1)
+            total += high - (position if position >= 0 else low)
         return total
 
     return left

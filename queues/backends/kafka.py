@@ -14,10 +14,12 @@
 * Acks commit explicit offsets, never "everything fetched": per partition, the lowest offset
   still unacknowledged (or the last fetched + 1 when none is), so a crash never skips a message
   that was fetched but not acknowledged. Deliveries are at least once. ``ack`` commits
-  synchronously (committed when it returns); ``ack_many``, which workers use, commits the
-  batch's positions asynchronously — one commit per batch, no wait for the coordinator's
-  answer (a failed commit is logged; a later commit or ``close``, which commits the last
-  positions synchronously, covers it; at worst the messages are delivered again).
+  synchronously (committed when it returns); ``ack_many``, which workers use, commits
+  asynchronously with at most one commit in flight: positions acknowledged while one is in
+  flight are merged and sent when its answer comes (served by the next ``fetch``). A failed
+  commit is logged; a later commit or ``close`` (which commits the last positions
+  synchronously) covers it; at worst messages are delivered again. (Pipelining a commit per
+  batch made Kafka 4.1's group coordinator stall a request for the whole session timeout.)
 * ``retry_later`` produces the message to ``<name>.retry`` with ``quaymaster-attempt`` + 1 and
   ``quaymaster-not-before`` (epoch ms), then acks the original. ``fetch`` holds a retry
   partition whose head is not due yet (pause + seek back) and resumes it when due. Retries
@@ -115,6 +117,8 @@ class KafkaBackend(Backend):
     delivery_timeout = 10.0
     #: Each consume() slice while waiting, so a fetch returns soon after messages arrive.
     poll_slice = 0.1
+    #: An asynchronous commit unanswered for this long no longer holds back the next one.
+    commit_timeout = 10.0
 
     def __init__(self, queue: Queue) -> None:
         super().__init__(queue)
@@ -125,8 +129,10 @@ class KafkaBackend(Backend):
         self._brokers_down = False
         self._offsets = OffsetTracker()
         self._held: dict[tuple[str, int], float] = {}  # retry partitions paused until (epoch s)
-        #: Positions committed asynchronously since the last synchronous commit.
+        #: Positions acknowledged through ack_many: sent (asynchronously) or waiting to be.
         self._async_positions: dict[tuple[str, int], int] = {}
+        self._unsent: dict[tuple[str, int], int] = {}
+        self._commit_sent_at: float | None = None  # monotonic; None: no commit in flight
 
     # -- names --------------------------------------------------------------------------------
 
@@ -283,7 +289,9 @@ class KafkaBackend(Backend):
         deliveries: list[Delivery] = []
         while True:
             self._resume_due(consumer)
-            timeout = max(0.0, min(self.poll_slice, deadline - time.monotonic()))
+            # Once messages came, take only what is already here: no wait for more.
+            timeout = 0.0 if deliveries else min(self.poll_slice, deadline - time.monotonic())
+            timeout = max(0.0, timeout)
             try:
                 batch = consumer.consume(
                     num_messages=max_messages - len(deliveries), timeout=timeout
@@ -292,6 +300,7 @@ class KafkaBackend(Backend):
                 raise self._translate(exc, "consuming") from exc
             taken = [d for d in (self._accept(consumer, m) for m in batch) if d is not None]
             deliveries.extend(taken)
+            self._send_commit()  # consume() served the last commit's answer
             if len(deliveries) >= max_messages or (deliveries and not taken):
                 return deliveries
             if time.monotonic() >= deadline:
@@ -340,18 +349,32 @@ class KafkaBackend(Backend):
                 self._offsets.committed(handle, target)
                 key = (handle.topic, handle.partition)
                 positions[key] = max(target, positions.get(key, target))
-        if not positions:
-            return results
+        for key, position in positions.items():
+            self._unsent[key] = max(position, self._unsent.get(key, position))
+        try:
+            self._send_commit()
+        except QueueError as error:
+            return [result or error for result in results]
+        return results
+
+    def _send_commit(self) -> None:
+        """Commit the unsent positions asynchronously, unless a commit is still in flight
+        (its answer, served by ``consume``, sends the next)."""
+        in_flight = self._commit_sent_at is not None
+        if not self._unsent or (
+            in_flight and time.monotonic() - (self._commit_sent_at or 0) < self.commit_timeout
+        ):
+            return
+        unsent, self._unsent = self._unsent, {}
         try:
             self.consumer.commit(
-                offsets=[TopicPartition(t, p, offset) for (t, p), offset in positions.items()],
+                offsets=[TopicPartition(t, p, offset) for (t, p), offset in unsent.items()],
                 asynchronous=True,
             )
         except KafkaException as exc:
-            error = self._translate(exc, "committing")
-            return [result or error for result in results]
-        self._async_positions.update(positions)
-        return results
+            raise self._translate(exc, "committing") from exc
+        self._commit_sent_at = time.monotonic()
+        self._async_positions.update(unsent)
 
     def retry_later(self, delivery: Delivery, delay_seconds: float) -> None:
         not_before = int((time.time() + max(0.0, delay_seconds)) * 1000)
@@ -398,13 +421,11 @@ class KafkaBackend(Backend):
         clients' threads."""
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
-            if self._async_positions:
+            final = {**self._async_positions, **self._unsent}
+            if final:
                 with contextlib.suppress(KafkaException, RuntimeError):
                     consumer.commit(
-                        offsets=[
-                            TopicPartition(t, p, offset)
-                            for (t, p), offset in self._async_positions.items()
-                        ],
+                        offsets=[TopicPartition(t, p, offset) for (t, p), offset in final.items()],
                         asynchronous=False,
                     )
             with contextlib.suppress(KafkaException, RuntimeError):
@@ -421,6 +442,8 @@ class KafkaBackend(Backend):
         self._offsets.clear()
         self._held.clear()
         self._async_positions.clear()
+        self._unsent.clear()
+        self._commit_sent_at = None
 
     # -- clients ------------------------------------------------------------------------------
 
@@ -510,9 +533,11 @@ class KafkaBackend(Backend):
             self._offsets.revoked([(tp.topic, tp.partition)])
             self._held.pop((tp.topic, tp.partition), None)
             self._async_positions.pop((tp.topic, tp.partition), None)
+            self._unsent.pop((tp.topic, tp.partition), None)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """The answer to an asynchronous commit, served during ``consume``."""
+        self._commit_sent_at = None
         failed = [tp for tp in partitions if tp.error is not None]
         if error is not None or failed:
             logger.warning(

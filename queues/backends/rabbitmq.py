@@ -182,8 +182,9 @@ class RabbitMqBackend(Backend):
             while len(self._buffer) < max_messages:
                 remaining = deadline - time.monotonic()
                 if self._buffer or remaining <= 0:
-                    # Take what already arrived, without waiting longer.
-                    remaining = 0.01
+                    # Take what already arrived, without waiting for more (a message every
+                    # 10 ms would otherwise keep a 10 ms wait going).
+                    remaining = 0.001
                 before = len(self._buffer)
                 with contextlib.suppress(TimeoutError):
                     connection.drain_events(timeout=remaining)
