@@ -24,6 +24,10 @@ All of this queue's SQL lives here. A message is one row with a few states:
 * Publishing inserts in the caller's transaction: a rolled-back caller publishes nothing. A
   message id already in the queue is not inserted twice (its row id is returned); once acked
   (deleted), the same id can be published again.
+* Wake-up: on PostgreSQL publishing also sends ``NOTIFY quaymaster_queue_<id>`` (delivered
+  when the transaction commits) and a waiting ``fetch`` LISTENs on it, so a worker claims a
+  new message at once instead of at its next poll (every 0.2 s, still the fallback and the
+  only way on SQLite, and what finds retries whose delay ran out).
 
 Times come from the application's clock (``timezone.now()``), not the database's: in a
 transaction PostgreSQL's ``now()`` is the transaction's start time.
@@ -83,6 +87,12 @@ class DatabaseBackend(Backend):
         super().__init__(queue)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self._closed = threading.Event()
+        self._listener: Any = None  # PostgreSQL: a psycopg connection LISTENing on channel
+
+    @property
+    def channel(self) -> str:
+        """The NOTIFY channel of this queue (PostgreSQL)."""
+        return f"quaymaster_queue_{self.queue.pk}"
 
     # -- producer side ------------------------------------------------------------------------
 
@@ -126,6 +136,9 @@ class DatabaseBackend(Backend):
                 )
             for row in DatabaseMessage.objects.bulk_create(rows):
                 known[row.message_id] = row.pk
+            if rows and connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_notify(%s, '')", [self.channel])
         return [
             BrokerIdPublishResult(m.message_id, known[uuid.UUID(m.message_id)]) for m in messages
         ]
@@ -146,12 +159,14 @@ class DatabaseBackend(Backend):
     def fetch(self, max_messages: int = 10, wait_seconds: float = 1.0) -> list[Delivery]:
         self._require_saved()
         deadline = time.monotonic() + max(0.0, wait_seconds)
+        if wait_seconds > 0:
+            self._listen()  # before the first claim: a NOTIFY after it is not missed
         while True:
             deliveries = self._claim(max(1, max_messages))
             remaining = deadline - time.monotonic()
             if deliveries or remaining <= 0 or self._closed.is_set():
                 return deliveries
-            self._closed.wait(min(self.poll_interval, remaining))
+            self._wait(min(self.poll_interval, remaining))
 
     def ack(self, delivery: Delivery) -> None:
         handle = self._handle(delivery)
@@ -211,6 +226,40 @@ class DatabaseBackend(Backend):
 
     def close(self) -> None:
         self._closed.set()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                listener.close()
+
+    def _listen(self) -> None:
+        if self._listener is not None or connection.vendor != "postgresql":
+            return
+        import psycopg
+
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        params.pop("context", None)
+        try:
+            listener = psycopg.connect(**params, autocommit=True)
+            listener.execute(f'LISTEN "{self.channel}"')
+        except psycopg.Error:
+            return  # polling still finds the messages
+        self._listener = listener
+
+    def _wait(self, seconds: float) -> None:
+        """Until a NOTIFY for this queue (PostgreSQL) or ``seconds``, whichever comes first."""
+        listener = self._listener
+        if listener is None:
+            self._closed.wait(seconds)
+            return
+        try:
+            for _ in listener.notifies(timeout=seconds, stop_after=1):
+                pass
+        except Exception:  # the listener broke (or was closed): poll from now on
+            self._listener = None
+            with contextlib.suppress(Exception):
+                listener.close()
+            self._closed.wait(seconds)
 
     # -- administration -----------------------------------------------------------------------
 

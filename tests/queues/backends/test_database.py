@@ -217,3 +217,33 @@ def test_concurrent_claimers_never_get_the_same_message() -> None:
     assert first | second == sent
     assert first, "the first claimer got nothing: the race did not happen"
     assert second, "the second claimer got nothing: the race did not happen"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_fetch_wakes_on_the_publish_notify_not_its_poll() -> None:
+    """PostgreSQL: publishing NOTIFYs the queue's channel at commit, and a fetch waiting on it
+    claims at once. The poll is set to 30 s here, so only the NOTIFY can end the wait early."""
+    queue = make_queue(visibility_timeout=30)
+    consumer = DatabaseBackend(queue, owner="consumer")
+    consumer.poll_interval = 30.0
+    fetched: list[Delivery] = []
+    returned = threading.Event()
+
+    def wait() -> None:
+        try:
+            fetched.extend(consumer.fetch(1, wait_seconds=25))
+        finally:
+            connection.close()
+            returned.set()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    try:
+        wait_for(lambda: consumer._listener is not None, 10, "the consumer to LISTEN")
+        (message,) = publish(queue, 1)
+        assert returned.wait(10), "the fetch did not wake on the NOTIFY"
+        assert [d.message_id for d in fetched] == [message.message_id]
+    finally:
+        thread.join(30)
+        consumer.close()
