@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,36 +173,79 @@ class Relay:
         Every batch is read from the head of the queue (the oldest pending rows in id order),
         never "after the last one sent": a transaction that took a lower id but committed late
         is then published before any later write of the same record (which waited for that
-        record's row lock, so committed after it).
-
-        While the broker takes batch N (in a helper thread), the next batch is read from the
-        head, leaving out N's rows. It is published only once N is acknowledged and marked;
-        if N fails in any way, the read-ahead is dropped and the queue waits. Either way no row
-        goes out before an older row of its key has been published, and nothing is sent
-        twice on purpose."""
-        published = 0
+        record's row lock, so committed after it)."""
         rows = self._pending(queue.pk)
+        if not rows or not rows[0].due:
+            return 0
+        if queue.type == QueueType.DATABASE:
+            return self._drain_in_turn(queue, rows)  # it publishes with this thread's connection
+        return self._drain_overlapped(queue, rows)
+
+    def _drain_in_turn(self, queue: Queue, rows: list[PendingRow]) -> int:
+        """Read, publish, mark; again while batches come full."""
+        published = 0
         while rows and rows[0].due:
             messages = [OutgoingMessage(r.message_id, r.body, r.ordering_key or None) for r in rows]
-            backend = self._backend(queue)
-            ahead: list[PendingRow] | None = None
-            if queue.type == QueueType.DATABASE:
-                # Publishes with this thread's database connection: nothing to overlap.
-                outcome = _send(backend, messages)
-            else:
-                future = self._helper().submit(_send, backend, messages)
-                try:
-                    ahead = self._pending(queue.pk, skip={r.pk for r in rows})
-                finally:
-                    outcome = future.result()  # the backend is never used by two threads
-            sent, kept = self._settle(queue, rows, outcome)
+            sent, kept = self._settle(queue, rows, _send(self._backend(queue), messages))
             published += sent
             if sent < len(rows) or not kept or len(rows) < self.batch_size:
                 # A failure (the queue waits), the lease is gone, or the backlog is drained
                 # (rows committed since then come with their own NOTIFY).
                 return published
-            rows = ahead if ahead is not None else self._pending(queue.pk)
+            rows = self._pending(queue.pk)
         return published
+
+    def _drain_overlapped(self, queue: Queue, rows: list[PendingRow]) -> int:
+        """The same, with the broker's work in a helper thread overlapping this thread's
+        database work: while the broker takes batch N+1, batch N is marked and batch N+2 read.
+
+        * N+1 is handed to the broker only once N is acknowledged in full; when N fails in any
+          way the rows read ahead are dropped and the queue waits (per-record order).
+        * Rows read ahead come from the head of the queue, leaving out only the batch in
+          flight (see ``_drain``).
+        * Marks are made in batch order: if marking N fails, N+1 (already sent) is left
+          pending too, so both are sent again in order, never N again after N+1 alone.
+        """
+        backend = self._backend(queue)
+        published = 0
+        future = self._submit(backend, rows)
+        try:
+            ahead = self._read_ahead(queue.pk, rows)
+        except BaseException:
+            future.result()  # the backend is never used by two threads
+            raise
+        while True:
+            outcome = future.result()
+            if isinstance(outcome, QueueError):
+                sent, _ = self._settle(queue, rows, outcome)
+                return published + sent
+            following = ahead if ahead and ahead[0].due else []
+            next_future = self._submit(backend, following) if following else None
+            try:
+                kept = self._mark_published(list(zip(rows, outcome, strict=True)), queue.pk)
+                published += len(rows)
+                if next_future is None:
+                    return published
+                if not kept:
+                    # Another relay has the queue now: record what went out, then stop.
+                    sent = self._settle(queue, following, next_future.result())[0]
+                    return published + sent
+                ahead = self._read_ahead(queue.pk, following)
+            except BaseException:
+                if next_future is not None:
+                    next_future.result()  # sent, left pending: it goes again after this batch
+                raise
+            rows, future = following, next_future
+
+    def _submit(self, backend: Backend, rows: list[PendingRow]) -> Future[Any]:
+        messages = [OutgoingMessage(r.message_id, r.body, r.ordering_key or None) for r in rows]
+        return self._helper().submit(_send, backend, messages)
+
+    def _read_ahead(self, queue_id: int, in_flight: list[PendingRow]) -> list[PendingRow]:
+        """The next batch, unless the one in flight is the end of the backlog."""
+        if len(in_flight) < self.batch_size:
+            return []
+        return self._pending(queue_id, skip={r.pk for r in in_flight})
 
     def _helper(self) -> ThreadPoolExecutor:
         if self._executor is None:
