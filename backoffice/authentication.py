@@ -39,7 +39,12 @@ def _lookup(key_hash: str) -> ApiToken | None:
     token: ApiToken | None = cache.get(key)
     if token is not None:
         return token
-    token = ApiToken.objects.select_related("user").filter(key_hash=key_hash).first()
+    token = (
+        ApiToken.objects.select_related("user")
+        .defer("user__password")  # the cache (shared with CACHE_URL) never holds a hash
+        .filter(key_hash=key_hash)
+        .first()
+    )
     if token is None:
         return None  # unknown tokens are not remembered: each costs its query
     token.scoped_queue_ids = frozenset(token.queues.values_list("pk", flat=True))  # type: ignore[attr-defined]

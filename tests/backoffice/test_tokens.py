@@ -77,6 +77,12 @@ def test_a_known_token_is_looked_up_once_then_taken_from_the_cache(client: Clien
     with CaptureQueriesContext(connection) as queries:
         assert _me(client, raw) == 200
     assert not [q for q in queries.captured_queries if "backoffice_apitoken" in q["sql"]]
+    from django.core.cache import cache
+
+    from backoffice.authentication import _cache_key
+
+    cached = cache.get(_cache_key(digest(raw)))
+    assert "password" not in cached.user.__dict__, "no password hash in the cache"
 
 
 def test_changes_to_a_cached_token_or_its_user_apply_at_once(client: Client):
