@@ -255,7 +255,11 @@ class DatabaseMessage(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["queue", "state", "available_at"], name="queues_dbmessage_claim")
+            models.Index(fields=["queue", "state", "available_at"], name="queues_dbmessage_claim"),
+            # The claim takes the oldest ids of one queue: without (queue, id) PostgreSQL walks
+            # the primary key through every other queue's backlog (10 claims/s behind 240k
+            # rows of another queue, in the bench).
+            models.Index(fields=["queue", "id"], name="queues_dbmessage_order"),
         ]
 
     def __str__(self) -> str:
