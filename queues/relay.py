@@ -37,6 +37,7 @@ from queues.backends import get_backend
 from queues.backends.base import Backend, OutgoingMessage, PublishResult
 from queues.errors import MessageTooLarge, PublishFailed, QueueError
 from queues.models import OutboxMessage, OutboxState, Queue, QueueType, RelayLease
+from queues.notify import listen
 from queues.outbox import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -393,13 +394,7 @@ class Relay:
         if connection.vendor != "postgresql" or not self.listen:
             yield _sleeper
             return
-        import psycopg
-
-        params = connection.get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        with psycopg.connect(**params, autocommit=True) as listener:
-            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        with listen(NOTIFY_CHANNEL) as listener:
 
             def wait(seconds: float) -> None:
                 for _ in listener.notifies(timeout=seconds, stop_after=1):

@@ -64,6 +64,7 @@ from queues.backends.base import (
 from queues.dead_letters import DeadLetter, wanted_set
 from queues.errors import BadMessage, BrokerUnavailable, LeaseLost, QueueError, QueueMissing
 from queues.models import DatabaseMessage, MessageState, Queue
+from queues.notify import listen
 
 CLAIMABLE = (MessageState.READY, MessageState.IN_FLIGHT)
 
@@ -236,15 +237,8 @@ class DatabaseBackend(Backend):
             return
         import psycopg
 
-        params = connection.get_connection_params()
-        params.pop("cursor_factory", None)
-        params.pop("context", None)
-        try:
-            listener = psycopg.connect(**params, autocommit=True)
-            listener.execute(f'LISTEN "{self.channel}"')
-        except psycopg.Error:
-            return  # polling still finds the messages
-        self._listener = listener
+        with contextlib.suppress(psycopg.Error):  # if not, polling still finds the messages
+            self._listener = listen(self.channel)
 
     def _wait(self, seconds: float) -> None:
         """Until a NOTIFY for this queue (PostgreSQL) or ``seconds``, whichever comes first."""
