@@ -476,23 +476,7 @@ class Bench:
 
     def linked_table(self, slug: str, queue: Queue | None) -> Table:
         """A small orders-like table; linked to ``queue`` (creates only) when one is given."""
-        from queues.models import QueueLink
-        from zstorage import schema
-
-        table = schema.create_table(slug.replace("-", " ").title(), slug)
-        schema.add_field(table, name="Number", key="number", type="text", required=True)
-        schema.add_field(table, name="Total", key="total", type="decimal")
-        schema.add_field(
-            table,
-            name="Status",
-            key="status",
-            type="choice",
-            options={"choices": ["new", "paid", "shipped"]},
-        )
-        schema.add_field(table, name="Notes", key="notes", type="long_text")
-        if queue is not None:
-            QueueLink.objects.create(table=table, queue=queue, handler="bench")
-        return table
+        return orders_table(slug, queue, handler="bench")
 
     # -- tear-down ------------------------------------------------------------------------------
 
@@ -532,6 +516,27 @@ class Bench:
                         with contextlib.suppress(Exception):
                             url = client.get_queue_url(QueueName=name + suffix)["QueueUrl"]
                             client.delete_queue(QueueUrl=url)
+
+
+def orders_table(slug: str, queue: Queue | None, *, handler: str) -> Table:
+    """A small orders-like table, linked to ``queue`` with ``handler`` when one is given."""
+    from queues.models import QueueLink
+    from zstorage import schema
+
+    table = schema.create_table(slug.replace("-", " ").title(), slug)
+    schema.add_field(table, name="Number", key="number", type="text", required=True)
+    schema.add_field(table, name="Total", key="total", type="decimal")
+    schema.add_field(
+        table,
+        name="Status",
+        key="status",
+        type="choice",
+        options={"choices": ["new", "paid", "shipped"]},
+    )
+    schema.add_field(table, name="Notes", key="notes", type="long_text")
+    if queue is not None:
+        QueueLink.objects.create(table=table, queue=queue, handler=handler)
+    return table
 
 
 @contextlib.contextmanager

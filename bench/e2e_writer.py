@@ -41,22 +41,9 @@ HANDLER = "bench-e2e"
 def linked_table(slug: str, queue: Queue) -> Table:
     """The table of ``Bench.linked_table``, linked to ``queue`` with the ``bench-e2e`` handler
     (the scenario only creates records)."""
-    from queues.models import QueueLink
-    from zstorage import schema
+    from bench.context import orders_table
 
-    table = schema.create_table(slug.replace("-", " ").title(), slug)
-    schema.add_field(table, name="Number", key="number", type="text", required=True)
-    schema.add_field(table, name="Total", key="total", type="decimal")
-    schema.add_field(
-        table,
-        name="Status",
-        key="status",
-        type="choice",
-        options={"choices": ["new", "paid", "shipped"]},
-    )
-    schema.add_field(table, name="Notes", key="notes", type="long_text")
-    QueueLink.objects.create(table=table, queue=queue, handler=HANDLER)
-    return table
+    return orders_table(slug, queue, handler=HANDLER)
 
 
 def setup(table_slug: str, queue_name: str) -> dict[str, int]:
