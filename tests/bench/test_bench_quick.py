@@ -4,11 +4,11 @@ and writes latest.json with numbers. A smoke test only: it asserts nothing about
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,31 +19,44 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(180)]
 
 
-def test_a_quick_bench_run_prints_the_table_and_writes_numbers(tmp_path: Path):
-    service_env("DATABASE_URL")
-    service_env("KAFKA_BOOTSTRAP_SERVERS")
-    results = tmp_path / "latest.json"  # not bench/results/: a developer's figures stay
-    database = f"quaymaster_bench_test_{os.getpid()}"
+def run_quick(
+    tmp_path: Path, name: str, *args: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``python -m bench --quick ARGS`` into its own database and ``tmp_path/latest.json`` (a
+    developer's figures in bench/results stay); fails with the output unless it exits 0."""
     run = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench",
             "--quick",
-            "--scenario",
-            "outbox-write",
+            *args,
             "--database",
-            database,
+            f"quaymaster_bench_test_{name}_{os.getpid()}",
             "--output",
-            str(results),
+            str(tmp_path / "latest.json"),
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         capture_output=True,
         text=True,
-        timeout=170,
+        timeout=timeout,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    return run
+
+
+def assert_numbers(rows: list[dict[str, Any]]) -> None:
+    """Every row has a positive, finite median for ours, the peer and the ratio."""
+    assert rows
+    assert_numbers(rows)
+
+
+def test_a_quick_bench_run_prints_the_table_and_writes_numbers(tmp_path: Path):
+    service_env("DATABASE_URL")
+    service_env("KAFKA_BOOTSTRAP_SERVERS")
+    results = tmp_path / "latest.json"
+    run = run_quick(tmp_path, "outbox", "--scenario", "outbox-write", timeout=170)
     header = [line for line in run.stdout.splitlines() if line.startswith("scenario ")]
     assert header, run.stdout
     assert all(column in header[0] for column in ("ours", "peer", "ratio", "target"))
@@ -55,14 +68,8 @@ def test_a_quick_bench_run_prints_the_table_and_writes_numbers(tmp_path: Path):
     assert document["machine"]["django"]
     assert document["machine"]["engines"]["postgresql"]
     rows = document["rows"]
-    assert rows
     assert {row["scenario"] for row in rows} == {"outbox-write"}
-    for row in rows:
-        for side in ("ours", "peer", "ratio"):
-            value = row[side]["median"]
-            assert isinstance(value, float), row
-            assert math.isfinite(value), row
-            assert value > 0, row
+    assert_numbers(rows)
 
 
 @pytest.mark.timeout(300)
@@ -71,41 +78,14 @@ def test_a_quick_end_to_end_run_measures_both_database_configurations(tmp_path: 
     in subprocesses) and PostgreSQL + the database queue: only PostgreSQL is needed."""
     service_env("DATABASE_URL")
     results = tmp_path / "latest.json"
-    database = f"quaymaster_bench_test_e2e_{os.getpid()}"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--scenario",
-            "end-to-end",
-            "--engine",
-            "database",
-            "--database",
-            database,
-            "--output",
-            str(results),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=290,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    run_quick(tmp_path, "e2e", "--scenario", "end-to-end", "--engine", "database", timeout=290)
     rows = json.loads(results.read_text())["rows"]
     assert {row["scenario"] for row in rows} == {
         "end-to-end/sqlite+database",
         "end-to-end/postgresql+database",
     }
     assert len(rows) == 4  # p50 and p99 of each
-    for row in rows:
-        for side in ("ours", "peer", "ratio"):
-            value = row[side]["median"]
-            assert isinstance(value, float), row
-            assert math.isfinite(value), row
-            assert value > 0, row
+    assert_numbers(rows)
 
 
 @pytest.mark.timeout(300)
@@ -113,29 +93,7 @@ def test_a_quick_workers_run_measures_ours_the_bare_loop_and_celery(tmp_path: Pa
     service_env("DATABASE_URL")
     service_env("AMQP_URL")
     results = tmp_path / "latest.json"
-    database = f"quaymaster_bench_test_workers_{os.getpid()}"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--quick",
-            "--scenario",
-            "workers",
-            "--engine",
-            "rabbitmq",
-            "--database",
-            database,
-            "--output",
-            str(results),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=290,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    run_quick(tmp_path, "workers", "--scenario", "workers", "--engine", "rabbitmq", timeout=290)
     rows = json.loads(results.read_text())["rows"]
     assert [row["peer_name"] for row in rows] == [
         "bare consume+ack loop",
@@ -143,9 +101,4 @@ def test_a_quick_workers_run_measures_ours_the_bare_loop_and_celery(tmp_path: Pa
         "Celery prefork c=10",
         "Celery threads c=10",
     ]
-    for row in rows:
-        for side in ("ours", "peer", "ratio"):
-            value = row[side]["median"]
-            assert isinstance(value, float), row
-            assert math.isfinite(value), row
-            assert value > 0, row
+    assert_numbers(rows)
