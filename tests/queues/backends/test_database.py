@@ -240,7 +240,7 @@ def test_a_waiting_fetch_wakes_on_the_publish_notify_not_its_poll() -> None:
     thread = threading.Thread(target=wait)
     thread.start()
     try:
-        wait_for(lambda: consumer._listener is not None, 10, "the consumer to LISTEN")
+        wait_for(lambda: consumer.wakeup.listening, 10, "the consumer to LISTEN")
         (message,) = publish(queue, 1)
         assert returned.wait(10), "the fetch did not wake on the NOTIFY"
         assert [d.message_id for d in fetched] == [message.message_id]

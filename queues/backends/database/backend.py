@@ -1,0 +1,279 @@
+"""``DatabaseBackend``: the database queue behind the backend interface (the package's
+docstring states the semantics; the claim is in ``claim.py``, the wake-up in ``wakeup.py``)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from queues.backends.base import (
+    MIB,
+    Backend,
+    BrokerIdPublishResult,
+    CheckResult,
+    Delivery,
+    OutgoingMessage,
+    PublishResult,
+    QueueStats,
+)
+from queues.backends.database.claim import (
+    DatabaseHandle,
+    claim,
+    delete_leased,
+    json_bytes,
+    leased,
+    rows,
+)
+from queues.backends.database.wakeup import Wakeup, notify
+from queues.dead_letters import DeadLetter, wanted_set
+from queues.errors import BadMessage, BrokerUnavailable, LeaseLost, QueueError, QueueMissing
+from queues.models import DatabaseMessage, MessageState, Queue
+
+
+class DatabaseBackend(Backend):
+    """Messages as rows in this deployment's database (PostgreSQL, or SQLite embedded)."""
+
+    engine = "the database queue"
+    #: 1 MiB of JSON per message: the same order as SQS and Kafka, and rows stay cheap to move.
+    max_message_bytes = 1 * MIB
+    #: How often ``fetch`` looks again while waiting (the relay's NOTIFY is the fast path).
+    poll_interval = 0.2
+
+    def __init__(self, queue: Queue, owner: str | None = None) -> None:
+        super().__init__(queue)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self.wakeup = Wakeup(queue.pk)
+
+    # -- producer side ------------------------------------------------------------------------
+
+    def provision(self) -> None:
+        """Nothing to create: rows live in the queues app's table (its migration made it)."""
+        self._require_saved()
+
+    def check(self) -> CheckResult:
+        try:
+            connection.ensure_connection()
+        except DatabaseError as exc:
+            raise BrokerUnavailable(f"The database is unreachable: {exc}") from exc
+        return CheckResult(ok=True, detail="database reachable", provisioned=self._saved())
+
+    def publish(self, messages: Sequence[OutgoingMessage]) -> list[PublishResult]:
+        self.check_sizes(messages)
+        self._require_saved()
+        bodies = [self._json_body(m) for m in messages]
+        ids = {uuid.UUID(m.message_id) for m in messages}
+        now = timezone.now()
+        with transaction.atomic():
+            known: dict[uuid.UUID, int] = dict(
+                self._rows().filter(message_id__in=ids).values_list("message_id", "id")
+            )
+            new: list[DatabaseMessage] = []
+            for message, body in zip(messages, bodies, strict=True):
+                message_id = uuid.UUID(message.message_id)
+                if message_id in known or any(r.message_id == message_id for r in new):
+                    continue
+                new.append(
+                    DatabaseMessage(
+                        queue_id=self.queue.pk,
+                        message_id=message_id,
+                        body=body,
+                        headers=dict(message.headers),
+                        ordering_key=message.ordering_key or "",
+                        available_at=now,
+                    )
+                )
+            for row in DatabaseMessage.objects.bulk_create(new):
+                known[row.message_id] = row.pk
+            if new:
+                notify(self.queue.pk)
+        return [
+            BrokerIdPublishResult(m.message_id, known[uuid.UUID(m.message_id)]) for m in messages
+        ]
+
+    def stats(self) -> QueueStats:
+        self._require_saved()
+        counts = dict.fromkeys(MessageState.values, 0)
+        for row in self._rows().values("state").annotate(n=Count("id")).order_by():
+            counts[row["state"]] = row["n"]
+        return QueueStats(
+            depth=counts[MessageState.READY],
+            in_flight=counts[MessageState.IN_FLIGHT],
+            dead_letters=counts[MessageState.DEAD],
+        )
+
+    # -- consumer side ------------------------------------------------------------------------
+
+    def fetch(self, max_messages: int = 10, wait_seconds: float = 1.0) -> list[Delivery]:
+        self._require_saved()
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        if wait_seconds > 0:
+            self.wakeup.listen()  # before the first claim: a NOTIFY after it is not missed
+        while True:
+            deliveries = claim(
+                self.queue.pk,
+                self.owner,
+                max(1, max_messages),
+                self.queue.max_attempts,
+                self.queue.visibility_timeout,
+            )
+            remaining = deadline - time.monotonic()
+            if deliveries or remaining <= 0 or self.wakeup.closed.is_set():
+                return deliveries
+            self.wakeup.wait(min(self.poll_interval, remaining))
+
+    def ack(self, delivery: Delivery) -> None:
+        deleted, _ = self._leased(delivery).delete()
+        if not deleted:
+            self._lost(delivery)
+
+    def ack_many(self, deliveries: Sequence[Delivery]) -> list[QueueError | None]:
+        """Delete the rows still leased by these deliveries in one transaction: lock them,
+        keep those whose lease token is still ours, delete those. A database error is raised
+        (the worker treats it as a failure of all of them)."""
+        results: list[QueueError | None] = [None] * len(deliveries)
+        index: dict[int, int] = {}
+        tokens: dict[int, uuid.UUID] = {}
+        for i, delivery in enumerate(deliveries):
+            handle = self._handle(delivery)
+            index[handle.row_id] = i
+            tokens[handle.row_id] = handle.lease_token
+        held = delete_leased(self.queue.pk, tokens)
+        for pk in set(tokens) - held:
+            results[index[pk]] = self._lease_lost(deliveries[index[pk]])
+        return results
+
+    def retry_later(self, delivery: Delivery, delay_seconds: float) -> None:
+        updated = self._leased(delivery).update(
+            state=MessageState.READY,
+            available_at=timezone.now() + timedelta(seconds=max(0.0, delay_seconds)),
+            lease_token=None,
+            lease_owner="",
+        )
+        if not updated:
+            self._lost(delivery)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        updated = self._leased(delivery).update(
+            state=MessageState.DEAD, last_error=reason, lease_token=None, lease_owner=""
+        )
+        if not updated:
+            self._lost(delivery)
+
+    def extend(self, delivery: Delivery, seconds: float) -> None:
+        updated = self._leased(delivery).update(
+            available_at=timezone.now() + timedelta(seconds=max(0.0, seconds))
+        )
+        if not updated:
+            self._lost(delivery)
+
+    def close(self) -> None:
+        self.wakeup.close()
+
+    # -- administration -----------------------------------------------------------------------
+
+    def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
+        """The queue's ``dead`` rows, oldest first; reading them changes nothing."""
+        self._require_saved()
+        dead = self._dead(wanted_set(keys)).order_by("id")[: max(0, limit)]
+        return [
+            DeadLetter(
+                key=str(row.message_id),
+                message_id=str(row.message_id),
+                body=json_bytes(row.body),
+                reason=row.last_error or "(no reason recorded)",
+                attempts=row.attempts,
+                headers=dict(row.headers or {}),
+                ordering_key=row.ordering_key or None,
+                origin=f"queues_databasemessage row {row.pk}",
+            )
+            for row in dead
+        ]
+
+    def redrive(self, message_ids: Iterable[str] | None = None) -> int:
+        """Dead rows become ready now with attempts 0: one UPDATE, so nothing is in between."""
+        self._require_saved()
+        return int(
+            self._dead(wanted_set(message_ids)).update(
+                state=MessageState.READY,
+                attempts=0,
+                available_at=timezone.now(),
+                last_error="",
+                lease_token=None,
+                lease_owner="",
+            )
+        )
+
+    def delete_dead_letter(self, message_id: str) -> bool:
+        self._require_saved()
+        deleted, _ = self._dead({message_id}).delete()
+        return deleted > 0
+
+    def purge(self) -> int:
+        """Delete the ready rows (delayed retries included). In-flight rows stay: a handler is
+        working on them and will settle them; dead rows stay for an admin."""
+        self._require_saved()
+        deleted, _ = self._rows().filter(state=MessageState.READY).delete()
+        return int(deleted)
+
+    def _dead(self, wanted: set[str] | None) -> Any:
+        dead = self._rows().filter(state=MessageState.DEAD)
+        if wanted is None:
+            return dead
+        ids = []
+        for value in wanted:
+            with contextlib.suppress(ValueError):
+                ids.append(uuid.UUID(value))
+        return dead.filter(message_id__in=ids)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _rows(self) -> Any:
+        return rows(self.queue.pk)
+
+    def _leased(self, delivery: Delivery) -> Any:
+        return leased(self.queue.pk, self._handle(delivery))
+
+    def _handle(self, delivery: Delivery) -> DatabaseHandle:
+        if not isinstance(delivery.handle, DatabaseHandle):
+            raise TypeError("This delivery was not fetched by a database backend.")
+        return delivery.handle
+
+    def _lost(self, delivery: Delivery) -> None:
+        raise self._lease_lost(delivery)
+
+    @staticmethod
+    def _lease_lost(delivery: Delivery) -> LeaseLost:
+        return LeaseLost(
+            f"Message {delivery.message_id} is no longer leased by this consumer (its visibility "
+            "timeout expired and it was claimed again, or it was already settled)."
+        )
+
+    def _saved(self) -> bool:
+        return self.queue.pk is not None
+
+    def _require_saved(self) -> None:
+        if not self._saved():
+            raise QueueMissing(f"Queue {self.queue.name!r} is not saved: database queues are rows.")
+
+    @staticmethod
+    def _json_body(message: OutgoingMessage) -> Any:
+        if not isinstance(message.body, bytes):
+            return message.body
+        try:
+            return json.loads(message.body)
+        except ValueError as exc:
+            raise BadMessage(
+                f"Message {message.message_id}: database queues store JSON bodies."
+            ) from exc

@@ -1,0 +1,73 @@
+"""How a waiting fetch of a database queue learns of a new message.
+
+On PostgreSQL publishing sends ``NOTIFY quaymaster_queue_<id>`` (delivered when the
+transaction commits) and a waiting fetch LISTENs on it, so a worker claims a new message at
+once instead of at its next poll. Polling stays the fallback (a broken listener), the only
+way on SQLite, and what finds retries whose delay ran out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+from django.db import connection
+
+from queues.notify import listen
+
+
+def channel(queue_id: int) -> str:
+    """The NOTIFY channel of a queue (PostgreSQL)."""
+    return f"quaymaster_queue_{queue_id}"
+
+
+def notify(queue_id: int) -> None:
+    """Wake the queue's waiting fetches when the caller's transaction commits."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [channel(queue_id)])
+
+
+class Wakeup:
+    """One consumer's wait for its queue: a NOTIFY (PostgreSQL) or a timeout."""
+
+    def __init__(self, queue_id: int) -> None:
+        self.channel = channel(queue_id)
+        self.closed = threading.Event()
+        self._listener: Any = None  # PostgreSQL: a psycopg connection LISTENing on channel
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
+
+    def listen(self) -> None:
+        """Start listening (before the first claim: a NOTIFY after it is not missed)."""
+        if self._listener is not None or connection.vendor != "postgresql":
+            return
+        import psycopg
+
+        with contextlib.suppress(psycopg.Error):  # if not, polling still finds the messages
+            self._listener = listen(self.channel)
+
+    def wait(self, seconds: float) -> None:
+        """Until a NOTIFY for this queue (PostgreSQL) or ``seconds``, whichever comes first."""
+        listener = self._listener
+        if listener is None:
+            self.closed.wait(seconds)
+            return
+        try:
+            for _ in listener.notifies(timeout=seconds, stop_after=1):
+                pass
+        except Exception:  # the listener broke (or was closed): poll from now on
+            self._listener = None
+            with contextlib.suppress(Exception):
+                listener.close()
+            self.closed.wait(seconds)
+
+    def close(self) -> None:
+        self.closed.set()
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(Exception):
+                listener.close()
