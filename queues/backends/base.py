@@ -179,6 +179,10 @@ class Backend(abc.ABC):
     max_message_bytes: ClassVar[int]
     #: Name the size error uses for the engine.
     engine: ClassVar[str]
+    #: The backend works with the calling thread's resources (the database backend publishes
+    #: and claims with the thread's Django connection, inside the caller's transaction): call
+    #: it from the thread that made it, never from a helper thread.
+    thread_bound: ClassVar[bool] = False
 
     def __init__(self, queue: Queue) -> None:
         self.queue = queue

@@ -46,6 +46,7 @@ class DatabaseBackend(Backend):
     """Messages as rows in this deployment's database (PostgreSQL, or SQLite embedded)."""
 
     engine = "the database queue"
+    thread_bound = True
     #: 1 MiB of JSON per message: the same order as SQS and Kafka, and rows stay cheap to move.
     max_message_bytes = 1 * MIB
     #: How often ``fetch`` looks again while waiting (the relay's NOTIFY is the fast path).
