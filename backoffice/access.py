@@ -11,8 +11,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 
+from accounts.roles import is_admin
 from zstorage.models import Table
-from zstorage.permissions import Action, can, is_admin
+from zstorage.permissions import Action, can
 
 View = Callable[..., HttpResponse]
 

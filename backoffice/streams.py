@@ -27,9 +27,9 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
+from accounts.roles import is_admin
 from workers.events import stream_events
 from workers.models import Level
-from zstorage.permissions import is_admin
 
 HEARTBEAT_SECONDS = 15.0
 #: How often the lifecycle stream asks the database for new events.

@@ -6,9 +6,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from accounts.roles import is_admin
 from backoffice.dashboard import panels, storage_figures
 from quaymaster.health import configured_services
-from zstorage.permissions import is_admin
 
 
 @login_required

@@ -423,7 +423,7 @@ class Bench:
         django.setup()
         from django.contrib.auth import get_user_model
 
-        from backoffice.models import ApiToken
+        from accounts.models import ApiToken
 
         user = get_user_model().objects.create_superuser(
             f"bench-{self.run_id}", f"bench-{self.run_id}@example.com", uuid.uuid4().hex

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from backoffice.api import MeView
+from accounts.api import MeView
 from quaymaster.health import healthz
 
 urlpatterns = [
@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/v1/zstorage/", include("zstorage.urls")),
     path("api/v1/zstorage/", include("queues.api.publish_urls")),
     path("api/v1/queues/", include("queues.api.urls")),
+    path("api/v1/jobs/", include("jobs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("backoffice.urls_operations")),

@@ -1,5 +1,6 @@
-"""Who may do what with a table. Admins (superusers or the ``admins`` group) may do
-everything; other users act on a table's records only through their groups' grants."""
+"""Who may do what with a table. Admins (``accounts.roles.is_admin``: superusers or the
+``admins`` group) may do everything; other users act on a table's records only through their
+groups' grants."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from backoffice.roles import Role
+from accounts.roles import is_admin
 from zstorage.models import Table, TableGrant
 
 
@@ -17,12 +18,6 @@ class Action(StrEnum):
     ADD = "add"
     CHANGE = "change"
     DELETE = "delete"
-
-
-def is_admin(user: Any) -> bool:
-    if not getattr(user, "is_authenticated", False):
-        return False
-    return bool(user.is_superuser) or user.groups.filter(name=Role.ADMINS).exists()
 
 
 def _grants(user: Any, action: Action) -> QuerySet[TableGrant]:

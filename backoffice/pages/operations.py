@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from accounts.roles import is_admin
 from backoffice.access import admin_required, partial_for
 from backoffice.dashboard import Panel, register_panel
 from queues.models import Queue
@@ -32,7 +33,6 @@ from workers.models import (
     heartbeat_seconds,
     lost_after,
 )
-from zstorage.permissions import is_admin
 
 #: The live log starts with (at most) this many of the latest events.
 LIVE_BACKLOG = 100

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.roles import is_admin
 from backoffice.access import admin_required
 from backoffice.dashboard import Panel, register_panel
 from backoffice.forms.queues import LinkForm
@@ -40,7 +41,6 @@ from queues.models import (
 from queues.relay import outbox_stats
 from zstorage.errors import QueryError
 from zstorage.models import Table
-from zstorage.permissions import is_admin
 from zstorage.reads import fields_of, records_for
 
 #: Outbox rows the monitor lists per state, newest first.

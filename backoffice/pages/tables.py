@@ -16,10 +16,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from accounts.roles import Role
 from backoffice.access import admin_required
 from backoffice.forms.schema import TableForm, apply_errors
 from backoffice.grants import GRANT_ACTIONS, grant_rows, save_grants
-from backoffice.roles import Role
 from zstorage import schema
 from zstorage.errors import SchemaChangeRefused
 from zstorage.models import Table

@@ -18,9 +18,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.models import ApiToken
+from accounts.roles import is_admin
 from backoffice.forms.tokens import TokenForm
-from backoffice.models import ApiToken
-from zstorage.permissions import is_admin
 
 
 def _tokens(request: HttpRequest) -> QuerySet[ApiToken]:

@@ -12,8 +12,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from backoffice.authentication import allows_queue
-from backoffice.models import ApiToken
+from accounts.authentication import allows_queue
+from accounts.models import ApiToken
+from accounts.roles import is_admin
 from queues.api.errors import (
     IdempotencyInProgress,
     IdempotencyMismatch,
@@ -27,7 +28,6 @@ from queues.api.errors import (
 from queues.backends.base import OutgoingMessage
 from queues.models import IdempotencyKey, Queue
 from queues.services import publishers
-from zstorage.permissions import is_admin
 
 #: Most messages one batch request may carry.
 MAX_BATCH = 100

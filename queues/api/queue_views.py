@@ -13,11 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.roles import is_admin
 from queues.api import publishing
 from queues.api.serializers import QueueSerializer, TestMessageSerializer
 from queues.backends import get_backend
 from queues.models import Queue
-from zstorage.permissions import is_admin
 
 
 class IsPlatformAdmin(permissions.BasePermission):

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
-from backoffice.models import ApiToken, digest
+from accounts.models import ApiToken, digest
 from queues.models import Queue
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from rest_framework.test import APIClient
 
-from backoffice.models import ApiToken
+from accounts.models import ApiToken
 from queues.backends import get_backend
 from queues.models import Queue
 from queues.services import publishers
@@ -239,7 +239,7 @@ def test_an_edited_queue_is_published_with_its_new_settings(broker: Engine):
 def test_requests_are_rate_limited_per_token(monkeypatch: pytest.MonkeyPatch):
     from django.core.cache import cache
 
-    from backoffice.throttling import TokenRateThrottle
+    from accounts.throttling import TokenRateThrottle
 
     monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "3/min"})
     cache.clear()

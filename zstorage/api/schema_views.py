@@ -13,10 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.roles import is_admin
 from zstorage import schema
 from zstorage.api.serializers import FieldSerializer, RuleSerializer, TableSerializer
 from zstorage.models import Field, Rule, Table
-from zstorage.permissions import Action, can, is_admin, visible_tables
+from zstorage.permissions import Action, can, visible_tables
 
 CONFIRM = OpenApiParameter(
     "confirm", bool, description="Confirm a change that deletes data (records or values)."

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 
-from backoffice.roles import Role
+from accounts.roles import Role
 from quaymaster.config import persistent_secret
 from queues.demo import DEMO_QUEUE, install_demo_queue
 from zstorage.demo import install_demo_tables

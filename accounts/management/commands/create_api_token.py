@@ -1,6 +1,8 @@
 """``manage.py create_api_token USER [--queues a,b] [--name N]``: print a new API token.
 
 The token is printed once and only its digest is stored; keep it where scripts can read it.
+Queues are found through the token's ``queues`` relation, so this bottom-layer app names the
+queues app only as the model string ``"queues.Queue"``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from backoffice.models import ApiToken
-from queues.models import Queue
+from accounts.models import ApiToken
 
 
 class Command(BaseCommand):
@@ -29,7 +30,8 @@ class Command(BaseCommand):
         except get_user_model().DoesNotExist:
             raise CommandError(f"No user {options['user']!r}.") from None
         names = [n.strip() for n in options["queues"].split(",") if n.strip()]
-        queues = list(Queue.objects.filter(name__in=names))
+        queue_model: Any = ApiToken._meta.get_field("queues").related_model
+        queues = list(queue_model._default_manager.filter(name__in=names))
         missing = sorted(set(names) - {q.name for q in queues})
         if missing:
             raise CommandError(f"No queue named {', '.join(missing)}.")

@@ -5,7 +5,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from backoffice.models import ApiToken, digest
+from accounts.models import ApiToken, digest
 from queues.models import Queue
 
 pytestmark = pytest.mark.django_db
@@ -79,15 +79,15 @@ def test_a_known_token_is_looked_up_once_then_taken_from_the_cache(client: Clien
     assert not [q for q in queries.captured_queries if "backoffice_apitoken" in q["sql"]]
     from django.core.cache import cache
 
-    from backoffice.authentication import _cache_key
+    from accounts.authentication import _cache_key
 
     cached = cache.get(_cache_key(digest(raw)))
     assert "password" not in cached.user.__dict__, "no password hash in the cache"
 
 
 def test_changes_to_a_cached_token_or_its_user_apply_at_once(client: Client):
-    from backoffice.authentication import _lookup as lookup
-    from backoffice.authentication import allows_queue
+    from accounts.authentication import _lookup as lookup
+    from accounts.authentication import allows_queue
 
     orders = Queue.objects.create(name="orders", type="database")
     emails = Queue.objects.create(name="emails", type="database")

@@ -20,7 +20,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from backoffice.models import ApiToken, digest
+from accounts.models import ApiToken, digest
 
 SCHEMES = {b"bearer", b"token"}
 #: ``last_used_at`` is refreshed at most this often, so reads do not all become writes.

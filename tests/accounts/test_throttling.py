@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from backoffice.throttling import TokenRateThrottle
+from accounts.throttling import TokenRateThrottle
 
 
 class Clock:

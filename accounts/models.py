@@ -3,6 +3,11 @@
 A token is shown once, when it is created; only its SHA-256 digest is stored, so a database
 leak does not leak working tokens. A token acts as its user, can be limited to named queues
 for publishing, and can be revoked.
+
+The model moved here from ``backoffice`` without moving its rows: it keeps the table
+``backoffice_apitoken`` (and ``backoffice_apitoken_queues`` for its queues), and the two
+apps' migrations hand it over in Django's state only (``accounts/migrations/0001``).
+Queues are named by the string ``"queues.Queue"``, so this app imports nothing above it.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class ApiToken(models.Model):
     objects = ApiTokenQuerySet.as_manager()
 
     class Meta:
+        db_table = "backoffice_apitoken"
         ordering = ["-created_at"]
 
     def __str__(self) -> str:

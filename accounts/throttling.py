@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from rest_framework.throttling import SimpleRateThrottle
 
-from backoffice.models import ApiToken
+from accounts.models import ApiToken
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
