@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from django.db import IntegrityError, connection
 
+from zstorage.dialects import dialect
 from zstorage.models import KEY_VALIDATOR, Rule
 
 INDEX_PREFIX = "zstorage_uniq_"
@@ -25,18 +26,13 @@ def index_name(rule: Rule) -> str:
 
 def _json_value(key: str) -> str:
     KEY_VALIDATOR(key)  # keys are inlined into SQL: only [a-z0-9_] may pass
-    if connection.vendor == "postgresql":
-        return f"(data ->> '{key}')"
-    return f"json_extract(data, '$.\"{key}\"')"
+    return dialect().json_value(key)
 
 
 def create_unique_index(rule: Rule, keys: Sequence[str]) -> None:
     """Create the rule's index; raises IntegrityError if existing records already collide."""
     columns = ", ".join(_json_value(key) for key in keys)
-    if connection.vendor == "postgresql":
-        # PostgreSQL refuses CREATE INDEX on a table with pending deferred foreign-key checks,
-        # which records written earlier in the same transaction leave behind: run them now.
-        connection.check_constraints()
+    dialect().before_create_index()
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE UNIQUE INDEX {index_name(rule)} ON zstorage_record ({columns}) "

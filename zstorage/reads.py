@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
 from django.db.models import Avg, Case, Count, Max, Min, Q, QuerySet, Sum, TextField, Value, When
 from django.db.models import IntegerField as IntegerOutput
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import IsNull
 
-from zstorage.columns import NUMBER, text_of, value_of
+from zstorage.columns import NUMBER, value_of
+from zstorage.dialects import dialect
 from zstorage.errors import ZStorageError
 from zstorage.field_types import kind_of
 from zstorage.models import Field, FieldType, Record, Table
@@ -61,24 +61,7 @@ def _search(text: str, fields: dict[str, Field]) -> Q:
     keys = [key for key, f in fields.items() if f.type in SEARCHABLE]
     if not keys:
         return Q(pk__in=[])
-    if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchQuery, SearchVector
-
-        blank = Value("", output_field=TextField())
-        vector = SearchVector(*(Coalesce(text_of(k), blank) for k in keys), config="simple")
-        return Q(
-            pk__in=Record.objects.annotate(_fts=vector)
-            .filter(_fts=SearchQuery(text, search_type="websearch", config="simple"))
-            .values("pk")
-        )
-    # SQLite: every word must appear in some text field.
-    condition = Q()
-    for word in text.split():
-        any_field = Q()
-        for key in keys:
-            any_field |= Q(**{f"data__{key}__icontains": word})
-        condition &= any_field
-    return condition
+    return dialect().search(text, keys)
 
 
 # Sorting and keyset pagination ------------------------------------------------------------

@@ -143,7 +143,7 @@ class _OnData(Func):
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
     ) -> SqlParams:
         raise NotSupportedError(
-            f"ZStorage queries need PostgreSQL or SQLite, not {connection.vendor}."
+            f"ZStorage queries need PostgreSQL or SQLite, not {connection.display_name}."
         )
 
 
