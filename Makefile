@@ -58,10 +58,12 @@ bench: $(STAMP)
 	$(SERVICES) up
 	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),) $(BENCH_ARGS)
 
+# lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
