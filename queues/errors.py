@@ -1,16 +1,25 @@
 """Queue and broker exceptions. Each carries a stable ``code`` that the API returns as is.
 
 Callers catch by meaning (``except BrokerUnavailable``: try again later), never by an engine's
-own exception type: every backend translates its client's errors into these.
+own exception type: every backend translates its client's errors into these (the database
+backend included: a ``DatabaseError`` leaves it as ``BrokerUnavailable``). A leaf module: it
+imports nothing of the project.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from queues.backends.base import PublishResult
+
+class Published(Protocol):
+    """What ``PublishFailed`` keeps of each accepted message (a ``queues.messages``
+    ``PublishResult``; a Protocol so that this module stays at the bottom)."""
+
+    @property
+    def message_id(self) -> str: ...
+
+    def as_response(self) -> dict[str, Any]: ...
 
 
 class QueueError(Exception):
@@ -75,14 +84,15 @@ class PublishFailed(QueueError):
     status = 502
 
     def __init__(
-        self, published: Sequence[PublishResult], failed: Mapping[str, str], message: str = ""
+        self, published: Sequence[Published], failed: Mapping[str, str], message: str = ""
     ) -> None:
         super().__init__(
             message
             or f"{len(failed)} message(s) of the batch were refused: "
             + "; ".join(f"{mid}: {why}" for mid, why in failed.items())
         )
-        self.published = list(published)
+        #: The accepted ones: ``queues.messages.PublishResult`` values.
+        self.published: list[Any] = list(published)
         self.failed = dict(failed)
 
 
@@ -91,3 +101,10 @@ class LeaseLost(QueueError):
 
     code = "lease_lost"
     status = 409
+
+
+class DeadLetterNotFound(QueueError):
+    """No dead letter with that key (it was sent back or deleted meanwhile)."""
+
+    code = "dead_letter_not_found"
+    status = 404

@@ -1,175 +1,125 @@
-"""The one interface every queue backend implements, and the values it passes around.
+"""The one interface every queue backend implements, and what the engines share.
 
 A backend wraps one ``Queue`` row and speaks to its engine with the engine's own client.
 The producer side (``provision``, ``check``, ``publish``, ``stats``) serves the API and the
 outbox relay; the consumer side (``fetch``, ``ack``, ``retry_later``, ``dead_letter``,
 ``extend``) serves the workers. Every network call has a bounded timeout and every engine
-error leaves as a ``queues.errors.QueueError``.
+error leaves as a ``queues.errors.QueueError``. The values passed around are in
+``queues.messages``.
 
-Reserved headers (``quaymaster-*``) carry our message id, the attempt number, a retry's
-not-before time and a dead letter's reason on engines without a native field for them.
+Where engines differ, the backend class says so (its capabilities), rather than a switch on
+the queue type elsewhere or one engine's behaviour emulated on another:
+
+============  =================  ===============================  ==============================
+engine        lease (``leases``) handler returned without ack     shutdown: a delivery not done
+                                 (``not_acked``)                  (``release``)
+============  =================  ===============================  ==============================
+database      visibility timeout left to expire: the row is        ``retry_later(0)``: ready
+              (``extend``)       claimed again after the timeout  again at once
+sqs           visibility timeout left to expire: SQS shows it      ``retry_later(0)``:
+              (``extend``)       again after the timeout          ChangeMessageVisibility 0
+kafka         none               ``retry_later(visibility)`` (a   nothing (``releases_on_close``):
+                                 copy on ``.retry``, then ack),   ``close`` leaves the group
+                                 else it would pin the partition  without committing it, so the
+                                 commit until a restart           group reads it again
+rabbitmq      none (consumer     ``retry_later(visibility)``      nothing (``releases_on_close``):
+              timeout 30 min)    (``.retry`` queue, TTL, DLX      ``close`` closes the channel,
+                                 back), else it would hold a      RabbitMQ requeues it
+                                 prefetch slot until a restart
+============  =================  ===============================  ==============================
+
+On the last attempt a message that was not acknowledged is dead-lettered by Kafka and RabbitMQ
+workers (the database backend and SQS redrive do that themselves on the next receive).
 """
 
 from __future__ import annotations
 
 import abc
-import json
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from queues.errors import BadMessage, MessageTooLarge, QueueError
+from queues.errors import MessageTooLarge, QueueError
+from queues.messages import (
+    HEADER_ATTEMPT,
+    HEADER_MESSAGE_ID,
+    HEADER_NOT_BEFORE,
+    HEADER_PREFIX,
+    HEADER_REASON,
+    MAX_REASON,
+    BrokerIdPublishResult,
+    CheckResult,
+    DeadLetter,
+    Delivery,
+    KafkaPublishResult,
+    OutgoingMessage,
+    PublishResult,
+    QueueStats,
+    SqsPublishResult,
+    user_headers,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from types import TracebackType
 
-    from queues.dead_letters import DeadLetter
-    from queues.models import Queue
-
-HEADER_PREFIX = "quaymaster-"
-HEADER_MESSAGE_ID = "quaymaster-message-id"
-HEADER_ATTEMPT = "quaymaster-attempt"
-HEADER_NOT_BEFORE = "quaymaster-not-before"  # epoch milliseconds
-HEADER_REASON = "quaymaster-dead-letter-reason"
-#: A dead letter's reason travels in a header: long tracebacks are cut to this many characters.
-MAX_REASON = 4096
+# The value types and reserved headers, importable from here as before ``queues.messages``.
+__all__ = [
+    "HEADER_ATTEMPT",
+    "HEADER_MESSAGE_ID",
+    "HEADER_NOT_BEFORE",
+    "HEADER_PREFIX",
+    "HEADER_REASON",
+    "KIB",
+    "MAX_REASON",
+    "MIB",
+    "AddError",
+    "Backend",
+    "BrokerIdPublishResult",
+    "CheckResult",
+    "DeadLetter",
+    "Delivery",
+    "KafkaPublishResult",
+    "OutgoingMessage",
+    "PublishResult",
+    "QueueConfig",
+    "QueueStats",
+    "SqsPublishResult",
+]
 
 KIB = 1024
 MIB = 1024 * KIB
 
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """A message to publish. ``body`` is bytes as is, or a JSON-serialisable mapping."""
-
-    message_id: str
-    body: bytes | Mapping[str, Any]
-    ordering_key: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def new(
-        cls,
-        body: bytes | Mapping[str, Any],
-        ordering_key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> OutgoingMessage:
-        return cls(str(uuid.uuid4()), body, ordering_key, dict(headers or {}))
-
-    def __post_init__(self) -> None:
-        try:
-            uuid.UUID(self.message_id)
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise BadMessage(f"message_id must be a UUID, not {self.message_id!r}.") from exc
-        for name, value in self.headers.items():
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise BadMessage("Header names and values must be strings.")
-            if name.lower().startswith(HEADER_PREFIX):
-                raise BadMessage(f"Header {name!r}: the '{HEADER_PREFIX}' prefix is reserved.")
-
-    @property
-    def is_json(self) -> bool:
-        return not isinstance(self.body, bytes)
-
-    def body_bytes(self) -> bytes:
-        if isinstance(self.body, bytes):
-            return self.body
-        return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False).encode()
+#: ``add(field, message)``: how ``clean_queue`` reports a validation error on a queue field.
+AddError = Callable[[str, str], None]
 
 
-@dataclass(frozen=True)
-class PublishResult:
-    """One published message: our id plus the engine's own reference (in subclasses)."""
-
-    message_id: str
-
-    def as_response(self) -> dict[str, Any]:
-        """The publish API's answer for this message (the API adds ``queue-id``)."""
-        return {"message-id": self.message_id, **self.broker_reference()}
-
-    def broker_reference(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class SqsPublishResult(PublishResult):
-    sqs_id: str
-
-    def broker_reference(self) -> dict[str, Any]:
-        return {"sqs-id": self.sqs_id}
-
-
-@dataclass(frozen=True)
-class KafkaPublishResult(PublishResult):
-    partition: int
-    offset: int
-
-    def broker_reference(self) -> dict[str, Any]:
-        return {"kafka-offset": {"partition": self.partition, "offset": self.offset}}
-
-
-@dataclass(frozen=True)
-class BrokerIdPublishResult(PublishResult):
-    """RabbitMQ: the AMQP ``message-id`` property (RabbitMQ assigns no id of its own).
-    Database: the row's primary key."""
-
-    broker_id: str | int
-
-    def broker_reference(self) -> dict[str, Any]:
-        return {"broker-id": self.broker_id}
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """``ok``: the engine answered and accepted the credentials. ``provisioned``: the queue
-    exists there (None when the engine cannot tell cheaply)."""
-
-    ok: bool
-    detail: str
-    provisioned: bool | None = None
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    """Counts as the engine reports them; None where the engine has no such notion.
-
-    depth: messages waiting (not in flight); in_flight: fetched, not yet acknowledged;
-    dead_letters: messages in the dead-letter queue; lag: Kafka only, the consumer group's
-    distance from the end of the log; consumers: RabbitMQ only.
+class QueueConfig(Protocol):
+    """What a backend reads of its queue: a ``queues.models.Queue`` (a Protocol, so that the
+    model, whose validation asks its backend class, and the backends do not import each other).
     """
 
-    depth: int | None
-    in_flight: int | None
-    dead_letters: int | None
-    lag: int | None = None
-    consumers: int | None = None
+    name: str
+    type: str
+    url: str
+    region: str
+    username: str
+    visibility_timeout: int
+    max_attempts: int
+    fifo: bool
+    partitions: int | None
 
-    def as_dict(self) -> dict[str, int | None]:
-        return {
-            "depth": self.depth,
-            "in_flight": self.in_flight,
-            "dead_letters": self.dead_letters,
-            "lag": self.lag,
-            "consumers": self.consumers,
-        }
+    @property
+    def pk(self) -> Any: ...
 
+    @property
+    def connection_url(self) -> str: ...
 
-@dataclass
-class Delivery:
-    """A fetched message. ``attempt`` is 1 on first delivery. ``handle`` belongs to the
-    backend that fetched it: pass the delivery back to that same backend instance."""
+    @property
+    def effective_partitions(self) -> int: ...
 
-    message_id: str
-    body: bytes
-    attempt: int
-    headers: dict[str, str]
-    handle: Any
-    ordering_key: str | None = None
+    @property
+    def has_secret(self) -> bool: ...
 
-    def json(self) -> Any:
-        return json.loads(self.body)
+    def get_secret(self) -> str: ...
 
 
 class Backend(abc.ABC):
@@ -179,13 +129,40 @@ class Backend(abc.ABC):
     max_message_bytes: ClassVar[int]
     #: Name the size error uses for the engine.
     engine: ClassVar[str]
+
+    # -- capabilities: what the worker, the relay and the admin pages ask ------------------------
+
+    #: Fetched messages are leased for the queue's visibility timeout: ``extend`` keeps them,
+    #: and one not acknowledged comes back by itself when its lease ends.
+    leases: ClassVar[bool] = False
+    #: ``close`` gives unfinished deliveries back by itself (else ``release`` does, one by one).
+    releases_on_close: ClassVar[bool] = False
     #: The backend works with the calling thread's resources (the database backend publishes
     #: and claims with the thread's Django connection, inside the caller's transaction): call
     #: it from the thread that made it, never from a helper thread.
     thread_bound: ClassVar[bool] = False
+    #: Settling dead letters is a read-modify-write on the engine: two admins at once must be
+    #: serialised (``queues.dead_letters`` takes a row lock on the queue).
+    serialise_admin: ClassVar[bool] = False
+    #: Header prefixes the engine mixes into a message's own headers (dropped on the way back).
+    foreign_headers: ClassVar[tuple[str, ...]] = ()
+    #: The queue fields, of those only some types take, that this type takes.
+    queue_options: ClassVar[frozenset[str]] = frozenset()
+    #: The handle this backend puts on its deliveries.
+    handle_type: ClassVar[type]
+    #: Longest dead-letter reason the engine carries.
+    max_reason: ClassVar[int] = MAX_REASON
 
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: QueueConfig) -> None:
         self.queue = queue
+
+    @classmethod  # noqa: B027
+    def clean_queue(cls, queue: QueueConfig, add: AddError) -> None:
+        """Validate a queue's connection and options for this engine (``Queue.clean`` calls
+        it), reporting each problem with ``add(field, message)``."""
+
+    def prepare(self, concurrency: int) -> None:  # noqa: B027
+        """Tune the backend before a worker's first fetch with ``concurrency`` handlers."""
 
     # -- producer side ------------------------------------------------------------------------
 
@@ -235,9 +212,37 @@ class Backend(abc.ABC):
     def retry_later(self, delivery: Delivery, delay_seconds: float) -> None:
         """Deliver the message again in ``delay_seconds`` with ``attempt + 1``."""
 
-    @abc.abstractmethod
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Move the message to the dead-letter queue with ``reason``."""
+        """Move the message to the dead-letter queue with ``reason``: by default a copy is
+        published there (``forward``), then the original is settled."""
+        self.forward(
+            delivery, self.dead_letter_destination, self.dead_letter_headers(delivery, reason)
+        )
+
+    # -- what the worker does where engines differ --------------------------------------------
+
+    def not_acked(self, delivery: Delivery, max_attempts: int, delay: float) -> str:
+        """Make a delivery its handler left unsettled come back; returns what was done, for
+        the log. With a lease it comes back by itself; without one it is sent to retry (or,
+        on its last attempt, dead-lettered), else it would hold its place until a restart."""
+        if self.leases:
+            return f"it is delivered again when its lease ends (within {delay:g}s)"
+        if delivery.attempt >= max_attempts:
+            self.dead_letter(
+                delivery,
+                f"Not acknowledged on attempt {delivery.attempt} of {max_attempts} "
+                "(the handler returned without ctx.ack()).",
+            )
+            return "it was the last attempt: dead-lettered"
+        self.retry_later(delivery, delay)
+        return f"it is delivered again in {delay:g}s"
+
+    def release(self, delivery: Delivery) -> str:
+        """Give back a delivery a stopping worker did not finish; returns what was done."""
+        if self.releases_on_close:
+            return "the engine delivers it again once this consumer closes"
+        self.retry_later(delivery, 0)
+        return "it can be delivered again at once"
 
     # -- administration: dead letters and purge (see queues/dead_letters.py) -----------------
 
@@ -286,15 +291,73 @@ class Backend(abc.ABC):
     ) -> None:
         self.close()
 
-    # -- helpers ------------------------------------------------------------------------------
+    # -- the shared template ------------------------------------------------------------------
 
     def message_size(self, message: OutgoingMessage) -> int:
         """Bytes the engine counts against its limit (the body by default)."""
         return len(message.body_bytes())
 
-    def check_sizes(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Refuse the whole batch before anything is sent when one message is too large."""
-        for message in messages:
-            size = self.message_size(message)
+    def check_sizes(
+        self, messages: Sequence[OutgoingMessage], sizes: Sequence[int] | None = None
+    ) -> None:
+        """Refuse the whole batch before anything is sent when one message is too large.
+        ``sizes``: the messages' sizes when the caller measured them already."""
+        if sizes is None:
+            sizes = [self.message_size(message) for message in messages]
+        for message, size in zip(messages, sizes, strict=True):
             if size > self.max_message_bytes:
                 raise MessageTooLarge(message.message_id, size, self.max_message_bytes, self.engine)
+
+    def handle(self, delivery: Delivery) -> Any:
+        """The delivery's handle, checked to be one this kind of backend put there."""
+        if not isinstance(delivery.handle, self.handle_type):
+            raise TypeError(f"This delivery was not fetched by a {type(self).__name__}.")
+        return delivery.handle
+
+    def user_headers(self, headers: Mapping[str, Any]) -> dict[str, str]:
+        """A delivery's or dead letter's own headers: ours and the engine's dropped."""
+        return user_headers(headers, self.foreign_headers)
+
+    def forward(
+        self,
+        delivery: Delivery,
+        destination: str,
+        headers: Mapping[str, str],
+        delay_seconds: float | None = None,
+    ) -> None:
+        """Publish a copy of the delivery to ``destination`` (the retry or dead-letter queue)
+        with ``headers``, then settle the original. At least once: a failure in between leaves
+        the original, which is delivered again."""
+        self.publish_copy(delivery, destination, headers, delay_seconds)
+        self.settle_forwarded(delivery)
+
+    def publish_copy(
+        self,
+        delivery: Delivery,
+        destination: str,
+        headers: Mapping[str, str],
+        delay_seconds: float | None = None,
+    ) -> None:
+        """Engines that forward copies publish one here (and wait for the engine's answer)."""
+        raise QueueError(f"{self.engine} queues do not forward copies of a message.")
+
+    def settle_forwarded(self, delivery: Delivery) -> None:
+        """Remove the original of a forwarded copy (``ack`` by default)."""
+        self.ack(delivery)
+
+    @property
+    def dead_letter_destination(self) -> str:
+        """Where ``dead_letter`` forwards a copy."""
+        raise QueueError(f"{self.engine} queues have no dead-letter queue to forward to.")
+
+    def dead_letter_headers(self, delivery: Delivery, reason: str) -> dict[str, str]:
+        """The copy's headers: the message's own, its attempt number and the reason."""
+        return {
+            **delivery.headers,
+            HEADER_ATTEMPT: str(delivery.attempt),
+            HEADER_REASON: reason[: self.max_reason],
+        }
+
+    def retry_headers(self, delivery: Delivery, delay_seconds: float) -> dict[str, str]:
+        """A retry copy's headers: the message's own and the next attempt number."""
+        return {**delivery.headers, HEADER_ATTEMPT: str(delivery.attempt + 1)}

@@ -63,7 +63,6 @@ from queues.backends.base import (
 )
 from queues.backends.kafka_dead_letters import KafkaDeadLetters
 from queues.backends.kafka_offsets import KafkaHandle, OffsetTracker, StaleAck
-from queues.dead_letters import DeadLetter
 from queues.errors import (
     BadConfiguration,
     BrokerUnavailable,
@@ -72,6 +71,7 @@ from queues.errors import (
     QueueError,
     QueueMissing,
 )
+from queues.messages import DeadLetter
 from queues.models import Queue
 
 logger = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ _REBALANCED = {
 
 class KafkaBackend(Backend):
     engine = "Kafka"
+    serialise_admin = True
     max_message_bytes = 999_000
     #: Metadata and admin requests (connection check, topic existence).
     connect_timeout = 2.0

@@ -38,17 +38,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from queues.backends.base import HEADER_ATTEMPT, HEADER_MESSAGE_ID, HEADER_REASON
-from queues.dead_letters import (
-    SCAN_LIMIT,
-    DeadLetter,
-    Deadline,
-    all_found,
-    as_text,
-    attempts_from,
-    user_headers,
-    wanted_set,
-)
+from queues.backends.scan import SCAN_LIMIT, Deadline, all_found, as_text, attempts_from, wanted_set
 from queues.errors import BrokerUnavailable, QueueError, QueueMissing
+from queues.messages import DeadLetter, user_headers
 
 if TYPE_CHECKING:
     from queues.backends.kafka import KafkaBackend
@@ -259,7 +251,7 @@ class KafkaDeadLetters:
             body=message.value() or b"",
             reason=headers.get(HEADER_REASON) or "(no reason recorded)",
             attempts=attempts_from(headers.get(HEADER_ATTEMPT)),
-            headers=user_headers(headers),
+            headers=user_headers(headers, ("x-",)),
             ordering_key=message.key().decode(errors="replace") if message.key() else None,
             at=datetime.fromtimestamp(stamp / 1000, tz=UTC) if stamp > 0 else None,
             origin=f"Kafka {self.topic} partition {partition} offset {offset}"

@@ -52,7 +52,6 @@ from queues.backends.base import (
     QueueStats,
 )
 from queues.backends.rabbitmq_dead_letters import RabbitDeadLetters
-from queues.dead_letters import DeadLetter
 from queues.errors import (
     BadConfiguration,
     BrokerUnavailable,
@@ -60,6 +59,7 @@ from queues.errors import (
     QueueError,
     QueueMissing,
 )
+from queues.messages import DeadLetter
 from queues.models import Queue
 
 JSON = "application/json"

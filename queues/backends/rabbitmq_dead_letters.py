@@ -23,16 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from queues.backends.base import HEADER_ATTEMPT, HEADER_MESSAGE_ID, HEADER_REASON
-from queues.dead_letters import (
-    SCAN_LIMIT,
-    DeadLetter,
-    Deadline,
-    all_found,
-    as_text,
-    attempts_from,
-    user_headers,
-    wanted_set,
-)
+from queues.backends.scan import SCAN_LIMIT, Deadline, all_found, as_text, attempts_from, wanted_set
+from queues.messages import DeadLetter, user_headers
 
 if TYPE_CHECKING:
     from queues.backends.rabbitmq import RabbitMqBackend
@@ -148,7 +140,7 @@ class RabbitDeadLetters:
             body=body,
             reason=reason,
             attempts=attempts_from(headers.get(HEADER_ATTEMPT)),
-            headers=user_headers(headers),
+            headers=user_headers(headers, ("x-",)),
             ordering_key=as_text(headers.get(HEADER_ORDERING_KEY)) or None,
             origin=f"RabbitMQ queue {self.backend.dlq_name}",
         )

@@ -60,7 +60,6 @@ from queues.backends.base import (
     SqsPublishResult,
 )
 from queues.backends.sqs_dead_letters import SqsDeadLetters
-from queues.dead_letters import DeadLetter
 from queues.errors import (
     BadConfiguration,
     BadMessage,
@@ -71,6 +70,7 @@ from queues.errors import (
     QueueError,
     QueueMissing,
 )
+from queues.messages import DeadLetter
 from queues.models import FIFO_SUFFIX, SQS_DLQ_SUFFIX, SQS_MAX_VISIBILITY_TIMEOUT, Queue
 
 if TYPE_CHECKING:

@@ -29,16 +29,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from queues.backends.base import HEADER_ATTEMPT, HEADER_MESSAGE_ID, HEADER_REASON
-from queues.dead_letters import (
-    SCAN_LIMIT,
-    DeadLetter,
-    Deadline,
-    all_found,
-    attempts_from,
-    user_headers,
-    wanted_set,
-)
+from queues.backends.scan import SCAN_LIMIT, Deadline, all_found, attempts_from, wanted_set
 from queues.errors import QueueError
+from queues.messages import DeadLetter, user_headers
 
 if TYPE_CHECKING:
     from queues.backends.sqs import SqsBackend
@@ -212,7 +205,7 @@ class SqsDeadLetters:
             attempts=attempts_from(values.get(HEADER_ATTEMPT))
             if reason is not None
             else self.backend.queue.max_attempts,
-            headers=user_headers(values),
+            headers=user_headers(values, ("x-",)),
             ordering_key=system.get("MessageGroupId"),
             at=at,
             origin=f"SQS {self.backend.dlq_name}, MessageId {message['MessageId']}",

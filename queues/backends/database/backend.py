@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -18,16 +18,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from queues.backends.base import (
-    MIB,
-    Backend,
-    BrokerIdPublishResult,
-    CheckResult,
-    Delivery,
-    OutgoingMessage,
-    PublishResult,
-    QueueStats,
-)
+from queues.backends.base import MIB, AddError, Backend, QueueConfig
 from queues.backends.database.claim import (
     DatabaseHandle,
     claim,
@@ -37,25 +28,58 @@ from queues.backends.database.claim import (
     rows,
 )
 from queues.backends.database.wakeup import Wakeup, notify
-from queues.dead_letters import DeadLetter, wanted_set
+from queues.backends.scan import wanted_set
 from queues.errors import BadMessage, BrokerUnavailable, LeaseLost, QueueError, QueueMissing
-from queues.models import DatabaseMessage, MessageState, Queue
+from queues.messages import (
+    BrokerIdPublishResult,
+    CheckResult,
+    DeadLetter,
+    Delivery,
+    OutgoingMessage,
+    PublishResult,
+    QueueStats,
+)
+from queues.models import DatabaseMessage, MessageState
+
+
+@contextlib.contextmanager
+def database_errors(doing: str) -> Iterator[None]:
+    """A ``DatabaseError`` leaves as ``BrokerUnavailable``, like any engine's error; a
+    connection it left unusable is closed (outside a transaction: the next query opens a new
+    one), as the request cycle does."""
+    try:
+        yield
+    except DatabaseError as exc:
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+        raise BrokerUnavailable(f"The database queue failed while {doing}: {exc}") from exc
 
 
 class DatabaseBackend(Backend):
     """Messages as rows in this deployment's database (PostgreSQL, or SQLite embedded)."""
 
     engine = "the database queue"
+    leases = True
     thread_bound = True
+    handle_type = DatabaseHandle
     #: 1 MiB of JSON per message: the same order as SQS and Kafka, and rows stay cheap to move.
     max_message_bytes = 1 * MIB
     #: How often ``fetch`` looks again while waiting (the relay's NOTIFY is the fast path).
     poll_interval = 0.2
 
-    def __init__(self, queue: Queue, owner: str | None = None) -> None:
+    def __init__(self, queue: QueueConfig, owner: str | None = None) -> None:
         super().__init__(queue)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self.wakeup = Wakeup(queue.pk)
+
+    @classmethod
+    def clean_queue(cls, queue: QueueConfig, add: AddError) -> None:
+        if queue.url:
+            add("url", "Database queues live in this deployment's database: leave url blank.")
+        if queue.username or queue.has_secret:
+            add("username", "Database queues take no credentials.")
+        if queue.visibility_timeout < 1:
+            add("visibility_timeout", "The visibility timeout must be at least 1 second.")
 
     # -- producer side ------------------------------------------------------------------------
 
@@ -76,7 +100,7 @@ class DatabaseBackend(Backend):
         bodies = [self._json_body(m) for m in messages]
         ids = {uuid.UUID(m.message_id) for m in messages}
         now = timezone.now()
-        with transaction.atomic():
+        with database_errors("publishing"), transaction.atomic():
             known: dict[uuid.UUID, int] = dict(
                 self._rows().filter(message_id__in=ids).values_list("message_id", "id")
             )
@@ -106,8 +130,9 @@ class DatabaseBackend(Backend):
     def stats(self) -> QueueStats:
         self._require_saved()
         counts = dict.fromkeys(MessageState.values, 0)
-        for row in self._rows().values("state").annotate(n=Count("id")).order_by():
-            counts[row["state"]] = row["n"]
+        with database_errors("counting messages"):
+            for row in self._rows().values("state").annotate(n=Count("id")).order_by():
+                counts[row["state"]] = row["n"]
         return QueueStats(
             depth=counts[MessageState.READY],
             in_flight=counts[MessageState.IN_FLIGHT],
@@ -122,27 +147,29 @@ class DatabaseBackend(Backend):
         if wait_seconds > 0:
             self.wakeup.listen()  # before the first claim: a NOTIFY after it is not missed
         while True:
-            deliveries = claim(
-                self.queue.pk,
-                self.owner,
-                max(1, max_messages),
-                self.queue.max_attempts,
-                self.queue.visibility_timeout,
-            )
+            with database_errors("claiming messages"):
+                deliveries = claim(
+                    self.queue.pk,
+                    self.owner,
+                    max(1, max_messages),
+                    self.queue.max_attempts,
+                    self.queue.visibility_timeout,
+                )
             remaining = deadline - time.monotonic()
             if deliveries or remaining <= 0 or self.wakeup.closed.is_set():
                 return deliveries
             self.wakeup.wait(min(self.poll_interval, remaining))
 
     def ack(self, delivery: Delivery) -> None:
-        deleted, _ = self._leased(delivery).delete()
+        with database_errors("acknowledging"):
+            deleted, _ = self._leased(delivery).delete()
         if not deleted:
             self._lost(delivery)
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> list[QueueError | None]:
         """Delete the rows still leased by these deliveries in one transaction: lock them,
-        keep those whose lease token is still ours, delete those. A database error is raised
-        (the worker treats it as a failure of all of them)."""
+        keep those whose lease token is still ours, delete those. A database error is every
+        delivery's error (nothing was deleted)."""
         results: list[QueueError | None] = [None] * len(deliveries)
         index: dict[int, int] = {}
         tokens: dict[int, uuid.UUID] = {}
@@ -150,32 +177,45 @@ class DatabaseBackend(Backend):
             handle = self._handle(delivery)
             index[handle.row_id] = i
             tokens[handle.row_id] = handle.lease_token
-        held = delete_leased(self.queue.pk, tokens)
+        try:
+            with database_errors("acknowledging"):
+                held = delete_leased(self.queue.pk, tokens)
+        except BrokerUnavailable as exc:
+            return [exc] * len(deliveries)
         for pk in set(tokens) - held:
             results[index[pk]] = self._lease_lost(deliveries[index[pk]])
         return results
 
     def retry_later(self, delivery: Delivery, delay_seconds: float) -> None:
-        updated = self._leased(delivery).update(
+        self._update_leased(
+            delivery,
+            "retrying",
             state=MessageState.READY,
             available_at=timezone.now() + timedelta(seconds=max(0.0, delay_seconds)),
             lease_token=None,
             lease_owner="",
         )
-        if not updated:
-            self._lost(delivery)
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        updated = self._leased(delivery).update(
-            state=MessageState.DEAD, last_error=reason, lease_token=None, lease_owner=""
+        self._update_leased(
+            delivery,
+            "dead-lettering",
+            state=MessageState.DEAD,
+            last_error=reason,
+            lease_token=None,
+            lease_owner="",
         )
-        if not updated:
-            self._lost(delivery)
 
     def extend(self, delivery: Delivery, seconds: float) -> None:
-        updated = self._leased(delivery).update(
-            available_at=timezone.now() + timedelta(seconds=max(0.0, seconds))
+        self._update_leased(
+            delivery,
+            "extending a lease",
+            available_at=timezone.now() + timedelta(seconds=max(0.0, seconds)),
         )
+
+    def _update_leased(self, delivery: Delivery, doing: str, **values: Any) -> None:
+        with database_errors(doing):
+            updated = self._leased(delivery).update(**values)
         if not updated:
             self._lost(delivery)
 
@@ -187,7 +227,8 @@ class DatabaseBackend(Backend):
     def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
         """The queue's ``dead`` rows, oldest first; reading them changes nothing."""
         self._require_saved()
-        dead = self._dead(wanted_set(keys)).order_by("id")[: max(0, limit)]
+        with database_errors("reading dead letters"):
+            dead = list(self._dead(wanted_set(keys)).order_by("id")[: max(0, limit)])
         return [
             DeadLetter(
                 key=str(row.message_id),
@@ -205,27 +246,30 @@ class DatabaseBackend(Backend):
     def redrive(self, message_ids: Iterable[str] | None = None) -> int:
         """Dead rows become ready now with attempts 0: one UPDATE, so nothing is in between."""
         self._require_saved()
-        return int(
-            self._dead(wanted_set(message_ids)).update(
-                state=MessageState.READY,
-                attempts=0,
-                available_at=timezone.now(),
-                last_error="",
-                lease_token=None,
-                lease_owner="",
+        with database_errors("sending dead letters back"):
+            return int(
+                self._dead(wanted_set(message_ids)).update(
+                    state=MessageState.READY,
+                    attempts=0,
+                    available_at=timezone.now(),
+                    last_error="",
+                    lease_token=None,
+                    lease_owner="",
+                )
             )
-        )
 
     def delete_dead_letter(self, message_id: str) -> bool:
         self._require_saved()
-        deleted, _ = self._dead({message_id}).delete()
+        with database_errors("deleting a dead letter"):
+            deleted, _ = self._dead({message_id}).delete()
         return deleted > 0
 
     def purge(self) -> int:
         """Delete the ready rows (delayed retries included). In-flight rows stay: a handler is
         working on them and will settle them; dead rows stay for an admin."""
         self._require_saved()
-        deleted, _ = self._rows().filter(state=MessageState.READY).delete()
+        with database_errors("purging"):
+            deleted, _ = self._rows().filter(state=MessageState.READY).delete()
         return int(deleted)
 
     def _dead(self, wanted: set[str] | None) -> Any:
@@ -247,9 +291,8 @@ class DatabaseBackend(Backend):
         return leased(self.queue.pk, self._handle(delivery))
 
     def _handle(self, delivery: Delivery) -> DatabaseHandle:
-        if not isinstance(delivery.handle, DatabaseHandle):
-            raise TypeError("This delivery was not fetched by a database backend.")
-        return delivery.handle
+        handle: DatabaseHandle = self.handle(delivery)
+        return handle
 
     def _lost(self, delivery: Delivery) -> None:
         raise self._lease_lost(delivery)
