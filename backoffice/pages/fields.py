@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from backoffice.access import admin_required
+from backoffice.access import admin_required, get_for
 from backoffice.forms.schema import FIELD_OPTION_INPUTS, FieldForm, apply_errors
 from backoffice.pages.tables import table_context
 from zstorage import schema
@@ -30,7 +30,7 @@ def _field_errors(form: FieldForm, exc: SchemaInvalid) -> None:
 @require_http_methods(["GET", "POST"])
 def field_list(request: HttpRequest, slug: str) -> HttpResponse:
     """The table's fields in order, and the form to add one."""
-    table = get_object_or_404(Table, slug=slug)
+    table = get_for(request, Table, slug=slug)
     form = FieldForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -53,7 +53,7 @@ def field_list(request: HttpRequest, slug: str) -> HttpResponse:
 def field_options(request: HttpRequest, slug: str) -> HttpResponse:
     """The type-specific inputs, swapped in by htmx when the type select changes (keeping
     what was typed in them)."""
-    get_object_or_404(Table, slug=slug)
+    get_for(request, Table, slug=slug)
     form = FieldForm(
         initial={
             name: request.GET.get(name, "") for name in ("type", "choices", "target", "places")
@@ -65,7 +65,7 @@ def field_options(request: HttpRequest, slug: str) -> HttpResponse:
 @admin_required
 @require_http_methods(["GET", "POST"])
 def field_edit(request: HttpRequest, slug: str, key: str) -> HttpResponse:
-    field = get_object_or_404(Field.objects.select_related("table"), table__slug=slug, key=key)
+    field = get_for(request, Field.objects.select_related("table"), table__slug=slug, key=key)
     table = field.table
     form = FieldForm.for_field(field, request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -93,7 +93,7 @@ def field_edit(request: HttpRequest, slug: str, key: str) -> HttpResponse:
 @require_POST
 def field_move(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     """Move a field one place up or down; the order is renumbered in steps of ten."""
-    table = get_object_or_404(Table, slug=slug)
+    table = get_for(request, Table, slug=slug)
     fields = list(table.fields.all())
     index = next((i for i, f in enumerate(fields) if f.key == key), None)
     if index is None:
@@ -111,7 +111,7 @@ def field_move(request: HttpRequest, slug: str, key: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def field_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     """Deleting a field deletes its values: the page says how many records hold one."""
-    field = get_object_or_404(Field.objects.select_related("table"), table__slug=slug, key=key)
+    field = get_for(request, Field.objects.select_related("table"), table__slug=slug, key=key)
     table = field.table
     if request.method == "POST":
         try:

@@ -21,8 +21,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.roles import is_admin
-from backoffice.access import admin_required, partial_for
+from backoffice.access import admin_required
 from backoffice.dashboard import Panel, register_panel
+from backoffice.partials import partial_for
 from queues.models import Queue
 from workers.models import (
     EventKind,

@@ -16,13 +16,13 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Min, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.roles import is_admin
-from backoffice.access import admin_required
+from backoffice.access import admin_required, get_for
 from backoffice.dashboard import Panel, register_panel
 from backoffice.forms.queues import LinkForm
 from backoffice.forms.schema import apply_errors
@@ -78,7 +78,7 @@ def oldest_pending_age(stats: Mapping[str, Any]) -> str:
 @require_http_methods(["GET", "POST"])
 def link_list(request: HttpRequest, queue_id: int) -> HttpResponse:
     """The queue's links, and a form to add one."""
-    queue = get_object_or_404(Queue, pk=queue_id)
+    queue = get_for(request, Queue, pk=queue_id)
     form = LinkForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -99,8 +99,8 @@ def link_list(request: HttpRequest, queue_id: int) -> HttpResponse:
 @admin_required
 @require_http_methods(["GET", "POST"])
 def link_edit(request: HttpRequest, queue_id: int, link_id: int) -> HttpResponse:
-    queue = get_object_or_404(Queue, pk=queue_id)
-    link = get_object_or_404(QueueLink.objects.select_related("table"), pk=link_id, queue=queue)
+    queue = get_for(request, Queue, pk=queue_id)
+    link = get_for(request, QueueLink.objects.select_related("table"), pk=link_id, queue=queue)
     form = LinkForm.for_link(link, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -122,7 +122,7 @@ def link_edit(request: HttpRequest, queue_id: int, link_id: int) -> HttpResponse
 @admin_required
 @require_POST
 def link_delete(request: HttpRequest, queue_id: int, link_id: int) -> HttpResponse:
-    link = get_object_or_404(QueueLink, pk=link_id, queue_id=queue_id)
+    link = get_for(request, QueueLink, pk=link_id, queue_id=queue_id)
     link.delete()
     messages.success(request, "Link deleted: that table's events no longer reach this queue.")
     return redirect("backoffice:queue-links", queue_id)
@@ -132,7 +132,7 @@ def link_delete(request: HttpRequest, queue_id: int, link_id: int) -> HttpRespon
 @require_POST
 def link_preview(request: HttpRequest, queue_id: int) -> HttpResponse:
     """Which of the chosen table's records the typed filter matches (htmx, from the form)."""
-    get_object_or_404(Queue, pk=queue_id)
+    get_for(request, Queue, pk=queue_id)
     form = LinkForm(request.POST)
     form.is_valid()  # the table and the filter are all the preview needs
     table = form.cleaned_data.get("table")
@@ -195,7 +195,7 @@ def outbox_monitor(request: HttpRequest) -> HttpResponse:
 def outbox_retry(request: HttpRequest) -> HttpResponse:
     """Retry now: one queue's rows (``queue``), or every queue's."""
     queue_id = request.POST.get("queue")
-    queue = get_object_or_404(Queue, pk=queue_id) if queue_id else None
+    queue = get_for(request, Queue, pk=queue_id) if queue_id else None
     due, requeued = services.retry_outbox(queue)
     where = f" of {queue.name}" if queue else ""
     messages.success(

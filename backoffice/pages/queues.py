@@ -2,10 +2,10 @@
 the connection, provision, a test message, enable or disable, purge) and the dead-letter
 browser.
 
-Every engine call goes through ``queues.services`` or ``queues.dead_letters``, and a broker
-that fails or does not answer is something the page shows (``QueueError`` carries a reason
-worded for a person), never a 500. Live figures load after the page, one request per queue,
-so one slow broker holds up only its own row.
+Every engine call goes through ``queues.services`` or ``queues.dead_letters``, inside
+``EngineCall``: a broker that fails or does not answer is something the page shows
+(``QueueError`` carries a reason worded for a person), never a 500. Live figures load after
+the page, one request per queue, so one slow broker holds up only its own row.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from backoffice.access import admin_required
+from backoffice.access import admin_required, get_for
 from backoffice.forms.queues import QueueForm, TestMessageForm
+from backoffice.partials import partial_for
+from backoffice.problems import EngineCall
 from queues import dead_letters, services
-from queues.api import publishing
 from queues.dead_letters import DeadLetterNotFound
-from queues.errors import QueueError
 from queues.models import Queue
 
 TABS = [
@@ -61,10 +61,6 @@ def queue_context(queue: Queue, tab: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def _is_htmx(request: HttpRequest) -> bool:
-    return bool(getattr(request, "htmx", False))
-
-
 # -- the list and its live figures ---------------------------------------------------------------
 
 
@@ -82,7 +78,7 @@ def queue_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def queue_stats(request: HttpRequest, queue_id: int) -> HttpResponse:
     """A queue's live figures as a list row, a card, or a dead-letter count (the dashboard)."""
-    queue = get_object_or_404(Queue, pk=queue_id)
+    queue = get_for(request, Queue, pk=queue_id)
     view = request.GET.get("view", "row")
     timeout = QUICK_TIMEOUT if view == "dead" else None
     return render(
@@ -120,7 +116,7 @@ def queue_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def queue_detail(request: HttpRequest, queue_id: int) -> HttpResponse:
     """The queue's settings (edit) and its operations."""
-    queue = get_object_or_404(Queue, pk=queue_id)
+    queue = get_for(request, Queue, pk=queue_id)
     form = QueueForm(request.POST or None, queue=queue)
     if request.method == "POST" and form.is_valid():
         values = form.values()
@@ -168,7 +164,7 @@ def _answer(
 ) -> HttpResponse:
     """htmx gets the box it asked for alone; a plain form post gets the whole page."""
     result = {"operation": operation, **result}
-    if not _is_htmx(request):
+    if not partial_for(request):
         results = {operation: result}
         return _detail(request, queue, test_form=test_form, results=results, status=status)
     if test_form is not None:
@@ -180,11 +176,11 @@ def _answer(
 @admin_required
 @require_POST
 def queue_check(request: HttpRequest, queue_id: int) -> HttpResponse:
-    queue = get_object_or_404(Queue, pk=queue_id)
-    try:
+    queue = get_for(request, Queue, pk=queue_id)
+    with EngineCall() as call:
         check = services.check_connection(queue)
-    except QueueError as exc:
-        return _answer(request, queue, "check", {"ok": False, "detail": exc.message})
+    if not call.ok:
+        return _answer(request, queue, "check", {"ok": False, "detail": call.problem})
     detail = check.detail
     if check.provisioned is False:
         detail += " — provision it to create the queue there."
@@ -194,11 +190,11 @@ def queue_check(request: HttpRequest, queue_id: int) -> HttpResponse:
 @admin_required
 @require_POST
 def queue_provision(request: HttpRequest, queue_id: int) -> HttpResponse:
-    queue = get_object_or_404(Queue, pk=queue_id)
-    try:
+    queue = get_for(request, Queue, pk=queue_id)
+    with EngineCall() as call:
         services.provision(queue)
-    except QueueError as exc:
-        return _answer(request, queue, "provision", {"ok": False, "detail": exc.message})
+    if not call.ok:
+        return _answer(request, queue, "provision", {"ok": False, "detail": call.problem})
     detail = "The queue and its dead-letter (and retry) companions exist on the engine."
     return _answer(request, queue, "provision", {"ok": True, "detail": detail})
 
@@ -207,14 +203,17 @@ def queue_provision(request: HttpRequest, queue_id: int) -> HttpResponse:
 @require_POST
 def queue_test_message(request: HttpRequest, queue_id: int) -> HttpResponse:
     """Publish ``{"handler": …, "test": true, …payload}`` and show what the broker answered."""
-    queue = get_object_or_404(Queue, pk=queue_id)
+    queue = get_for(request, Queue, pk=queue_id)
     form = TestMessageForm(request.POST)
     if not form.is_valid():
         return _answer(request, queue, "test", {}, test_form=form, status=422)
-    try:
-        (answer,) = publishing.publish(queue, [{**form.body(), "test": True}])
-    except QueueError as exc:
-        return _answer(request, queue, "test", {"ok": False, "detail": exc.message}, test_form=form)
+    with EngineCall() as call:
+        (published,) = services.publish(queue, [{**form.body(), "test": True}])
+    if not call.ok:
+        return _answer(
+            request, queue, "test", {"ok": False, "detail": call.problem}, test_form=form
+        )
+    answer = {**published.as_response(), "queue-id": queue.pk}  # as the publish API answers
     return _answer(
         request,
         queue,
@@ -227,7 +226,7 @@ def queue_test_message(request: HttpRequest, queue_id: int) -> HttpResponse:
 @admin_required
 @require_POST
 def queue_toggle(request: HttpRequest, queue_id: int) -> HttpResponse:
-    queue = get_object_or_404(Queue, pk=queue_id)
+    queue = get_for(request, Queue, pk=queue_id)
     services.set_enabled(queue, not queue.enabled)
     if queue.enabled:
         messages.success(request, f"Queue {queue.name} enabled.")
@@ -247,13 +246,11 @@ def queue_toggle(request: HttpRequest, queue_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def queue_purge(request: HttpRequest, queue_id: int) -> HttpResponse:
     """Purging cannot be undone: a page says what it drops, and only a confirmed post does."""
-    queue = get_object_or_404(Queue, pk=queue_id)
+    queue = get_for(request, Queue, pk=queue_id)
     if request.method == "POST" and request.POST.get("confirm") == "yes":
-        try:
+        with EngineCall(request, failed="The queue was not purged") as call:
             dropped = services.purge(queue)
-        except QueueError as exc:
-            messages.error(request, f"The queue was not purged: {exc.message}")
-        else:
+        if call.ok:
             count = "every message" if dropped is None else f"{dropped} message(s)"
             messages.success(request, f"Queue {queue.name} purged: {count} dropped.")
             return redirect("backoffice:queue", queue.pk)
@@ -270,12 +267,10 @@ def queue_purge(request: HttpRequest, queue_id: int) -> HttpResponse:
 @admin_required
 @require_GET
 def dead_letter_list(request: HttpRequest, queue_id: int) -> HttpResponse:
-    queue = get_object_or_404(Queue, pk=queue_id)
-    letters, problem = [], ""
-    try:
+    queue = get_for(request, Queue, pk=queue_id)
+    letters = []
+    with EngineCall() as call:
         letters = dead_letters.list_dead_letters(queue, limit=DEAD_LETTER_PAGE + 1)
-    except QueueError as exc:
-        problem = exc.message
     context = queue_context(
         queue,
         "dead-letters",
@@ -283,7 +278,7 @@ def dead_letter_list(request: HttpRequest, queue_id: int) -> HttpResponse:
         more=len(letters) > DEAD_LETTER_PAGE,
         dated=any(letter.at for letter in letters),  # the engine records when they died
         page_size=DEAD_LETTER_PAGE,
-        problem=problem,
+        problem=call.problem,
     )
     return render(request, "queues/dead_letters.html", context)
 
@@ -291,13 +286,12 @@ def dead_letter_list(request: HttpRequest, queue_id: int) -> HttpResponse:
 @admin_required
 @require_GET
 def dead_letter_detail(request: HttpRequest, queue_id: int, key: str) -> HttpResponse:
-    queue = get_object_or_404(Queue, pk=queue_id)
-    letter, problem, status = None, "", 200
-    try:
+    queue = get_for(request, Queue, pk=queue_id)
+    letter = None
+    with EngineCall() as call:
         letter = dead_letters.find_dead_letter(queue, key)
-    except QueueError as exc:
-        problem, status = exc.message, 404 if isinstance(exc, DeadLetterNotFound) else 200
-    context = queue_context(queue, "dead-letters", letter=letter, key=key, problem=problem)
+    status = 404 if isinstance(call.error, DeadLetterNotFound) else 200
+    context = queue_context(queue, "dead-letters", letter=letter, key=key, problem=call.problem)
     context["crumbs"][-1:] = [
         ("Dead letters", reverse("backoffice:dead-letters", args=[queue.pk])),
         (key, None),
@@ -309,18 +303,16 @@ def dead_letter_detail(request: HttpRequest, queue_id: int, key: str) -> HttpRes
 @require_POST
 def dead_letter_redrive(request: HttpRequest, queue_id: int) -> HttpResponse:
     """Send back the ticked dead letters (``key``), or every one (``all``)."""
-    queue = get_object_or_404(Queue, pk=queue_id)
+    queue = get_for(request, Queue, pk=queue_id)
     everything = request.POST.get("all") == "yes"
     only = request.POST.get("only")  # a row's own button: that one, whatever else is ticked
     keys = [only] if only else request.POST.getlist("key")
     if not everything and not keys:
         messages.error(request, "Tick the dead letters to send back, or send back all.")
         return redirect("backoffice:dead-letters", queue.pk)
-    try:
+    with EngineCall(request, failed="Not sent back") as call:
         moved = dead_letters.redrive(queue, None if everything else keys)
-    except QueueError as exc:
-        messages.error(request, f"Not sent back: {exc.message}")
-    else:
+    if call.ok:
         if moved or everything:
             messages.success(request, f"{moved} message(s) sent back to {queue.name}.")
         else:
@@ -331,11 +323,9 @@ def dead_letter_redrive(request: HttpRequest, queue_id: int) -> HttpResponse:
 @admin_required
 @require_POST
 def dead_letter_delete(request: HttpRequest, queue_id: int, key: str) -> HttpResponse:
-    queue = get_object_or_404(Queue, pk=queue_id)
-    try:
+    queue = get_for(request, Queue, pk=queue_id)
+    with EngineCall(request, failed="Not deleted") as call:
         dead_letters.delete_dead_letter(queue, key)
-    except QueueError as exc:
-        messages.error(request, f"Not deleted: {exc.message}")
-    else:
+    if call.ok:
         messages.success(request, f"Dead letter {key} deleted.")
     return redirect("backoffice:dead-letters", queue.pk)

@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from backoffice.access import allowed_actions, partial_for, table_for
+from backoffice.access import allowed_actions, get_for, table_for
 from backoffice.forms.records import (
     default_values,
     input_name,
@@ -27,6 +27,7 @@ from backoffice.forms.records import (
     to_data,
 )
 from backoffice.listing import PAGE_SIZES, Listing
+from backoffice.partials import partial_for
 from backoffice.values import change_rows, record_label
 from zstorage import reads, records
 from zstorage.errors import RecordInvalid, RecordNotFound, RecordReferenced, VersionConflict
@@ -43,15 +44,10 @@ def _crumbs(table: Table, *more: tuple[str, str | None]) -> list[tuple[str, str 
     ]
 
 
-def _record(table: Table, record_id: int) -> Record:
-    record = (
-        Record.objects.filter(table=table, pk=record_id)
-        .select_related("created_by", "updated_by")
-        .first()
-    )
-    if record is None:
-        raise Http404(f"No record {record_id} in {table.name}.")
-    return record
+def _record(request: HttpRequest, table: Table, record_id: int) -> Record:
+    """A record of ``table``, which ``table_for`` has checked for this user."""
+    records = Record.objects.filter(table=table).select_related("created_by", "updated_by")
+    return get_for(request, records, pk=record_id)
 
 
 @require_GET
@@ -154,7 +150,7 @@ def record_create(request: HttpRequest, slug: str) -> HttpResponse:
 def record_edit(request: HttpRequest, slug: str, record_id: int) -> HttpResponse:
     table = table_for(request, slug, Action.CHANGE)
     fields = reads.fields_of(table)
-    record = _record(table, record_id)
+    record = _record(request, table, record_id)
     if request.method != "POST":
         return _form_page(request, table, fields, stored_values(fields, record.data), record=record)
     values = submitted_values(fields, request.POST)
@@ -249,7 +245,7 @@ def record_lookup(request: HttpRequest, slug: str, key: str) -> HttpResponse:
 def record_detail(request: HttpRequest, slug: str, record_id: int) -> HttpResponse:
     table = table_for(request, slug, Action.VIEW)
     fields = reads.fields_of(table)
-    record = _record(table, record_id)
+    record = _record(request, table, record_id)
     values = [(fld, record.data.get(key), _reference_link(request, fld, record.data.get(key)))
               for key, fld in fields.items()]  # fmt: skip
     children = []
@@ -293,7 +289,7 @@ def _reference_link(request: HttpRequest, field: Field, value: Any) -> str | Non
 def record_delete(request: HttpRequest, slug: str, record_id: int) -> HttpResponse:
     table = table_for(request, slug, Action.DELETE)
     fields = reads.fields_of(table)
-    record = _record(table, record_id)
+    record = _record(request, table, record_id)
     label = record_label(record, fields)
     if request.method == "POST":
         version = request.POST.get("version", "")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from backoffice.access import admin_required
+from backoffice.access import admin_required, get_for
 from backoffice.forms.schema import FIELD_RULE_KINDS, RULE_PARAM_INPUTS, RuleForm, apply_errors
 from backoffice.pages.tables import table_context
 from zstorage import schema
@@ -23,7 +23,7 @@ from zstorage.schema import SchemaInvalid
 @admin_required
 @require_http_methods(["GET", "POST"])
 def rule_list(request: HttpRequest, slug: str) -> HttpResponse:
-    table = get_object_or_404(Table, slug=slug)
+    table = get_for(request, Table, slug=slug)
     form = RuleForm(request.POST or None, table=table)
     if request.method == "POST" and form.is_valid():
         kind = form.cleaned_data["kind"]
@@ -72,7 +72,7 @@ PARAM_INPUTS = [
 def rule_params(request: HttpRequest, slug: str) -> HttpResponse:
     """The inputs for one kind of rule, swapped in by htmx when the kind select changes; what
     was already typed or chosen in them (htmx sends it along) stays."""
-    table = get_object_or_404(Table, slug=slug)
+    table = get_for(request, Table, slug=slug)
     initial: dict[str, object] = {name: request.GET.get(name, "") for name in PARAM_INPUTS}
     initial["together"] = request.GET.getlist("together")
     form = RuleForm(initial=initial, table=table)
@@ -86,7 +86,7 @@ def rule_params(request: HttpRequest, slug: str) -> HttpResponse:
 @admin_required
 @require_POST
 def rule_delete(request: HttpRequest, slug: str, rule_id: int) -> HttpResponse:
-    rule = get_object_or_404(Rule, table__slug=slug, pk=rule_id)
+    rule = get_for(request, Rule, table__slug=slug, pk=rule_id)
     schema.delete_rule(rule)
     messages.success(request, f"Rule “{rule.message}” deleted.")
     return redirect("backoffice:rules", slug)

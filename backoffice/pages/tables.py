@@ -12,12 +12,12 @@ from django.contrib import messages
 from django.contrib.auth.models import Group
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from accounts.roles import Role
-from backoffice.access import admin_required
+from backoffice.access import admin_required, get_for
 from backoffice.forms.schema import TableForm, apply_errors
 from backoffice.grants import GRANT_ACTIONS, grant_rows, save_grants
 from zstorage import schema
@@ -88,7 +88,7 @@ def table_create(request: HttpRequest) -> HttpResponse:
 @admin_required
 @require_http_methods(["GET", "POST"])
 def table_settings(request: HttpRequest, slug: str) -> HttpResponse:
-    table = get_object_or_404(Table, slug=slug)
+    table = get_for(request, Table, slug=slug)
     form = TableForm.for_table(table, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -116,7 +116,7 @@ def table_settings(request: HttpRequest, slug: str) -> HttpResponse:
 @admin_required
 @require_http_methods(["GET", "POST"])
 def table_delete(request: HttpRequest, slug: str) -> HttpResponse:
-    table = get_object_or_404(Table, slug=slug)
+    table = get_for(request, Table, slug=slug)
     count = table.records.count()
     if request.method == "POST":
         try:
@@ -135,7 +135,7 @@ def table_delete(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def table_grants(request: HttpRequest, slug: str) -> HttpResponse:
     """Which groups may view, add, change and delete this table's records."""
-    table = get_object_or_404(Table, slug=slug)
+    table = get_for(request, Table, slug=slug)
     groups = Group.objects.exclude(name=Role.ADMINS).order_by("name")
     if request.method == "POST":
         save_grants(table, groups, request.POST)

@@ -14,12 +14,13 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import ApiToken
 from accounts.roles import is_admin
+from backoffice.access import get_for
 from backoffice.forms.tokens import TokenForm
 
 
@@ -60,7 +61,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = get_object_or_404(_tokens(request), pk=token_id)
+    token = get_for(request, _tokens(request), pk=token_id)
     if not token.revoked:
         token.revoke()
         messages.success(request, f"Token {token.name} revoked: it no longer authenticates.")
