@@ -1,0 +1,22 @@
+"""Request shapes of the jobs API (answers are plain dictionaries built in ``jobs.runs``)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class StartRunSerializer(serializers.Serializer[dict[str, object]]):
+    job = serializers.CharField(max_length=200, help_text="A registered job's name.")
+    params = serializers.JSONField(help_text="A list of JSON objects, one instance each.")
+    parallelism = serializers.JSONField(
+        required=False, help_text="Instances on the queue or running at once (≥ 1; 10 if omitted)."
+    )
+    queue = serializers.CharField(
+        required=False, allow_blank=True, help_text="The queue the instances run on."
+    )
+    on_complete = serializers.CharField(
+        required=False, allow_blank=True, help_text="Queue for the job.completed message."
+    )
+    on_complete_handler = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, default="log"
+    )
