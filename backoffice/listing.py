@@ -18,8 +18,8 @@ from django.http import QueryDict
 from backoffice.filters import Filters, build_filters
 from zstorage import reads
 from zstorage.errors import ZStorageError
-from zstorage.field_types import kind_of
-from zstorage.models import Field, FieldType, Record, Table
+from zstorage.fields import kind_of
+from zstorage.models import Field, Record, Table
 
 PAGE_SIZES = [25, 50, 100]
 DEFAULT_PAGE_SIZE = 25
@@ -94,7 +94,7 @@ class Listing:
         """Sums of the number fields over every matching record (not only this page)."""
         sums: dict[str, Any] = {}
         for key, fld in self.fields.items():
-            if fld.type in (FieldType.INTEGER, FieldType.DECIMAL):
+            if kind_of(fld.type).summable:
                 rows = reads.aggregate(self.matching(), self.fields, function="sum", field=key)
                 total = rows[0]["value"]
                 # Shown like the column's values: "280.00" for a field of two places.
@@ -105,7 +105,7 @@ class Listing:
         current = {item.key: item.descending for item in self.sort}
         columns = [Column("id", "#", None, *self._sorting("id", current), numeric=True)]
         for key, fld in self.fields.items():
-            numeric = kind_of(fld.type).numeric and fld.type != FieldType.REFERENCE
+            numeric = kind_of(fld.type).summable
             columns.append(Column(key, fld.name, fld, *self._sorting(key, current), numeric))
         return columns
 

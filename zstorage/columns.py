@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db.models import DecimalField, Expression
 from django.db.models.functions import Cast
 
-from zstorage.field_types import kind_of
+from zstorage.fields import kind_of
 from zstorage.query.sql import Bytewise, JsonText
 
 NUMBER = DecimalField(max_digits=40, decimal_places=12)

@@ -19,6 +19,9 @@ KEY_VALIDATOR = RegexValidator(
 
 
 class FieldType(models.TextChoices):
+    """The built-in field types' names; what each one does is its class in ``zstorage.fields``,
+    whose registry may hold more types than these."""
+
     TEXT = "text", "Text"
     LONG_TEXT = "long_text", "Long text"
     INTEGER = "integer", "Integer"
@@ -32,6 +35,13 @@ class FieldType(models.TextChoices):
     MULTI_CHOICE = "multi_choice", "Multiple choice"
     JSON = "json", "JSON"
     REFERENCE = "reference", "Reference"
+
+
+def field_type_choices() -> list[tuple[str, str]]:
+    """The registered field types (``zstorage.fields``): a new type needs no migration."""
+    from zstorage.fields import type_choices
+
+    return type_choices()
 
 
 class RuleKind(models.TextChoices):
@@ -72,7 +82,7 @@ class Field(models.Model):
     table = models.ForeignKey(Table, on_delete=models.CASCADE, related_name="fields")
     name = models.CharField(max_length=200)
     key = models.CharField(max_length=63, validators=[KEY_VALIDATOR])
-    type = models.CharField(max_length=20, choices=FieldType.choices)
+    type = models.CharField(max_length=20, choices=field_type_choices)
     required = models.BooleanField(default=False)
     default = models.JSONField(null=True, blank=True)
     help_text = models.CharField(max_length=500, blank=True)

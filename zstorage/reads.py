@@ -22,12 +22,11 @@ from django.db.models.lookups import IsNull
 from zstorage.columns import NUMBER, value_of
 from zstorage.dialects import dialect
 from zstorage.errors import ZStorageError
-from zstorage.field_types import kind_of
-from zstorage.models import Field, FieldType, Record, Table
+from zstorage.fields import kind_of
+from zstorage.models import Field, Record, Table
 from zstorage.query import compile_query
 from zstorage.records import referencing_fields
 
-SEARCHABLE = {FieldType.TEXT, FieldType.LONG_TEXT, FieldType.EMAIL, FieldType.URL, FieldType.CHOICE}
 AGGREGATES = {"count": Count, "sum": Sum, "avg": Avg, "min": Min, "max": Max}
 MAX_PAGE_SIZE = 500
 
@@ -58,7 +57,7 @@ def records_for(
 
 
 def _search(text: str, fields: dict[str, Field]) -> Q:
-    keys = [key for key, f in fields.items() if f.type in SEARCHABLE]
+    keys = [key for key, f in fields.items() if kind_of(f.type).searchable]
     if not keys:
         return Q(pk__in=[])
     return dialect().search(text, keys)
@@ -178,13 +177,9 @@ def cursor_page(
 
 
 def _plain(value: Any, field: Field | None) -> Any:
+    if field is not None:
+        return kind_of(field.type).from_aggregate(value)
     if isinstance(value, Decimal):
-        if (
-            field is not None
-            and field.type in {FieldType.INTEGER, FieldType.REFERENCE}
-            and value == value.to_integral()
-        ):
-            return int(value)
         return format(value.normalize(), "f")
     return value
 

@@ -23,7 +23,9 @@ from zstorage.errors import (
     VersionConflict,
 )
 from zstorage.events import RecordChanged, changed_fields, emit
-from zstorage.models import EventKind, Field, FieldType, Record, RecordChange, Table
+from zstorage.fields import kind_of
+from zstorage.fields.structured import fields_referencing
+from zstorage.models import EventKind, Field, Record, RecordChange, Table
 from zstorage.validation import TableSchema, clean_data
 
 #: Who writes: a request's user (anonymous users are recorded as nobody) or None.
@@ -45,11 +47,11 @@ def _validate(
 
 
 def _check_references(schema: TableSchema, clean: dict[str, Any], errors: Errors) -> None:
+    """What only the database can tell about a value (a reference to no record)."""
     for key, fld in schema.fields.items():
-        if fld.type == FieldType.REFERENCE and key in clean:
-            target = fld.options["table"]
-            if not Record.objects.filter(table__slug=target, pk=clean[key]).exists():
-                errors.setdefault(key, []).append(f"No record {clean[key]} in table {target!r}.")
+        if key in clean:
+            for message in kind_of(fld.type).missing(fld.options, [clean[key]]).values():
+                errors.setdefault(key, []).append(message)
 
 
 def _check_unique(
@@ -220,9 +222,7 @@ def bulk_update(
 
 def referencing_fields(table: Table) -> Iterable[Field]:
     """Reference fields (in any table) that point at records of ``table``."""
-    return Field.objects.filter(type=FieldType.REFERENCE, options__table=table.slug).select_related(
-        "table"
-    )
+    return fields_referencing(table.slug).select_related("table")
 
 
 def delete_record(

@@ -8,7 +8,6 @@ events and do not bump record versions.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,33 +16,13 @@ from django.db import IntegrityError, transaction
 
 from zstorage import indexes
 from zstorage.errors import SchemaChangeRefused, ZStorageError
-from zstorage.expressions import ExpressionError, fields_of, parse_expression
-from zstorage.field_types import InvalidValue, kind_of
-from zstorage.models import Field, FieldType, Record, Rule, RuleKind, Table
+from zstorage.fields import InvalidValue, kind_of
+from zstorage.fields.structured import fields_referencing
+from zstorage.models import Field, Record, Rule, Table
+from zstorage.rules import InvalidParams, rule_type
 
 #: How many offending records a refusal names.
 EXAMPLES = 5
-
-FIELD_RULES = {
-    RuleKind.REQUIRED,
-    RuleKind.UNIQUE,
-    RuleKind.MIN,
-    RuleKind.MAX,
-    RuleKind.MIN_LENGTH,
-    RuleKind.MAX_LENGTH,
-    RuleKind.REGEX,
-    RuleKind.CHOICES,
-}
-TABLE_RULES = {RuleKind.EXPRESSION, RuleKind.UNIQUE_TOGETHER}
-#: Types whose values have a length (characters, or chosen items for multiple choice).
-LENGTH_TYPES = {
-    FieldType.TEXT,
-    FieldType.LONG_TEXT,
-    FieldType.EMAIL,
-    FieldType.URL,
-    FieldType.CHOICE,
-    FieldType.MULTI_CHOICE,
-}
 
 
 class SchemaInvalid(ZStorageError):
@@ -75,10 +54,7 @@ def create_table(name: str, slug: str, description: str = "") -> Table:
 
 def update_table(table: Table, **changes: Any) -> Table:
     renamed = "slug" in changes and changes["slug"] != table.slug
-    if (
-        renamed
-        and Field.objects.filter(type=FieldType.REFERENCE, options__table=table.slug).exists()
-    ):
+    if renamed and fields_referencing(table.slug).exists():
         raise SchemaChangeRefused(
             "Reference fields point at this table by its slug; it cannot be renamed."
         )
@@ -97,11 +73,7 @@ def delete_table(table: Table, *, confirm: bool = False) -> None:
         raise SchemaChangeRefused(
             f"Table {table.slug!r} has {count} records; confirm to delete them with it."
         )
-    if (
-        Field.objects.filter(type=FieldType.REFERENCE, options__table=table.slug)
-        .exclude(table=table)
-        .exists()
-    ):
+    if fields_referencing(table.slug).exclude(table=table).exists():
         raise SchemaChangeRefused("Other tables reference this table; delete those fields first.")
     with transaction.atomic():
         for rule in table.rules.all():
@@ -118,13 +90,9 @@ def _check_field(field: Field) -> None:
     try:
         kind = kind_of(field.type)
         kind.check_options(field.options)
+        kind.check_schema(field.options)
     except InvalidValue as exc:
         raise SchemaInvalid({"options": [str(exc)]}) from None
-    if (
-        field.type == FieldType.REFERENCE
-        and not Table.objects.filter(slug=field.options["table"]).exists()
-    ):
-        raise SchemaInvalid({"options": [f"No table {field.options['table']!r} to reference."]})
     if field.default is not None:
         try:
             field.default = kind.coerce(field.default, field.options)
@@ -173,14 +141,8 @@ def update_field(field: Field, **changes: Any) -> Field:
         setattr(field, attr, value)
     _check_field(field)
     table = field.table
-    if (
-        field.type not in LENGTH_TYPES
-        and field.rules.filter(kind__in=[RuleKind.MIN_LENGTH, RuleKind.MAX_LENGTH]).exists()
-    ):
-        raise SchemaChangeRefused(
-            f"{FieldType(field.type).label} values have no length: delete the length rules of "
-            f"{field.key!r} first."
-        )
+    for rule in field.rules.all():
+        rule_type(rule.kind).field_retyped(rule, field)
     reindex = field.key != old_key or field.type != old_type
     with transaction.atomic():
         if reindex:
@@ -190,7 +152,12 @@ def update_field(field: Field, **changes: Any) -> Field:
         if field.key != old_key:
             if table.fields.filter(key=field.key).exclude(pk=field.pk).exists():
                 raise SchemaInvalid({"key": [f"Table {table.slug!r} already has {field.key!r}."]})
-            _refuse_if_in_expression(table, old_key, "renamed")
+            keys = {f.key for f in table.fields.all()}
+            for rule in _table_rules(table):
+                params = rule_type(rule.kind).field_renamed(rule, old_key, field.key, keys)
+                if params != rule.params:
+                    rule.params = params
+                    rule.save(update_fields=["params"])
             _rewrite(
                 table,
                 lambda data: (
@@ -199,13 +166,6 @@ def update_field(field: Field, **changes: Any) -> Field:
                     else None
                 ),
             )
-            for rule in table.rules.filter(kind=RuleKind.UNIQUE_TOGETHER):
-                keys = rule.params["fields"]
-                rule.params = {
-                    **rule.params,
-                    "fields": [field.key if k == old_key else k for k in keys],
-                }
-                rule.save(update_fields=["params"])
         if field.type != old_type or field.options != old_options:
             _convert(field)
         field.save()
@@ -218,7 +178,7 @@ def _convert(field: Field) -> None:
     kind = kind_of(field.type)
     failures: list[str] = []
     changed = []
-    references: dict[int, Any] = {}  # record id -> the id it now references
+    converted_values: dict[int, Any] = {}  # record id -> its converted value
     for record in field.table.records.all().iterator(chunk_size=500):
         value = record.data.get(field.key)
         if value is None:
@@ -228,22 +188,17 @@ def _convert(field: Field) -> None:
         except InvalidValue as exc:
             failures.append(f"record {record.pk}: {value!r} ({exc})")
             continue
-        if field.type == FieldType.REFERENCE:
-            references[record.pk] = converted
+        converted_values[record.pk] = converted
         if converted != value:
             record.data = {**record.data, field.key: converted}
             changed.append(record)
-    if references:
-        target = field.options["table"]
-        found = set(
-            Record.objects.filter(table__slug=target, pk__in=set(references.values())).values_list(
-                "pk", flat=True
-            )
-        )
+    # Values the database refuses (a reference to no record).
+    refused = kind.missing(field.options, list(converted_values.values()))
+    if refused:
         failures += [
-            f"record {pk}: {ref!r} (No record {ref} in table {target!r}.)"
-            for pk, ref in references.items()
-            if ref not in found
+            f"record {pk}: {value!r} ({refused[value]})"
+            for pk, value in converted_values.items()
+            if value in refused
         ]
     if failures:
         raise SchemaChangeRefused(
@@ -265,10 +220,9 @@ def delete_field(field: Field, *, confirm: bool = False) -> int:
         raise SchemaChangeRefused(
             f"{holding} records hold a value for {field.key!r}; confirm to delete those values."
         )
-    together = Rule.objects.filter(table=table, kind=RuleKind.UNIQUE_TOGETHER)
-    if any(field.key in rule.params["fields"] for rule in together):
-        raise SchemaChangeRefused(f"A unique-together rule uses {field.key!r}; delete it first.")
-    _refuse_if_in_expression(table, field.key, "deleted")
+    keys = {f.key for f in table.fields.all()}
+    for rule in _table_rules(table):
+        rule_type(rule.kind).field_deleted(rule, field.key, keys)
     with transaction.atomic():
         for rule in field.rules.all():
             indexes.drop_unique_index(rule)
@@ -282,15 +236,10 @@ def delete_field(field: Field, *, confirm: bool = False) -> int:
     return holding
 
 
-def _refuse_if_in_expression(table: Table, key: str, what: str) -> None:
-    for rule in table.rules.filter(kind=RuleKind.EXPRESSION):
-        if key in fields_of(
-            parse_expression(rule.params["expression"], {f.key for f in table.fields.all()})
-        ):
-            raise SchemaChangeRefused(
-                f"Rule {rule.pk} ({rule.params['expression']!r}) uses {key!r}; change it before "
-                f"the field is {what}."
-            )
+def _table_rules(table: Table) -> list[Rule]:
+    """The rules that name fields in their params, in the order their kinds are asked."""
+    rules = table.rules.filter(field__isnull=True)
+    return sorted(rules, key=lambda rule: (rule_type(rule.kind).order, rule.pk))
 
 
 # Rules ----------------------------------------------------------------------------------
@@ -299,53 +248,18 @@ def _refuse_if_in_expression(table: Table, key: str, what: str) -> None:
 def _rule_params(
     table: Table, kind: str, field: Field | None, params: dict[str, Any]
 ) -> dict[str, Any]:
-    keys = {f.key for f in table.fields.all()}
-
-    def bad(message: str) -> SchemaInvalid:
-        return SchemaInvalid({"params": [message]})
-
-    if kind in FIELD_RULES and field is None:
+    try:
+        behaviour = rule_type(kind)
+    except KeyError:
+        return params  # not a kind: the model's check names it
+    if behaviour.on_field and field is None:
         raise SchemaInvalid({"field": [f"A {kind} rule applies to a field: name it."]})
-    if kind in TABLE_RULES and field is not None:
+    if not behaviour.on_field and field is not None:
         raise SchemaInvalid({"field": [f"A {kind} rule applies to the table, not to a field."]})
-    match kind:
-        case RuleKind.MIN | RuleKind.MAX:
-            if "value" not in params:
-                raise bad("Give the limit as params.value.")
-            assert field is not None
-            try:
-                params = {"value": kind_of(field.type).coerce(params["value"], field.options)}
-            except InvalidValue as exc:
-                raise bad(f"The limit does not suit the field: {exc}") from None
-        case RuleKind.MIN_LENGTH | RuleKind.MAX_LENGTH:
-            assert field is not None
-            if field.type not in LENGTH_TYPES:
-                raise bad(f"A length rule does not apply to a {field.type} field.")
-            if not isinstance(params.get("value"), int) or params["value"] < 0:
-                raise bad("Give the length as a whole number in params.value.")
-        case RuleKind.REGEX:
-            try:
-                re.compile(params.get("pattern", ""))
-            except (re.error, TypeError) as exc:
-                raise bad(f"Not a valid pattern: {exc}.") from None
-            if not params.get("pattern"):
-                raise bad("Give the pattern as params.pattern.")
-        case RuleKind.CHOICES:
-            values = params.get("values")
-            if not isinstance(values, list) or not values:
-                raise bad("List the allowed values in params.values.")
-        case RuleKind.EXPRESSION:
-            try:
-                parse_expression(str(params.get("expression", "")), keys)
-            except ExpressionError as exc:
-                raise bad(str(exc)) from None
-            if params.get("field") and params["field"] not in keys:
-                raise bad(f"Unknown field {params['field']!r} to show the error on.")
-        case RuleKind.UNIQUE_TOGETHER:
-            fields = params.get("fields")
-            if not isinstance(fields, list) or len(fields) < 2 or not set(fields) <= keys:
-                raise bad("List two or more of the table's field keys in params.fields.")
-    return params
+    try:
+        return behaviour.check_params(field, params, {f.key for f in table.fields.all()})
+    except InvalidParams as exc:
+        raise SchemaInvalid({exc.key: [str(exc)]}) from None
 
 
 def add_rule(
@@ -380,11 +294,7 @@ def _create_unique_index(rule: Rule, keys: list[str]) -> None:
 
 
 def _unique_keys(rule: Rule) -> list[str]:
-    if rule.kind == RuleKind.UNIQUE and rule.field is not None:
-        return [rule.field.key]
-    if rule.kind == RuleKind.UNIQUE_TOGETHER:
-        return list(rule.params["fields"])
-    return []
+    return rule_type(rule.kind).unique_keys(rule)
 
 
 def delete_rule(rule: Rule) -> None:

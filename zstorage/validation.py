@@ -7,15 +7,12 @@ a friendly message and enforced by a unique index (``indexes.py``) against races
 
 from __future__ import annotations
 
-import ast
-import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from zstorage.expressions import holds, parse_expression
-from zstorage.field_types import InvalidValue, kind_of
-from zstorage.models import Field, Rule, RuleKind, Table
+from zstorage.fields import InvalidValue, kind_of
+from zstorage.models import Field, Rule, Table
+from zstorage.rules import rule_type
 
 ALL = "__all__"
 REQUIRED_MESSAGE = "This field is required."
@@ -29,7 +26,8 @@ class TableSchema:
     fields: dict[str, Field]
     field_rules: dict[str, list[Rule]]
     table_rules: list[Rule]
-    expressions: dict[int, ast.Expression] = field(default_factory=dict)
+    #: What each table rule prepared once (a parsed expression), by rule id.
+    prepared: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, table: Table) -> TableSchema:
@@ -43,26 +41,15 @@ class TableSchema:
                 table_rules.append(rule)
         schema = cls(table, fields, field_rules, table_rules)
         for rule in table_rules:
-            if rule.kind == RuleKind.EXPRESSION:
-                schema.expressions[rule.pk] = parse_expression(
-                    rule.params["expression"], set(fields)
-                )
+            schema.prepared[rule.pk] = rule_type(rule.kind).prepare(rule, set(fields))
         return schema
 
     def unique_rules(self) -> list[tuple[Rule, list[str]]]:
         """Every uniqueness rule with the field keys it covers."""
-        found = [
-            (rule, [key])
-            for key, rules in self.field_rules.items()
-            for rule in rules
-            if rule.kind == RuleKind.UNIQUE
-        ]
-        found += [
-            (rule, list(rule.params["fields"]))
-            for rule in self.table_rules
-            if rule.kind == RuleKind.UNIQUE_TOGETHER
-        ]
-        return found
+        rules = [rule for rules in self.field_rules.values() for rule in rules]
+        found = [(rule, rule_type(rule.kind).unique_keys(rule)) for rule in rules]
+        found += [(rule, rule_type(rule.kind).unique_keys(rule)) for rule in self.table_rules]
+        return [(rule, keys) for rule, keys in found if keys]
 
 
 def is_blank(value: Any) -> bool:
@@ -95,7 +82,7 @@ def clean_data(
                 continue
         # Blank before or after coercion: "," chooses nothing from a multiple choice.
         if is_blank(value):
-            required = [r for r in rules if r.kind == RuleKind.REQUIRED]
+            required = [r for r in rules if rule_type(r.kind).checks_blank]
             if fld.required or required:
                 errors.setdefault(key, []).append(
                     required[0].message if required else REQUIRED_MESSAGE
@@ -103,47 +90,10 @@ def clean_data(
             continue
         clean[key] = value
         for rule in rules:
-            if not _field_rule_holds(rule, value):
+            if not rule_type(rule.kind).holds(value, rule.params):
                 errors.setdefault(key, []).append(rule.message)
     for rule in schema.table_rules:
-        if rule.kind == RuleKind.EXPRESSION and not holds(schema.expressions[rule.pk], clean):
-            errors.setdefault(rule.params.get("field") or ALL, []).append(rule.message)
+        behaviour = rule_type(rule.kind)
+        if not behaviour.table_holds(rule, schema.prepared[rule.pk], clean):
+            errors.setdefault(behaviour.error_key(rule) or ALL, []).append(rule.message)
     return clean, errors
-
-
-def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
-def _comparable(value: Any, limit: Any) -> tuple[Any, Any]:
-    """Numbers compare as decimals; dates and datetimes as canonical text (which orders)."""
-    left, right = _number(value), _number(limit)
-    if left is None or right is None:
-        return str(value), str(limit)
-    return left, right
-
-
-def _field_rule_holds(rule: Rule, value: Any) -> bool:
-    limit = rule.params.get("value")
-    match rule.kind:
-        case RuleKind.MIN:
-            left, right = _comparable(value, limit)
-            return bool(left >= right)
-        case RuleKind.MAX:
-            left, right = _comparable(value, limit)
-            return bool(left <= right)
-        case RuleKind.MIN_LENGTH:
-            return len(value) >= int(limit)
-        case RuleKind.MAX_LENGTH:
-            return len(value) <= int(limit)
-        case RuleKind.REGEX:
-            return re.search(rule.params["pattern"], str(value)) is not None
-        case RuleKind.CHOICES:
-            allowed = rule.params["values"]
-            return all(v in allowed for v in value) if isinstance(value, list) else value in allowed
-    return True

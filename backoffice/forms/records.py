@@ -1,16 +1,17 @@
 """Record forms generated from a table's fields.
 
 A form here only translates: stored values to what each input shows, and submitted inputs
-back to values ``zstorage.records`` accepts. Validation is the records service's
-(``RecordInvalid`` with errors keyed by field), the same the API runs, so a page never
-accepts what the API would refuse or the other way round. The one error found here is text
-that is not JSON in a JSON field, which the service would otherwise store as a string.
+back to values ``zstorage.records`` accepts, both as each field type says (``widget``,
+``input_value``, ``submitted``, ``from_input`` in ``zstorage.fields``). Validation is the
+records service's (``RecordInvalid`` with errors keyed by field), the same the API runs, so a
+page never accepts what the API would refuse or the other way round. The one error found here
+is what a type's ``from_input`` refuses: text that is not JSON in a JSON field, which the
+service would otherwise store as a string.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,30 +19,16 @@ from typing import Any
 from django.http import QueryDict
 from django.urls import reverse
 
-from backoffice.values import input_text, local_moment, record_label
+from backoffice.values import record_label
 from zstorage import reads
-from zstorage.models import Field, FieldType, Record, RuleKind, Table
+from zstorage.fields import InvalidValue, kind_of
+from zstorage.models import Field, Record, Table
 from zstorage.permissions import Action, can
+from zstorage.rules import rule_type
 
 PREFIX = "f_"
 #: How many records a reference select lists before the person searches.
 REFERENCE_OPTIONS = 50
-
-WIDGETS = {
-    FieldType.TEXT: "text",
-    FieldType.LONG_TEXT: "textarea",
-    FieldType.INTEGER: "number",
-    FieldType.DECIMAL: "number",
-    FieldType.BOOLEAN: "checkbox",
-    FieldType.DATE: "date",
-    FieldType.DATETIME: "datetime-local",
-    FieldType.EMAIL: "email",
-    FieldType.URL: "url",
-    FieldType.CHOICE: "select",
-    FieldType.MULTI_CHOICE: "checkboxes",
-    FieldType.JSON: "json",
-    FieldType.REFERENCE: "reference",
-}
 
 
 def input_name(key: str) -> str:
@@ -60,6 +47,8 @@ class RecordInput:
     choices: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     step: str | None = None
     lookup_url: str | None = None
+    #: More attributes of the input, from the field type (``autocomplete``, ``placeholder``).
+    attrs: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -72,16 +61,7 @@ class RecordInput:
 
 def stored_values(fields: Mapping[str, Field], data: Mapping[str, Any]) -> dict[str, Any]:
     """What each input shows for a stored record (or a new one: the fields' defaults)."""
-    values: dict[str, Any] = {}
-    for key, fld in fields.items():
-        value = data.get(key)
-        if fld.type == FieldType.BOOLEAN:
-            values[key] = bool(value)
-        elif fld.type == FieldType.MULTI_CHOICE:
-            values[key] = list(value or [])
-        else:
-            values[key] = input_text(fld, value)
-    return values
+    return {key: kind_of(fld.type).input_value(data.get(key)) for key, fld in fields.items()}
 
 
 def default_values(fields: Mapping[str, Field]) -> dict[str, Any]:
@@ -90,16 +70,7 @@ def default_values(fields: Mapping[str, Field]) -> dict[str, Any]:
 
 def submitted_values(fields: Mapping[str, Field], post: QueryDict) -> dict[str, Any]:
     """What the person sent, as the inputs show it again when the form has errors."""
-    values: dict[str, Any] = {}
-    for key, fld in fields.items():
-        name = input_name(key)
-        if fld.type == FieldType.BOOLEAN:
-            values[key] = name in post
-        elif fld.type == FieldType.MULTI_CHOICE:
-            values[key] = post.getlist(name)
-        else:
-            values[key] = post.get(name, "")
-    return values
+    return {key: kind_of(fld.type).submitted(post, input_name(key)) for key, fld in fields.items()}
 
 
 def to_data(
@@ -111,33 +82,19 @@ def to_data(
     data: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for key, fld in fields.items():
-        value = values.get(key)
-        if fld.type in (FieldType.BOOLEAN, FieldType.MULTI_CHOICE):
-            data[key] = value if value not in ([], None) else None
-            continue
-        text = str(value or "")
-        if text.strip() == "":
-            data[key] = None
-        elif fld.type == FieldType.JSON:
-            try:
-                data[key] = json.loads(text)
-            except ValueError:
-                errors[key] = ['Enter valid JSON, e.g. {"a": 1}, [1, 2] or "text" in quotes.']
-        elif fld.type == FieldType.DATETIME:
-            data[key] = local_moment(text) or text
-        elif fld.type in (FieldType.TEXT, FieldType.LONG_TEXT):
-            data[key] = text
-        else:
-            data[key] = text.strip()
+        try:
+            data[key] = kind_of(fld.type).from_input(values.get(key))
+        except InvalidValue as exc:
+            errors[key] = [str(exc)]
     return data, errors
 
 
 def required_keys(table: Table, fields: Mapping[str, Field]) -> set[str]:
-    ruled = set(
-        table.rules.filter(kind=RuleKind.REQUIRED, field__isnull=False).values_list(
-            "field__key", flat=True
-        )
-    )
+    ruled = {
+        rule.field.key
+        for rule in table.rules.filter(field__isnull=False).select_related("field")
+        if rule.field is not None and rule_type(rule.kind).checks_blank
+    }
     return {key for key, fld in fields.items() if fld.required} | ruled
 
 
@@ -146,7 +103,7 @@ def _reference_choices(
 ) -> tuple[list[tuple[str, str]], str | None]:
     """Options for a reference select, or None as the widget when the user may not see the
     referenced table (they then type the record's id)."""
-    target = Table.objects.filter(slug=fld.options.get("table")).first()
+    target = Table.objects.filter(slug=kind_of(fld.type).linked_table(fld.options)).first()
     if target is None or not can(user, target, Action.VIEW):
         return [], None
     target_fields = reads.fields_of(target)
@@ -167,24 +124,20 @@ def record_inputs(
     required = required_keys(table, fields)
     inputs = []
     for key, fld in fields.items():
+        kind = kind_of(fld.type)
+        options = fld.options or {}
+        attrs = kind.input_attrs(options)
         item = RecordInput(
             field=fld,
-            widget=WIDGETS.get(FieldType(fld.type), "text"),
+            widget=kind.widget,
             value=values.get(key, ""),
             errors=list(errors.get(key, [])),
             required=key in required,
+            choices=kind.input_choices(options),
+            step=attrs.pop("step", None),
+            attrs=attrs,
         )
-        options = fld.options or {}
-        if fld.type in (FieldType.CHOICE, FieldType.MULTI_CHOICE):
-            item.choices = [(c, c) for c in options.get("choices", [])]
-        elif fld.type == FieldType.INTEGER:
-            item.step = "1"
-        elif fld.type == FieldType.DECIMAL:
-            places = options.get("places")
-            item.step = f"{10**-places:.{places}f}" if places else "1" if places == 0 else "any"
-        elif fld.type == FieldType.DATETIME:
-            item.step = "1"
-        elif fld.type == FieldType.REFERENCE:
+        if kind.widget == "reference":
             item.choices, widget = _reference_choices(user, fld, str(item.value))
             if widget is None:
                 item.widget = "number"
@@ -204,7 +157,7 @@ def reference_matches(target: Table, text: str) -> list[Record]:
     alternatives: list[dict[str, Any]] = [
         {key: {"$icontains": text}}
         for key, fld in fields.items()
-        if fld.type in (FieldType.TEXT, FieldType.EMAIL, FieldType.CHOICE, FieldType.URL)
+        if kind_of(fld.type).labels_records
     ]
     if text.lstrip("#").isdecimal():
         alternatives.append({"id": int(text.lstrip("#"))})

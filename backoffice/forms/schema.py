@@ -3,47 +3,29 @@
 They only gather what a person typed into the shape ``zstorage.schema`` takes; whether a
 definition is valid is for the schema service to say (``SchemaInvalid``), so the page and the
 API refuse the same things with the same words. ``apply_errors`` puts the service's errors
-next to the inputs they concern.
+next to the inputs they concern. Which inputs a field type's options and a rule kind's params
+use is theirs to say (``FieldKind.option_inputs``, ``RuleType.inputs``).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from django import forms
 
-from zstorage.field_types import InvalidValue, kind_of
+from zstorage.fields import InvalidValue, kind_of, registered_types, type_choices
 from zstorage.models import Field, FieldType, RuleKind, Table
+from zstorage.rules import rule_type, rule_types
 
 # Where the service's error keys show in the field form ("options" concerns the type's inputs).
 FIELD_OPTION_INPUTS = {
-    FieldType.CHOICE: "choices",
-    FieldType.MULTI_CHOICE: "choices",
-    FieldType.REFERENCE: "target",
-    FieldType.DECIMAL: "places",
+    kind.type: kind.option_inputs[0]
+    for kind in map(kind_of, registered_types())
+    if kind.option_inputs
 }
-RULE_PARAM_INPUTS = {
-    RuleKind.MIN: ["value"],
-    RuleKind.MAX: ["value"],
-    RuleKind.MIN_LENGTH: ["length"],
-    RuleKind.MAX_LENGTH: ["length"],
-    RuleKind.REGEX: ["pattern"],
-    RuleKind.CHOICES: ["values"],
-    RuleKind.EXPRESSION: ["expression", "error_field"],
-    RuleKind.UNIQUE_TOGETHER: ["together"],
-}
-FIELD_RULE_KINDS = [
-    RuleKind.REQUIRED,
-    RuleKind.UNIQUE,
-    RuleKind.MIN,
-    RuleKind.MAX,
-    RuleKind.MIN_LENGTH,
-    RuleKind.MAX_LENGTH,
-    RuleKind.REGEX,
-    RuleKind.CHOICES,
-]
+RULE_PARAM_INPUTS = {str(rule.kind): list(rule.inputs) for rule in rule_types() if rule.inputs}
+FIELD_RULE_KINDS = [str(rule.kind) for rule in rule_types() if rule.on_field]
 
 
 def apply_errors(
@@ -64,16 +46,7 @@ def lines(text: str) -> list[str]:
 
 def default_text(field: Field) -> str:
     """A field's default as the default input shows it (and ``clean_default`` reads it)."""
-    default = field.default
-    if default is None:
-        return ""
-    if field.type == FieldType.JSON:
-        return json.dumps(default)
-    if isinstance(default, list):
-        return ", ".join(default)
-    if isinstance(default, bool):
-        return "true" if default else "false"
-    return str(default)
+    return "" if field.default is None else kind_of(field.type).default_text(field.default)
 
 
 class TableForm(forms.Form):
@@ -95,7 +68,7 @@ class FieldForm(forms.Form):
         max_length=63,
         help_text="The name in the API and in stored data: lowercase letters, digits and _.",
     )
-    type = forms.ChoiceField(choices=FieldType.choices)
+    type = forms.ChoiceField(choices=type_choices)
     required = forms.BooleanField(required=False)
     default = forms.CharField(
         required=False,
@@ -138,30 +111,36 @@ class FieldForm(forms.Form):
         """The type to draw option inputs for: the submitted one, else the initial one."""
         value = self.data.get("type") if self.is_bound else None
         value = value or self.initial.get("type") or FieldType.TEXT
-        return value if value in FieldType.values else FieldType.TEXT
+        return value if value in registered_types() else FieldType.TEXT
+
+    def option_fields(self) -> list[forms.BoundField]:
+        """The inputs of the chosen type's options."""
+        return [self[name] for name in kind_of(self.chosen_type()).option_inputs]
 
     def clean_default(self) -> Any:
         text = self.cleaned_data.get("default", "")
         if text == "":
             return None
-        if self.data.get("type") == FieldType.JSON:
-            try:
-                return json.loads(text)
-            except ValueError:
-                raise forms.ValidationError("Enter the default as JSON.") from None
-        return text
+        field_type = self.data.get("type", "")
+        if field_type not in registered_types():
+            return text  # the type input says what is wrong
+        try:
+            return kind_of(field_type).parse_default(text)
+        except InvalidValue as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def attrs(self) -> dict[str, Any]:
         """What ``schema.add_field`` and ``schema.update_field`` take."""
         data = self.cleaned_data
         kind = data["type"]
         options: dict[str, Any] = {}
-        if kind in (FieldType.CHOICE, FieldType.MULTI_CHOICE):
-            options["choices"] = lines(data.get("choices") or "")
-        elif kind == FieldType.REFERENCE:
-            options["table"] = data["target"].slug if data.get("target") else ""
-        elif kind == FieldType.DECIMAL and data.get("places") is not None:
-            options["places"] = data["places"]
+        for name in kind_of(kind).option_inputs:
+            if name == "choices":
+                options["choices"] = lines(data.get("choices") or "")
+            elif name == "target":
+                options["table"] = data["target"].slug if data.get("target") else ""
+            elif name == "places" and data.get("places") is not None:
+                options["places"] = data["places"]
         return {
             "name": data["name"],
             "key": data["key"],
@@ -225,23 +204,11 @@ class RuleForm(forms.Form):
     def params(self) -> dict[str, Any]:
         """The kind's params as ``schema.add_rule`` takes them (it checks their meaning)."""
         data = self.cleaned_data
-        match data["kind"]:
-            case RuleKind.MIN | RuleKind.MAX:
-                return {"value": data["value"]} if data.get("value") != "" else {}
-            case RuleKind.MIN_LENGTH | RuleKind.MAX_LENGTH:
-                return {"value": data["length"]} if data.get("length") is not None else {}
-            case RuleKind.REGEX:
-                return {"pattern": data.get("pattern", "")}
-            case RuleKind.CHOICES:
-                return {"values": self._typed_values(lines(data.get("values") or ""))}
-            case RuleKind.EXPRESSION:
-                params = {"expression": data.get("expression", "")}
-                if data.get("error_field"):
-                    params["field"] = data["error_field"]
-                return params
-            case RuleKind.UNIQUE_TOGETHER:
-                return {"fields": list(data.get("together") or [])}
-        return {}
+        return rule_type(data["kind"]).params_from(data, self._typed_values)
+
+    def param_fields(self) -> list[forms.BoundField]:
+        """The inputs of the chosen kind's params."""
+        return [self[name] for name in rule_type(self.chosen_kind()).inputs]
 
     def _typed_values(self, values: list[str]) -> list[Any]:
         """Allowed values typed like the field's (``3`` for an integer field, not ``"3"``)."""

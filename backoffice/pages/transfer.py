@@ -4,13 +4,14 @@ An import is all or nothing, as ``records.bulk_create`` is: the preview runs tha
 function inside a transaction it rolls back, so the errors it lists per row are the ones a
 real import would meet (uniqueness inside the file included). Only a clean preview can be
 confirmed; its rows wait in the session, never in a hidden form field a person could edit.
+A cell is written and read as its field type says (``csv_format`` / ``csv_parse`` in
+``zstorage.fields``), text that a spreadsheet would run as a formula quoted with "'".
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -26,7 +27,8 @@ from backoffice.access import table_for
 from backoffice.listing import Listing
 from zstorage import reads, records
 from zstorage.errors import BulkInvalid
-from zstorage.models import Field, FieldType, Table
+from zstorage.fields import InvalidValue, kind_of
+from zstorage.models import Field, Table
 from zstorage.permissions import Action
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -34,9 +36,6 @@ MAX_ROWS = 5000
 PREVIEW_ROWS = 20
 #: Columns an export writes that an import skips: the database sets them.
 SYSTEM_COLUMNS = {"id", "version", "created_at", "updated_at"}
-TEXT_TYPES = {FieldType.TEXT, FieldType.LONG_TEXT, FieldType.EMAIL, FieldType.URL}
-#: A spreadsheet runs a cell starting with these as a formula; exports quote them with "'".
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 Errors = dict[str, list[str]]
 
@@ -49,18 +48,7 @@ class _Echo:
 
 
 def csv_text(field: Field, value: Any) -> str:
-    if value is None:
-        return ""
-    if field.type == FieldType.BOOLEAN:
-        return "true" if value else "false"
-    if field.type == FieldType.MULTI_CHOICE:
-        return ", ".join(value)
-    if field.type == FieldType.JSON:
-        return json.dumps(value, ensure_ascii=False)
-    text = str(value)
-    if field.type in TEXT_TYPES and text.startswith(FORMULA_START):
-        return "'" + text
-    return text
+    return kind_of(field.type).csv_format(value)
 
 
 def _lines(fields: Mapping[str, Field], listing: Listing) -> Iterator[str]:
@@ -84,14 +72,10 @@ def export_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
 
 def _cell(field: Field, text: str) -> tuple[Any, str | None]:
     """A CSV cell as the records service takes it, or an error."""
-    if field.type == FieldType.JSON:
-        try:
-            return json.loads(text), None
-        except ValueError:
-            return None, "Enter valid JSON."
-    if field.type in TEXT_TYPES and text.startswith("'") and text[1:].startswith(FORMULA_START):
-        return text[1:], None
-    return text, None
+    try:
+        return kind_of(field.type).csv_parse(text), None
+    except InvalidValue as exc:
+        return None, str(exc)
 
 
 def read_csv(

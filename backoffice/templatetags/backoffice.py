@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from backoffice.values import display_value
+from zstorage.fields import kind_of
 from zstorage.models import Field
 from zstorage.permissions import is_admin as _is_admin
 
@@ -25,6 +26,12 @@ def is_admin(user: Any) -> bool:
 def display(value: Any, field: Field) -> str:
     """A stored value as a person reads it (``Yes``, ``a, b``, a local date and time)."""
     return display_value(field, value)
+
+
+@register.filter
+def shown_as(field: Field) -> str:
+    """How the record pages show the field's values (``FieldKind.shown_as``)."""
+    return kind_of(field.type).shown_as
 
 
 @register.filter

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from zstorage.field_types import InvalidValue, kind_of, registered_types
+from zstorage.fields import InvalidValue, kind_of, registered_types
 from zstorage.models import FieldType
 
 STATUS = {"choices": ["new", "open", "closed"]}

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
-from zstorage.field_types import canonical_datetime
+from zstorage.fields.moments import canonical_datetime
 from zstorage.models import Field, Record, Table
 from zstorage.query import compile_query
 from zstorage.query.nodes import OPERATORS

@@ -7,7 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from zstorage.models import Field, FieldType, Record, RecordChange, Rule, RuleKind, Table
+from zstorage.fields import type_choices
+from zstorage.models import Field, Record, RecordChange, Rule, RuleKind, Table
 
 
 class TableSerializer(serializers.ModelSerializer[Table]):
@@ -18,7 +19,7 @@ class TableSerializer(serializers.ModelSerializer[Table]):
 
 
 class FieldSerializer(serializers.ModelSerializer[Field]):
-    type = serializers.ChoiceField(choices=FieldType.choices)
+    type = serializers.ChoiceField(choices=type_choices())
 
     class Meta:
         model = Field

@@ -8,30 +8,19 @@ is ``Not(exists)``, several operators on one field are an ``And``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from zstorage.models import FieldType
+from zstorage.fields import Domain, InvalidValue, kind_of, registered_types
+from zstorage.fields.base import COMPARE
 
 if TYPE_CHECKING:
     from zstorage.models import Field
 
 #: The pseudo-field naming the record's own id (the ``id`` column, not a key in ``data``).
 RECORD_ID = "id"
-
-
-class Domain(enum.Enum):
-    """How a field's stored values compare; several field types share one domain."""
-
-    TEXT = "text"  # JSON strings, compared code point by code point
-    INTEGER = "integer"  # JSON integers (integer fields, references)
-    DECIMAL = "decimal"  # plain-notation strings such as "12.50", compared as numbers
-    BOOLEAN = "boolean"
-    JSON = "json"  # any JSON; compared only to scalars, type and value
-    SET = "set"  # a JSON list of choice strings (multi_choice)
-    RECORD_ID = "record_id"
 
 
 class Op(enum.StrEnum):
@@ -94,37 +83,34 @@ class Not:
 
 Node = Leaf | And | Or | Not
 
-DOMAINS: dict[str, Domain] = {
-    FieldType.TEXT: Domain.TEXT,
-    FieldType.LONG_TEXT: Domain.TEXT,
-    FieldType.EMAIL: Domain.TEXT,
-    FieldType.URL: Domain.TEXT,
-    FieldType.CHOICE: Domain.TEXT,
-    FieldType.DATE: Domain.TEXT,
-    FieldType.DATETIME: Domain.TEXT,
-    FieldType.INTEGER: Domain.INTEGER,
-    FieldType.REFERENCE: Domain.INTEGER,
-    FieldType.DECIMAL: Domain.DECIMAL,
-    FieldType.BOOLEAN: Domain.BOOLEAN,
-    FieldType.JSON: Domain.JSON,
-    FieldType.MULTI_CHOICE: Domain.SET,
-    RECORD_ID: Domain.RECORD_ID,
-}
 
-_SUBSTRING = frozenset({"$contains", "$icontains", "$startswith"})
-_COMPARE = frozenset({"$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte"})
-_EQUALITY = frozenset({"$eq", "$ne", "$in", "$nin"})
+def domain_of(field_type: str) -> Domain | None:
+    """How values of the type compare; None for a type the language cannot query."""
+    if field_type == RECORD_ID:
+        return Domain.RECORD_ID
+    try:
+        return kind_of(field_type).domain
+    except InvalidValue:
+        return None
 
-#: The operators each field type accepts (``$exists`` and ``$not`` apply to every type).
-OPERATORS: dict[str, frozenset[str]] = {
-    **{t: _COMPARE | _SUBSTRING for t in ("text", "long_text", "email", "url", "choice")},
-    "date": _COMPARE,
-    "datetime": _COMPARE,
-    "integer": _COMPARE,
-    "reference": _COMPARE,
-    "decimal": _COMPARE,
-    RECORD_ID: _COMPARE,
-    "boolean": _EQUALITY,
-    "json": frozenset({"$eq", "$ne"}),
-    "multi_choice": frozenset({"$eq", "$ne", "$contains"}),
-}
+
+class _Operators(Mapping[str, frozenset[str]]):
+    """The operators each field type accepts (``$exists`` and ``$not`` apply to every type),
+    read from the field-type registry; the ``id`` pseudo-field compares like a number."""
+
+    def __getitem__(self, field_type: str) -> frozenset[str]:
+        if field_type == RECORD_ID:
+            return COMPARE
+        try:
+            return kind_of(field_type).operators
+        except InvalidValue:
+            raise KeyError(field_type) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*registered_types(), RECORD_ID])
+
+    def __len__(self) -> int:
+        return len(registered_types()) + 1
+
+
+OPERATORS: Mapping[str, frozenset[str]] = _Operators()

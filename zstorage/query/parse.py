@@ -12,10 +12,8 @@ from decimal import Decimal, InvalidOperation
 from typing import NoReturn
 
 from zstorage.errors import QueryError
-from zstorage.field_types import InvalidValue, kind_of
-from zstorage.models import FieldType
+from zstorage.fields import InvalidValue, kind_of
 from zstorage.query.nodes import (
-    DOMAINS,
     OPERATORS,
     RECORD_ID,
     And,
@@ -27,6 +25,7 @@ from zstorage.query.nodes import (
     Op,
     Operand,
     Or,
+    domain_of,
 )
 
 #: Integers must fit the 64-bit integers both databases compare exactly.
@@ -138,7 +137,7 @@ def _field(spec: FieldSpec, condition: object, path: str) -> Node:
 
 
 def _domain(spec: FieldSpec, path: str) -> Domain:
-    domain = DOMAINS.get(spec.type)
+    domain = domain_of(spec.type)
     if domain is None:
         _fail(path, f"fields of type {spec.type!r} cannot be queried.")
     return domain
@@ -153,16 +152,14 @@ def _operand(spec: FieldSpec, domain: Domain, op: Op, raw: object, path: str) ->
     """The operand checked against the field type and normalised to the stored form."""
     if raw is None:
         _fail(path, 'null is not a value to compare with; use {"$exists": false}.')
-    if op in (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH):
-        return _text(raw, path, op.value)
-    if domain is Domain.TEXT:
-        text = _text(raw, path, f"a {spec.type} field")
-        if spec.type in (FieldType.DATE, FieldType.DATETIME):
-            try:
-                return str(kind_of(spec.type).coerce(text, dict(spec.options)))
-            except InvalidValue as error:
-                _fail(path, str(error))
-        return text
+    if op in (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH) or domain is Domain.TEXT:
+        what = op.value if op in (Op.CONTAINS, Op.ICONTAINS, Op.STARTSWITH) else None
+        text = _text(raw, path, what or f"a {spec.type} field")
+        try:
+            # As the type stores it (a canonical date, a phone number without spaces).
+            return kind_of(spec.type).query_operand(op.value, text, spec.options)
+        except InvalidValue as error:
+            _fail(path, str(error))
     if domain in (Domain.INTEGER, Domain.RECORD_ID):
         if isinstance(raw, bool) or not isinstance(raw, int):
             _fail(path, f"a {spec.type} field compares with a whole number, not {_kind(raw)}.")
