@@ -317,6 +317,19 @@ def test_a_broker_that_does_not_answer_is_shown_not_a_500(admin: Client):
     assert "does not answer now" in purge.content.decode()
 
 
+def test_an_engine_that_fails_an_operation_is_said_on_the_page(admin: Client):
+    queue = services.create_queue(name="down", type="rabbitmq", url=DOWN_AMQP)
+    base = f"/queues/{queue.pk}"
+    tested = admin.post(f"{base}/test-message", {"handler": "log", "payload": "{}"}, **HTMX)
+    assert tested.status_code == 200
+    assert "127.0.0.1:1" in tested.content.decode()
+    purged = admin.post(f"{base}/purge", {"confirm": "yes"})
+    assert purged.status_code == 200  # the purge page again, saying why
+    assert "The queue was not purged: " in purged.content.decode()
+    redriven = admin.post(f"{base}/dead-letters/redrive", {"all": "yes"}, follow=True)
+    assert "Not sent back: " in redriven.content.decode()
+
+
 def test_disable_and_enable(admin: Client, jobs: Queue):
     admin.post(f"/queues/{jobs.pk}/toggle")
     jobs.refresh_from_db()
