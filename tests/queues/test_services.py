@@ -10,10 +10,10 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from queues.backends.base import OutgoingMessage
+from queues.backends.cache import BackendCache
 from queues.errors import BrokerUnavailable, MessageTooLarge
 from queues.models import DatabaseMessage, Queue
 from queues.services import (
-    BackendCache,
     check_connection,
     create_queue,
     provision,
