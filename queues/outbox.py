@@ -5,19 +5,17 @@ writes one ``OutboxMessage`` per enabled link whose kind and filter match, so no
 a broker before commit and a rollback leaves nothing. On PostgreSQL one NOTIFY per
 transaction wakes the relay: issued inside the transaction, in the same statement as the first
 outbox INSERT (PostgreSQL delivers a NOTIFY only when its transaction commits, and drops it
-with a rollback, of a savepoint too), so a write pays no round trip after its commit.
+with a rollback, of a savepoint too), so a write pays no round trip after its commit. The SQL
+is the dialect's (``queues.dialects``).
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
-from django.db import connection, transaction
-from django.utils import timezone
-
-from queues.models import OutboxMessage, OutboxState, QueueLink
+from queues.dialects import dialect
+from queues.models import OutboxMessage, QueueLink
 from zstorage.events import RecordChanged
 from zstorage.query import compile_query
 
@@ -72,71 +70,10 @@ def on_record_changed(sender: object, event: RecordChanged, **_: Any) -> None:
         )
     if not rows:
         return
-    if connection.vendor != "postgresql":
-        OutboxMessage.objects.bulk_create(rows)  # SQLite: relays poll, nothing to notify
-        return
-    _insert_and_notify(rows)
-
-
-def _insert_and_notify(rows: list[OutboxMessage]) -> None:
-    """One round trip: the rows, plus this transaction's NOTIFY unless it already has one."""
-    table = OutboxMessage._meta.db_table
-    now = timezone.now()
-    values = ", ".join(["(%s, %s, %s, %s::jsonb, %s, 0, '', %s, %s)"] * len(rows))
-    params: list[Any] = []
-    for row in rows:
-        params += [
-            row.message_id,
-            row.queue_id,
-            row.ordering_key,
-            json.dumps(row.body),
-            OutboxState.PENDING.value,
-            now,
-            now,
-        ]
-    sql = (
-        f"INSERT INTO {table} (message_id, queue_id, ordering_key, body, state, attempts, "
-        f"last_error, available_at, created_at) VALUES {values}"
-    )
-    notify = not _notified()
-    with connection.cursor() as cursor:
-        # Django's default client-side binding sends both statements at once; server-side
-        # binding (OPTIONS server_side_binding) prepares one statement at a time.
-        together = notify and _client_side_binding(cursor)
-        cursor.execute(f"{sql}; NOTIFY {NOTIFY_CHANNEL}" if together else sql, params)
-        if notify and not together:
-            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-    if notify:
-        _mark_notified()
-
-
-def _client_side_binding(cursor: Any) -> bool:
-    import psycopg
-
-    return isinstance(getattr(cursor, "cursor", None), psycopg.ClientCursor)
-
-
-def _notified() -> bool:
-    """This transaction already carries a NOTIFY (a no-op on-commit callback marks it: Django
-    drops it with a rolled-back savepoint, as PostgreSQL drops the NOTIFY)."""
-    return connection.in_atomic_block and any(
-        entry[1] is _notified_marker for entry in connection.run_on_commit
-    )
-
-
-def _notified_marker() -> None:
-    pass
-
-
-def _mark_notified() -> None:
-    if connection.in_atomic_block:
-        transaction.on_commit(_notified_marker)
+    dialect().insert_outbox(rows, NOTIFY_CHANNEL)  # PostgreSQL: with one NOTIFY per transaction
 
 
 def notify_at_commit() -> None:
-    """Wake relays once per transaction, when it commits (never for a rollback)."""
-    if connection.vendor != "postgresql" or _notified():
-        return  # SQLite: relays poll
-    with connection.cursor() as cursor:
-        cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-    _mark_notified()
+    """Wake relays once per transaction, when it commits (never for a rollback); on SQLite
+    relays poll."""
+    dialect().notify_at_commit(NOTIFY_CHANNEL)

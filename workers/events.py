@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from queues.dialects import dialect
 from workers.models import EventKind, Level, LifecycleEvent, WorkerProcess
 
 logger = logging.getLogger("workers.events")
@@ -81,25 +82,11 @@ COLUMNS = (
 
 
 def insert_events(events: list[Event], worker_id: int | None, batch_size: int = 500) -> None:
-    """Write ``events`` in one transaction: ``COPY`` on PostgreSQL, else one ``INSERT``
-    executed for many rows."""
-    table = connection.ops.quote_name(LifecycleEvent._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(c) for c in COLUMNS)
+    """Write ``events`` in one transaction, in as few round trips as the database allows
+    (``COPY`` on PostgreSQL, one ``INSERT`` executed for many rows on SQLite: the dialect's)."""
+    rows = (event.values(worker_id) for event in events)
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for event in events:
-                    copy.write_row(event.values(worker_id))
-            return
-        adapt = connection.ops.adapt_datetimefield_value
-        rows: list[tuple[Any, ...]] = []
-        for event in events:
-            values = event.values(worker_id)
-            rows.append((*values[:-1], adapt(values[-1])))
-        placeholders = ", ".join(["%s"] * len(COLUMNS))
-        sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"
-        for start in range(0, len(rows), batch_size):
-            cursor.executemany(sql, rows[start : start + batch_size])
+        dialect().insert_many(cursor, LifecycleEvent._meta.db_table, COLUMNS, rows, batch_size)
 
 
 class EventSink:

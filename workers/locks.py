@@ -24,6 +24,7 @@ from types import TracebackType
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from queues.dialects import dialect
 from workers.errors import LockTimeout
 from workers.models import Lock
 
@@ -50,7 +51,7 @@ class DistributedLock:
 
     @property
     def _advisory(self) -> bool:
-        return connection.vendor == "postgresql"
+        return dialect().advisory_locks
 
     def acquire(self) -> None:
         deadline = time.monotonic() + max(0.0, self.timeout)
@@ -66,8 +67,7 @@ class DistributedLock:
         self.acquired = False
         if self._advisory:
             try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [lock_key(self.name)])
+                dialect().advisory_unlock(lock_key(self.name))
             except DatabaseError:
                 # The transaction is aborted: the unlock cannot run. Have the connection closed
                 # after the handler (close_old_connections), which ends the session's locks.
@@ -78,10 +78,7 @@ class DistributedLock:
 
     def _try(self) -> bool:
         if self._advisory:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", [lock_key(self.name)])
-                row = cursor.fetchone()
-            return bool(row and row[0])
+            return dialect().try_advisory_lock(lock_key(self.name))
         now = timezone.now()
         expires = now + timedelta(seconds=self.ttl)
         with transaction.atomic():

@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from queues.backends.base import Delivery
+from queues.dialects import dialect
 from queues.models import DatabaseMessage, MessageState
 
 CLAIMABLE = (MessageState.READY, MessageState.IN_FLIGHT)
@@ -61,8 +62,7 @@ def claim(
     claimable = rows(queue_id).filter(state__in=CLAIMABLE, available_at__lte=now)
     with transaction.atomic():
         candidates = claimable.order_by("id")
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
+        candidates = dialect().claimable(candidates)  # PostgreSQL: FOR UPDATE SKIP LOCKED
         picked = list(candidates.values_list("id", "attempts")[:limit])
         exhausted = [row_id for row_id, attempts in picked if attempts >= max_attempts]
         wanted = [row_id for row_id, attempts in picked if attempts < max_attempts]

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
 
-from django.db import connection
-
-from queues.notify import listen
+from queues.dialects import Listener, dialect
 
 
 def channel(queue_id: int) -> str:
@@ -24,9 +21,7 @@ def channel(queue_id: int) -> str:
 
 def notify(queue_id: int) -> None:
     """Wake the queue's waiting fetches when the caller's transaction commits."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [channel(queue_id)])
+    dialect().notify(channel(queue_id))
 
 
 class Wakeup:
@@ -35,7 +30,7 @@ class Wakeup:
     def __init__(self, queue_id: int) -> None:
         self.channel = channel(queue_id)
         self.closed = threading.Event()
-        self._listener: Any = None  # PostgreSQL: a psycopg connection LISTENing on channel
+        self._listener: Listener | None = None  # PostgreSQL: a LISTEN session on channel
 
     @property
     def listening(self) -> bool:
@@ -43,12 +38,12 @@ class Wakeup:
 
     def listen(self) -> None:
         """Start listening (before the first claim: a NOTIFY after it is not missed)."""
-        if self._listener is not None or connection.vendor != "postgresql":
+        if self._listener is not None or not dialect().listens:
             return
         import psycopg
 
         with contextlib.suppress(psycopg.Error):  # if not, polling still finds the messages
-            self._listener = listen(self.channel)
+            self._listener = dialect().listen(self.channel)
 
     def wait(self, seconds: float) -> None:
         """Until a NOTIFY for this queue (PostgreSQL) or ``seconds``, whichever comes first."""
@@ -57,8 +52,7 @@ class Wakeup:
             self.closed.wait(seconds)
             return
         try:
-            for _ in listener.notifies(timeout=seconds, stop_after=1):
-                pass
+            listener.wait(seconds)
         except Exception:  # the listener broke (or was closed): poll from now on
             self._listener = None
             with contextlib.suppress(Exception):
