@@ -12,8 +12,9 @@ import pytest
 from django.utils import timezone
 
 from queues.backends import get_backend
+from queues.backends.base import OutgoingMessage
 from queues.models import OutboxMessage, OutboxState, Queue, RelayLease
-from queues.relay import Relay
+from queues.relay import OutboxRows, Relay
 from tests.queues.backends.engines import Engine, unique_name
 from tests.queues.helpers import wait_for
 from tests.queues.outbox_helpers import RelayProcess, linked_table, pending
@@ -91,11 +92,11 @@ def test_a_message_too_large_is_parked_and_the_queue_moves_on():
 def test_one_relay_at_a_time_per_queue_and_a_dead_relays_lease_expires():
     queue = Queue.objects.create(name="q", type="database")
     first, second = Relay(owner="first", lease_seconds=60), Relay(owner="second")
-    assert first._acquire(queue.pk)
-    assert not second._acquire(queue.pk)
+    assert first.leases.acquire(queue.pk)
+    assert not second.leases.acquire(queue.pk)
     RelayLease.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))  # it died
-    assert second._acquire(queue.pk)
-    assert not first._acquire(queue.pk)
+    assert second.leases.acquire(queue.pk)
+    assert not first.leases.acquire(queue.pk)
 
 
 @pytest.mark.django_db
@@ -238,17 +239,17 @@ def test_the_read_ahead_never_lets_a_later_row_of_a_key_overtake_one_committed_l
     _outbox_row(queue, "a", "A1")
     _outbox_row(queue, "b", "A2")
 
-    class Racing(Relay):
+    class Racing(OutboxRows):
         reads = 0
 
-        def _pending(self, queue_id: int, skip: set[int] | None = None) -> list[Any]:
+        def pending(self, queue_id: int, skip: set[int] | None = None) -> list[Any]:
             self.reads += 1
             if self.reads == 2:  # the read-ahead, while A1 and A2 are with the broker
                 late.commit()
                 _outbox_row(queue, "k", "Y")
-            return super()._pending(queue_id, skip)
+            return super().pending(queue_id, skip)
 
-    relay = Racing(batch_size=2)
+    relay = Relay(rows=Racing(batch_size=2))
     try:
         assert relay.run_once() == 4
     finally:
@@ -329,3 +330,74 @@ def test_relay_no_listen_polls_without_a_listen_session(listen: bool):
         assert _listening_sessions() == (1 if listen else 0)
     finally:
         assert relay.stop() == 0
+
+
+# -- the parts: an injected backend factory, the lease store and the row store ------------------
+
+
+class Built:
+    """A backend factory that remembers what it built and what was closed."""
+
+    def __init__(self) -> None:
+        self.built: list[Any] = []
+        self.closed: list[Any] = []
+
+    def __call__(self, queue: Queue) -> Any:
+        backend = get_backend(queue)
+        original = backend.close
+
+        def close() -> None:
+            self.closed.append(backend)
+            original()
+
+        backend.close = close  # type: ignore[method-assign]
+        self.built.append(backend)
+        return backend
+
+
+@pytest.mark.django_db
+def test_the_relay_publishes_with_the_backend_factory_it_was_given():
+    queue = Queue.objects.create(name="q", type="database")
+    table = linked_table(queue)
+    factory = Built()
+    relay = Relay(backend_factory=factory)
+    records.create_record(table, {"number": "A-1"})
+    assert relay.run_once() == 1
+    records.create_record(table, {"number": "A-2"})
+    assert relay.run_once() == 1
+    assert len(factory.built) == 1, "one backend per queue, kept between batches"
+    queue.max_attempts = 9
+    queue.save()  # an edited queue gets a new backend; the old one is closed
+    records.create_record(table, {"number": "A-3"})
+    assert relay.run_once() == 1
+    assert factory.closed == factory.built[:1]
+    relay.close()
+    assert factory.closed == factory.built
+    assert queue.database_messages.count() == 3
+
+
+@pytest.mark.django_db
+def test_marking_a_batch_renews_the_lease_and_tells_when_another_relay_took_it():
+    queue = Queue.objects.create(name="q", type="database")
+    rows = [_outbox_row(queue, "k", f"N{n}") for n in range(3)]
+    first, second = Relay(owner="first"), Relay(owner="second")
+    assert first.leases.acquire(queue.pk)
+    pending_rows = first.rows.pending(queue.pk)
+    assert [r.pk for r in pending_rows] == [r.pk for r in rows]
+    assert [r.pk for r in first.rows.pending(queue.pk, skip={rows[0].pk})] == [
+        r.pk for r in rows[1:]
+    ]
+    with get_backend(queue) as backend:
+        results = backend.publish(
+            [OutgoingMessage(r.message_id, r.body, r.ordering_key) for r in pending_rows]
+        )
+    before = RelayLease.objects.get(queue=queue).expires_at
+    published = list(zip(pending_rows, results, strict=True))
+    assert first.rows.mark_published(published[:1], first.leases.renewal(queue.pk))
+    assert RelayLease.objects.get(queue=queue).expires_at >= before
+
+    RelayLease.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    assert second.leases.acquire(queue.pk)
+    assert not first.rows.mark_published(published[1:], first.leases.renewal(queue.pk))
+    assert pending(queue) == 0, "the rows are marked all the same"
+    assert RelayLease.objects.get(queue=queue).owner == "second"

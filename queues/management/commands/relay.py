@@ -1,7 +1,7 @@
 """``manage.py relay``: publish committed outbox rows to their brokers until SIGTERM.
 
 Several relays may run; each queue is published by one of them at a time (see
-``queues/relay.py``). SIGTERM finishes the batch in hand, then exits.
+``queues/relay/``). SIGTERM finishes the batch in hand, then exits.
 """
 
 from __future__ import annotations
