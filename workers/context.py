@@ -28,8 +28,8 @@ from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from queues.backends import get_backend
-from queues.backends.base import Backend, Delivery, OutgoingMessage
+from queues.backends.base import Delivery, OutgoingMessage
+from queues.backends.cache import BackendCache
 from queues.models import Queue
 from workers.circuit import CircuitBreaker, Circuits, circuits
 from workers.errors import AlreadySettled, MalformedMessage
@@ -172,11 +172,12 @@ class Files:
 
 
 class Publisher:
-    """Backends for ``ctx.publish``, kept per worker thread (backends are not thread-safe)
-    and closed when the thread ends."""
+    """``ctx.publish``'s backends: one per worker thread (backends are not thread-safe), kept
+    per queue in a ``BackendCache`` (a queue edited since gets a new one) and closed when the
+    thread ends."""
 
-    def __init__(self) -> None:
-        self._backends: dict[str, Backend] = {}
+    def __init__(self, backends: BackendCache | None = None) -> None:
+        self.backends = backends if backends is not None else BackendCache(max_idle=1)
 
     def publish(
         self,
@@ -191,25 +192,14 @@ class Publisher:
         except MalformedMessage as exc:
             raise MalformedMessage(f"ctx.publish to {queue_name!r}: {exc}") from None
         message = OutgoingMessage.new(dict(payload), ordering_key, headers)
-        backend = self._backend(queue_name)
-        try:
-            with transaction.atomic():  # database queues: joins the handler's transaction
-                backend.publish([message])
-        except Exception:
-            self._backends.pop(queue_name, None)
-            backend.close()
-            raise
+        queue = Queue.objects.get(name=queue_name)
+        # A backend whose publish raised is closed, not kept (see BackendCache.lease).
+        with self.backends.lease(queue) as backend, transaction.atomic():
+            backend.publish([message])  # database queues: joins the handler's transaction
         return message.message_id
 
     def close(self) -> None:
-        for backend in self._backends.values():
-            backend.close()
-        self._backends.clear()
-
-    def _backend(self, queue_name: str) -> Backend:
-        if queue_name not in self._backends:
-            self._backends[queue_name] = get_backend(Queue.objects.get(name=queue_name))
-        return self._backends[queue_name]
+        self.backends.close()
 
 
 class Context:
