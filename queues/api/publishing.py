@@ -73,7 +73,8 @@ def check_message(body: Any) -> None:
 
 def publish(queue: Queue, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Publish the bodies as one batch; the API answer for each, in order. The backend is the
-    process's own for this queue (see ``queues.services.BackendCache``), not one per request."""
+    process's own for this queue (``queues.services.publishers``, a ``BackendCache``), not
+    one per request."""
     messages = [OutgoingMessage(str(uuid.uuid4()), body) for body in bodies]
     with publishers.lease(queue) as backend:
         results = backend.publish(messages)  # the database backend writes its batch atomically
