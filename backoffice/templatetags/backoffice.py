@@ -9,10 +9,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from accounts.roles import is_admin as _is_admin
 from backoffice.values import display_value
 from zstorage.fields import kind_of
 from zstorage.models import Field
-from zstorage.permissions import is_admin as _is_admin
 
 register = template.Library()
 
