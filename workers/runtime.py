@@ -24,7 +24,10 @@ Threading model (Dramatiq's, for the same reason: broker clients are not thread-
   polls without waiting and otherwise blocks on the results queue, so an acknowledgement is
   carried out as soon as the handler returns, not after a long poll.
 * Handlers decide (``ctx.ack()`` …); the consumer thread carries the decision out after the
-  handler returned. Cross-cutting behaviour is middleware (``workers.middleware``).
+  handler returned. Cross-cutting behaviour is middleware (``workers.middleware``), called
+  through ``Hooks`` in list order with a read-only ``WorkerView`` of the worker, never the
+  worker itself. The worker owns its event sink (an ``EventWriter``: the lifecycle log and
+  the handlers' ``ctx.log`` lines) and its ``WorkerProcess`` row, created in ``start``.
 
 Shutdown (``stop``, on SIGTERM): no new fetches; deliveries fetched but not started are given
 back at once; in-flight handlers get ``drain_seconds`` to finish and be settled; what is still
@@ -35,13 +38,16 @@ exit: worker threads are daemons, a stuck handler does not hold the process.
 from __future__ import annotations
 
 import logging
+import os
 import queue as queue_module
+import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import replace
+from types import MappingProxyType
+from typing import TypeVar
 
 from django.db import DatabaseError, close_old_connections, connections
 
@@ -52,19 +58,22 @@ from queues.models import Queue
 from workers.context import Context, Publisher
 from workers.engines import EnginePolicy, policy_for
 from workers.errors import Permanent
-from workers.events import Event, EventSink
+from workers.events import Event, EventWriter
 from workers.job import Job, Outcome, Settlement
 from workers.message import decode
 from workers.middleware import (
     DatabaseConnections,
     Heartbeat,
+    Hooks,
     LeaseExtension,
     LifecycleLog,
     Metrics,
     Middleware,
     Retries,
+    WorkerView,
 )
-from workers.models import EventKind, Level
+from workers.models import EventKind, Level, WorkerProcess
+from workers.options import WorkerOptions
 from workers.registry import Registry
 from workers.registry import registry as default_registry
 
@@ -73,36 +82,15 @@ logger = logging.getLogger("workers.runtime")
 M = TypeVar("M", bound=Middleware)
 
 
-@dataclass
-class WorkerOptions:
-    concurrency: int = 10
-    #: SIGTERM: how long in-flight handlers may take to finish before their messages are
-    #: given back.
-    drain_seconds: float = 30.0
-    #: How long a fetch waits for messages when nothing is in flight (SQS long polling uses
-    #: the whole seconds of it, up to 20).
-    poll_seconds: float = 1.0
-    #: While handlers run: how often to look for more messages when a fetch found none.
-    busy_poll_seconds: float = 0.2
-    #: Exponential backoff of retries: attempt n waits about base * 2**(n-1), at most max.
-    retry_base_delay: float = 2.0
-    retry_max_delay: float = 300.0
-    heartbeat_seconds: float | None = None
-    #: A failing fetch (engine down) is tried again after 0.5 s, 1 s, 2 s… up to this.
-    max_error_backoff: float = 30.0
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1.")
-        if self.drain_seconds < 0 or self.poll_seconds < 0 or self.busy_poll_seconds < 0:
-            raise ValueError("Durations cannot be negative.")
-
-
 def default_middleware(options: WorkerOptions) -> list[Middleware]:
+    """The middleware of a ``runworker`` process, in the order their hooks run (see
+    ``workers.middleware.hooks``). ``Retries`` is last, so the others' ``after_process_message``
+    see the handler's own outcome (``LifecycleLog`` tells "raised after ctx.ack()" by it)."""
+    metrics = Metrics()
     return [
         DatabaseConnections(),
-        Heartbeat(options.heartbeat_seconds),
-        Metrics(),
+        Heartbeat(options.heartbeat_seconds, metrics),
+        metrics,
         LifecycleLog(),
         LeaseExtension(),
         Retries(options.retry_base_delay, options.retry_max_delay),
@@ -127,12 +115,24 @@ class Worker:
         self.middleware = (
             list(middleware) if middleware is not None else default_middleware(self.options)
         )
+        self.hooks = Hooks(self.middleware)
         self.policy: EnginePolicy = policy_for(queue.type)
         self.backend_factory = backend_factory
-        self.events: EventSink = EventSink()
+        #: The lifecycle log; its thread runs from ``start`` to the end of ``stop``.
+        self.events = EventWriter()
+        #: This process's ``WorkerProcess`` row, created by ``start``.
         self.process_id: int | None = None
         #: Fetched, not yet settled; owned by the consumer thread (others only read len()).
         self.in_flight: dict[int, Job] = {}
+        #: What middleware sees of this worker (``process_id`` filled in by ``start``).
+        self.view = WorkerView(
+            queue=queue,
+            options=self.options,
+            process_id=None,
+            events=self.events,
+            in_flight=MappingProxyType(self.in_flight),
+            leases=self.policy.leases,
+        )
         #: Set by an unexpected error in the consumer thread (the process should exit non-zero).
         self.error: BaseException | None = None
         #: Set when the consumer thread has ended (stopped, or failed).
@@ -150,7 +150,20 @@ class Worker:
     # -- control (the owner's thread) -------------------------------------------------------
 
     def start(self) -> None:
-        self.broadcast("before_worker_boot", raising=True)
+        process = WorkerProcess.objects.create(
+            queue=self.queue,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self.options.concurrency,
+        )
+        self.process_id = self.events.worker_id = process.pk
+        self.view = replace(self.view, process_id=process.pk)
+        self.events.start()
+        try:
+            self.hooks.before_worker_boot(self.view)
+        except BaseException:
+            self.events.stop()
+            raise
         for index in range(self.options.concurrency):
             thread = threading.Thread(
                 target=self._work_loop, name=f"worker-{self.queue.name}-{index}", daemon=True
@@ -161,7 +174,7 @@ class Worker:
             target=self._consume, name=f"consumer-{self.queue.name}", daemon=True
         )
         self._consumer.start()
-        self.broadcast("after_worker_boot")
+        self.hooks.after_worker_boot(self.view)
 
     def stop(self, drain_seconds: float | None = None) -> None:
         """Stop fetching, let in-flight handlers finish (at most ``drain_seconds``), give the
@@ -181,53 +194,19 @@ class Worker:
         deadline = time.monotonic() + 2.0
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self.broadcast("after_worker_shutdown")
+        self.hooks.after_worker_shutdown(self.view)
+        self.events.stop()
 
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
-    # -- middleware -------------------------------------------------------------------------
-
     def find(self, kind: type[M]) -> M | None:
+        """The first middleware of this kind (for the worker's owner: tests, the bench)."""
         for middleware in self.middleware:
             if isinstance(middleware, kind):
                 return middleware
         return None
-
-    def broadcast(self, hook: str, *args: Any, raising: bool = False) -> None:
-        for middleware in self.middleware:
-            try:
-                getattr(middleware, hook)(self, *args)
-            except Exception:
-                if raising:
-                    raise
-                logger.exception("Middleware %s.%s failed", type(middleware).__name__, hook)
-
-    def next_deadline(self, backend: Backend) -> float | None:
-        soonest: float | None = None
-        for middleware in self.middleware:
-            try:
-                due = middleware.on_consumer_tick(self, backend)
-            except Exception:
-                logger.exception("Middleware %s.on_consumer_tick failed", type(middleware).__name__)
-                continue
-            if due is not None:
-                soonest = due if soonest is None else min(soonest, due)
-        return soonest
-
-    def warn(self, job: Job, text: str) -> None:
-        self.events.emit(
-            Event(
-                queue=self.queue.name,
-                kind=EventKind.LOG,
-                message_id=job.message_id,
-                handler=job.handler_name,
-                level=Level.WARNING,
-                detail=text,
-                attempt=job.attempt,
-            )
-        )
 
     # -- consumer thread --------------------------------------------------------------------
 
@@ -258,7 +237,7 @@ class Worker:
         concurrency = self.options.concurrency
         while not self._stopping.is_set():
             self._settle_ready(backend, timeout=0)
-            wake = self.next_deadline(backend)
+            wake = self.hooks.next_deadline(self.view, backend)
             free = concurrency - len(self.in_flight)
             now = time.monotonic()
             timeout: float | None = None
@@ -294,7 +273,7 @@ class Worker:
             self._settle_ready(backend, timeout=timeout)
 
     def _drain(self, backend: Backend) -> None:
-        self.broadcast("before_worker_shutdown")
+        self.hooks.before_worker_shutdown(self.view)
         for job in list(self.in_flight.values()):
             if job.cancel():
                 self._settle(backend, job, Outcome(Settlement.RELEASE))
@@ -303,7 +282,7 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            wake = self.next_deadline(backend)
+            wake = self.hooks.next_deadline(self.view, backend)
             self._settle_ready(backend, timeout=remaining if wake is None else min(remaining, wake))
         for job in list(self.in_flight.values()):
             logger.warning(
@@ -340,7 +319,7 @@ class Worker:
             self._seq += 1
             job = Job(self._seq, delivery, fetched_at)
             self.in_flight[job.seq] = job
-            self.broadcast("after_fetch", job)
+            self.hooks.after_fetch(self.view, job)
             jobs.append(job)
         return jobs
 
@@ -382,7 +361,7 @@ class Worker:
         for job, error in zip(jobs, errors, strict=True):
             if error is not None:
                 logger.warning("Could not ack message %s: %s", job.message_id, error)
-            self.broadcast("after_settle", job, error)
+            self.hooks.after_settle(self.view, job, error)
 
     def _settle(self, backend: Backend, job: Job, outcome: Outcome | None = None) -> None:
         if self.in_flight.pop(job.seq, None) is None:
@@ -417,7 +396,7 @@ class Worker:
             logger.warning("Could not %s message %s: %s", outcome.settlement, job.message_id, exc)
             if isinstance(exc, DatabaseError):
                 close_old_connections()
-        self.broadcast("after_settle", job, error)
+        self.hooks.after_settle(self.view, job, error)
 
     def _fetch_failed(self, exc: Exception, errors: int, delay: float) -> None:
         if isinstance(exc, DatabaseError):
@@ -443,7 +422,7 @@ class Worker:
 
     def _work_loop(self) -> None:
         publisher = Publisher()
-        self.broadcast("after_worker_thread_boot")
+        self.hooks.after_worker_thread_boot(self.view)
         try:
             while True:
                 job = self._work.get()
@@ -461,7 +440,7 @@ class Worker:
             try:
                 publisher.close()
             finally:
-                self.broadcast("before_worker_thread_shutdown")
+                self.hooks.before_worker_thread_shutdown(self.view)
 
     def _process(self, job: Job, publisher: Publisher) -> None:
         try:
@@ -470,9 +449,9 @@ class Worker:
         except Permanent as exc:
             job.exception = exc
             job.outcome = Outcome.dead_letter(f"{type(exc).__name__}: {exc}")
-            self.broadcast("after_process_message", job)
+            self.hooks.after_process_message(self.view, job)
             return
-        self.broadcast("before_process_message", job)
+        self.hooks.before_process_message(self.view, job)
         ctx = Context(
             queue=self.queue,
             delivery=job.delivery,
@@ -489,4 +468,4 @@ class Worker:
         finally:
             job.finished_at = time.monotonic()
         job.outcome = ctx.outcome
-        self.broadcast("after_process_message", job)
+        self.hooks.after_process_message(self.view, job)

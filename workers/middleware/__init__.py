@@ -1,10 +1,12 @@
-"""Worker middleware, one concern per module (see ``base``)."""
+"""Worker middleware, one concern per module: the hooks and the view of the worker they get in
+``base``, the order the worker calls them in ``hooks``."""
 
 from __future__ import annotations
 
-from workers.middleware.base import Middleware
+from workers.middleware.base import Middleware, WorkerView
 from workers.middleware.connections import DatabaseConnections
 from workers.middleware.heartbeat import Heartbeat
+from workers.middleware.hooks import Hooks
 from workers.middleware.lease import LeaseExtension
 from workers.middleware.lifecycle import LifecycleLog
 from workers.middleware.metrics import Metrics
@@ -13,10 +15,12 @@ from workers.middleware.retries import Retries, backoff
 __all__ = [
     "DatabaseConnections",
     "Heartbeat",
+    "Hooks",
     "LeaseExtension",
     "LifecycleLog",
     "Metrics",
     "Middleware",
     "Retries",
+    "WorkerView",
     "backoff",
 ]

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 
 from django.db import close_old_connections, connections
 
-from workers.middleware.base import Middleware
+from workers.middleware.base import Middleware, WorkerView
 
 if TYPE_CHECKING:
     from workers.job import Job
-    from workers.runtime import Worker
 
 
 class DatabaseConnections(Middleware):
@@ -27,12 +26,12 @@ class DatabaseConnections(Middleware):
         self.interval = interval
         self._checked = threading.local()
 
-    def before_process_message(self, worker: Worker, job: Job) -> None:
+    def before_process_message(self, worker: WorkerView, job: Job) -> None:
         now = time.monotonic()
         if now - getattr(self._checked, "at", -self.interval) >= self.interval:
             self._check(now)
 
-    def after_process_message(self, worker: Worker, job: Job) -> None:
+    def after_process_message(self, worker: WorkerView, job: Job) -> None:
         if job.exception is not None:
             self._check(time.monotonic())
 
@@ -40,5 +39,5 @@ class DatabaseConnections(Middleware):
         close_old_connections()
         self._checked.at = now
 
-    def before_worker_thread_shutdown(self, worker: Worker) -> None:
+    def before_worker_thread_shutdown(self, worker: WorkerView) -> None:
         connections.close_all()

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 from django.db import DatabaseError, close_old_connections
 
 from queues.errors import LeaseLost, QueueError
-from workers.middleware.base import Middleware
+from workers.middleware.base import Middleware, WorkerView
 
 if TYPE_CHECKING:
     from queues.backends.base import Backend
     from workers.job import Job
-    from workers.runtime import Worker
 
 logger = logging.getLogger("workers.lease")
 
@@ -30,12 +29,12 @@ class LeaseExtension(Middleware):
         self.remaining_ratio = remaining_ratio
         self._retry_at: dict[int, float] = {}
 
-    def after_fetch(self, worker: Worker, job: Job) -> None:
-        if worker.policy.leases:
+    def after_fetch(self, worker: WorkerView, job: Job) -> None:
+        if worker.leases:
             job.lease_until = job.fetched_at + worker.queue.visibility_timeout
 
-    def on_consumer_tick(self, worker: Worker, backend: Backend) -> float | None:
-        if not worker.policy.leases:
+    def on_consumer_tick(self, worker: WorkerView, backend: Backend) -> float | None:
+        if not worker.leases:
             return None
         timeout = float(worker.queue.visibility_timeout)
         if timeout <= 0:  # SQS allows 0: nothing is hidden, so nothing to keep
@@ -53,11 +52,17 @@ class LeaseExtension(Middleware):
                 soonest = due - now if soonest is None else min(soonest, due - now)
         return None if soonest is None else max(0.0, soonest)
 
-    def after_settle(self, worker: Worker, job: Job, error: Exception | None) -> None:
+    def after_settle(self, worker: WorkerView, job: Job, error: Exception | None) -> None:
         self._retry_at.pop(job.seq, None)
 
     def _extend(
-        self, worker: Worker, backend: Backend, job: Job, timeout: float, margin: float, now: float
+        self,
+        worker: WorkerView,
+        backend: Backend,
+        job: Job,
+        timeout: float,
+        margin: float,
+        now: float,
     ) -> float | None:
         try:
             backend.extend(job.delivery, timeout)

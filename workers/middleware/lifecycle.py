@@ -1,46 +1,38 @@
-"""The lifecycle log: started, failed, complete, retried, dead-lettered (and the handlers'
-``ctx.log`` lines) as ``LifecycleEvent`` rows, written in batches by an ``EventWriter``."""
+"""The lifecycle log: started, failed, complete, retried, dead-lettered, and the worker's own
+started/draining/stopped lines, emitted into the worker's event sink (``WorkerView.events``: the
+worker's ``EventWriter``, which stores them as ``LifecycleEvent`` rows in batches, beside the
+handlers' ``ctx.log`` lines)."""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
 
-from workers.events import Event, EventWriter
+from workers.events import Event
 from workers.job import Settlement
-from workers.middleware.base import Middleware
+from workers.middleware.base import Middleware, WorkerView
 from workers.models import EventKind, Level
 
 if TYPE_CHECKING:
     from workers.job import Job
-    from workers.runtime import Worker
 
 logger = logging.getLogger("workers.lifecycle")
 
 
 class LifecycleLog(Middleware):
-    def __init__(self, flush_interval: float = 0.25) -> None:
-        self.writer = EventWriter(flush_interval=flush_interval)
-
-    def before_worker_boot(self, worker: Worker) -> None:
-        worker.events = self.writer
-        self.writer.start()
-
-    def after_worker_boot(self, worker: Worker) -> None:
-        self.writer.worker_id = worker.process_id
+    def after_worker_boot(self, worker: WorkerView) -> None:
         self._worker_line(worker, f"Worker started (concurrency {worker.options.concurrency}).")
 
-    def before_worker_shutdown(self, worker: Worker) -> None:
+    def before_worker_shutdown(self, worker: WorkerView) -> None:
         self._worker_line(worker, f"Draining {len(worker.in_flight)} message(s).")
 
-    def after_worker_shutdown(self, worker: Worker) -> None:
+    def after_worker_shutdown(self, worker: WorkerView) -> None:
         self._worker_line(worker, "Worker stopped.")
-        self.writer.stop()
 
-    def before_process_message(self, worker: Worker, job: Job) -> None:
+    def before_process_message(self, worker: WorkerView, job: Job) -> None:
         self._emit(worker, job, EventKind.STARTED, Level.INFO, "")
 
-    def after_process_message(self, worker: Worker, job: Job) -> None:
+    def after_process_message(self, worker: WorkerView, job: Job) -> None:
         if job.exception is None:
             return
         settled_first = job.outcome is not None and job.outcome.settlement == Settlement.ACK
@@ -50,7 +42,7 @@ class LifecycleLog(Middleware):
         logger.warning("%s %s failed: %s", job.handler_name or "?", job.message_id, job.exception)
         self._emit(worker, job, EventKind.FAILED, Level.ERROR, detail)
 
-    def after_settle(self, worker: Worker, job: Job, error: Exception | None) -> None:
+    def after_settle(self, worker: WorkerView, job: Job, error: Exception | None) -> None:
         if error is not None:
             self._emit(
                 worker,
@@ -86,8 +78,10 @@ class LifecycleLog(Middleware):
             detail = f"Given back at shutdown; {job.note}."
             self._emit(worker, job, EventKind.LOG, Level.INFO, detail)
 
-    def _emit(self, worker: Worker, job: Job, kind: EventKind, level: Level, detail: str) -> None:
-        self.writer.emit(
+    def _emit(
+        self, worker: WorkerView, job: Job, kind: EventKind, level: Level, detail: str
+    ) -> None:
+        worker.events.emit(
             Event(
                 queue=worker.queue.name,
                 kind=kind,
@@ -100,5 +94,5 @@ class LifecycleLog(Middleware):
             )
         )
 
-    def _worker_line(self, worker: Worker, text: str) -> None:
-        self.writer.emit(Event(queue=worker.queue.name, kind=EventKind.LOG, detail=text))
+    def _worker_line(self, worker: WorkerView, text: str) -> None:
+        worker.events.emit(Event(queue=worker.queue.name, kind=EventKind.LOG, detail=text))

@@ -7,11 +7,10 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from workers.job import Settlement
-from workers.middleware.base import Middleware
+from workers.middleware.base import Middleware, WorkerView
 
 if TYPE_CHECKING:
     from workers.job import Job
-    from workers.runtime import Worker
 
 
 @dataclass
@@ -38,11 +37,11 @@ class Metrics(Middleware):
         with self._lock:
             return asdict(self._counts)
 
-    def after_fetch(self, worker: Worker, job: Job) -> None:
+    def after_fetch(self, worker: WorkerView, job: Job) -> None:
         with self._lock:
             self._counts.fetched += 1
 
-    def after_process_message(self, worker: Worker, job: Job) -> None:
+    def after_process_message(self, worker: WorkerView, job: Job) -> None:
         duration = job.duration_ms
         with self._lock:
             if job.exception is not None:
@@ -52,7 +51,7 @@ class Metrics(Middleware):
                 self._counts.handler_ms_total += duration
                 self._counts.handler_ms_max = max(self._counts.handler_ms_max, duration)
 
-    def after_settle(self, worker: Worker, job: Job, error: Exception | None) -> None:
+    def after_settle(self, worker: WorkerView, job: Job, error: Exception | None) -> None:
         with self._lock:
             if error is not None:
                 self._counts.settle_errors += 1

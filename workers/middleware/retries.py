@@ -20,11 +20,10 @@ from typing import TYPE_CHECKING
 
 from workers.errors import CircuitOpen, Permanent, Retry
 from workers.job import Outcome, Settlement
-from workers.middleware.base import Middleware
+from workers.middleware.base import Middleware, WorkerView
 
 if TYPE_CHECKING:
     from workers.job import Job
-    from workers.runtime import Worker
 
 #: SQS caps a visibility change at 12 h; no engine needs longer.
 LONGEST_DELAY = 12 * 3600.0
@@ -42,7 +41,7 @@ class Retries(Middleware):
         self.base_delay = base_delay
         self.max_delay = max_delay
 
-    def after_process_message(self, worker: Worker, job: Job) -> None:
+    def after_process_message(self, worker: WorkerView, job: Job) -> None:
         outcome = job.outcome
         exc = job.exception
         if outcome is None and exc is not None:
