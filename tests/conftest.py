@@ -11,6 +11,8 @@ from django.conf import settings
 
 from tests.services import missing_service
 
+pytest_plugins = ["tests.fixtures.engines"]
+
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("postgres") and settings.DATABASES["default"]["ENGINE"] != (
