@@ -10,8 +10,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from quaymaster.processes import stop_event
 from queues.models import Queue
 from queues.services import resolve_queue
+from workers.options import WorkerOptions
 from workers.registry import discover
-from workers.runtime import Worker, WorkerOptions
+from workers.runtime import Worker
 
 DEFAULTS = WorkerOptions()
 
