@@ -60,6 +60,8 @@ class Dialect(abc.ABC):
     listens: ClassVar[bool] = False
     #: Session-level advisory locks exist (``try_advisory_lock``); else locks are rows.
     advisory_locks: ClassVar[bool] = False
+    #: ``SELECT … FOR UPDATE`` holds other writers off rows (SQLite has one writer at a time).
+    row_locks: ClassVar[bool] = False
 
     # -- the relay ----------------------------------------------------------------------------
 
@@ -95,6 +97,11 @@ class Dialect(abc.ABC):
         return None
 
     # -- the database queue -----------------------------------------------------------------------
+
+    def locked(self, rows: QuerySet[Any]) -> QuerySet[Any]:
+        """``rows`` read for an update in the caller's transaction: locked against other
+        writers until it ends, where the vendor has row locks."""
+        return rows
 
     def claimable(self, candidates: QuerySet[Any]) -> QuerySet[Any]:
         """``candidates`` as a claim reads them inside its transaction: locked, so that

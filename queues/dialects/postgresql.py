@@ -55,6 +55,7 @@ class PostgreSQL(Dialect):
     vendor = "postgresql"
     listens = True
     advisory_locks = True
+    row_locks = True
 
     # -- the relay ----------------------------------------------------------------------------
 
@@ -141,6 +142,9 @@ class PostgreSQL(Dialect):
         return PostgresListener(session)
 
     # -- the database queue -----------------------------------------------------------------------
+
+    def locked(self, rows: QuerySet[Any]) -> QuerySet[Any]:
+        return rows.select_for_update()
 
     def claimable(self, candidates: QuerySet[Any]) -> QuerySet[Any]:
         return candidates.select_for_update(skip_locked=True)

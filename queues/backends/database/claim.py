@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -108,9 +108,8 @@ def delete_leased(queue_id: int, tokens: dict[int, uuid.UUID]) -> set[int]:
     """Delete, in one transaction, the rows of ``tokens`` (row id → lease token) still leased
     with that token; returns the ids deleted."""
     with transaction.atomic():
-        locked = rows(queue_id).filter(pk__in=list(tokens), state=MessageState.IN_FLIGHT)
-        if connection.features.has_select_for_update:
-            locked = locked.select_for_update()
+        leased = rows(queue_id).filter(pk__in=list(tokens), state=MessageState.IN_FLIGHT)
+        locked = dialect().locked(leased)
         held = [pk for pk, token in locked.values_list("pk", "lease_token") if tokens[pk] == token]
         if held:
             rows(queue_id).filter(pk__in=held).delete()
