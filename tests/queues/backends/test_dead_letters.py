@@ -14,7 +14,7 @@ import pytest
 from queues import dead_letters, services
 from queues.backends import get_backend
 from queues.backends.base import Backend, Delivery, OutgoingMessage
-from queues.backends.kafka_dead_letters import Settled, _parse, _ranges
+from queues.backends.kafka.settled import Settled, _parse, _ranges
 from queues.dead_letters import DeadLetter
 from queues.models import Queue, QueueType
 from tests.queues.backends.engines import Engine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from queues.backends.kafka_offsets import OffsetTracker, StaleAck
+from queues.backends.kafka.offsets import OffsetTracker, StaleAck
 
 
 def test_commit_position_is_the_lowest_unacknowledged_offset() -> None:

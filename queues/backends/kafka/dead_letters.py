@@ -12,7 +12,8 @@ that is settled (marks above the prefix, or a failed DeleteRecords).
 
 No member ever joins the redrive group: it is read and committed by consumers that ``assign``
 partitions, so nothing rebalances and any process can do it. Two admins at once would
-overwrite each other's marks; ``queues.dead_letters`` serialises them with a row lock.
+overwrite each other's marks; ``queues.dead_letters`` serialises them with a row lock
+(``KafkaBackend.serialise_admin``). The marks themselves are kept by ``settled.py``.
 
 * Peek: from the committed offset to the high watermark of each partition, skipping settled
   offsets; the oldest ``limit`` by record time.
@@ -21,71 +22,27 @@ overwrite each other's marks; ``queues.dead_letters`` serialises them with a row
   attempt headers are dropped, so the attempt count starts again at 1. Only after the
   producer's delivery report are the records marked settled (at least once: a crash in
   between sends them again next time).
-* Purge: DeleteRecords up to the high watermark on ``<name>`` and ``<name>.retry``, then the
-  worker group's offsets are moved to the end (refused while workers are in the group; their
-  consumers then skip to the new log start by themselves, ``auto.offset.reset=earliest``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 
-from queues.backends.base import HEADER_ATTEMPT, HEADER_MESSAGE_ID, HEADER_REASON
+from queues.backends.kafka.admin import KafkaAdmin
+from queues.backends.kafka.client import KafkaClient
+from queues.backends.kafka.producer import KafkaProducer, record_headers
+from queues.backends.kafka.settled import Settled
 from queues.backends.scan import SCAN_LIMIT, Deadline, all_found, as_text, attempts_from, wanted_set
-from queues.errors import BrokerUnavailable, QueueError, QueueMissing
-from queues.messages import DeadLetter, user_headers
+from queues.errors import BrokerUnavailable, QueueMissing
+from queues.messages import HEADER_ATTEMPT, HEADER_MESSAGE_ID, HEADER_REASON, DeadLetter
 
-if TYPE_CHECKING:
-    from queues.backends.kafka import KafkaBackend
-
-METADATA_VERSION = "v1:"
-#: Kafka's default offset.metadata.max.bytes is 4096; stay below it.
-MAX_METADATA = 4000
-HEADER_ORIGIN = "quaymaster-origin"
-
-
-@dataclass
-class Settled:
-    """One DLQ partition: every offset below ``offset`` is settled, and those in ``above``."""
-
-    offset: int
-    above: set[int] = field(default_factory=set)
-
-    @classmethod
-    def read(cls, committed: int, metadata: str | None, low: int) -> Settled:
-        start = max(committed, low) if committed >= 0 else low
-        settled = cls(start, {o for o in _parse(metadata or "") if o >= start})
-        settled._compact()
-        return settled
-
-    def settle(self, offset: int) -> None:
-        if offset >= self.offset:
-            self.above.add(offset)
-            self._compact()
-
-    def has(self, offset: int) -> bool:
-        return offset < self.offset or offset in self.above
-
-    def metadata(self) -> str:
-        text = METADATA_VERSION + _ranges(sorted(self.above))
-        if len(text) > MAX_METADATA:
-            raise QueueError(
-                "Too many dead letters were settled out of order on one partition for Kafka to "
-                "remember: send back or delete the oldest ones first."
-            )
-        return text
-
-    def _compact(self) -> None:
-        while self.offset in self.above:
-            self.above.remove(self.offset)
-            self.offset += 1
+HEADER_ORIGIN = "quaymaster-origin"  # topic/partition/offset of a dead letter's original
 
 
 @dataclass
@@ -96,11 +53,23 @@ class _Partition:
 
 
 class KafkaDeadLetters:
-    def __init__(self, backend: KafkaBackend) -> None:
-        self.backend = backend
-        self.topic = backend.dlq_topic
-        self.group = f"{backend.group_id}.dlq-redrive"
-        self.timeout = backend.connect_timeout
+    """A queue's dead letters, read with a consumer of the redrive group, sent back with the
+    queue's producer; ``user_headers`` turns a record's headers into the message's own."""
+
+    def __init__(
+        self,
+        client: KafkaClient,
+        producer: KafkaProducer,
+        admin: KafkaAdmin,
+        user_headers: Callable[[Mapping[str, Any]], dict[str, str]],
+    ) -> None:
+        self.client = client
+        self.producer = producer
+        self.admin = admin
+        self.user_headers = user_headers
+        self.topic = client.names.dlq_topic
+        self.group = f"{client.names.group_id}.dlq-redrive"
+        self.timeout = client.connect_timeout
 
     # -- the four operations ------------------------------------------------------------------
 
@@ -125,7 +94,7 @@ class KafkaDeadLetters:
         if failures:
             raise BrokerUnavailable(
                 f"Kafka did not take {len(failures)} of {len(picked)} message(s) back on "
-                f"{self.backend.topic!r} (they stay dead letters): "
+                f"{self.client.names.topic!r} (they stay dead letters): "
                 + "; ".join(list(failures.values())[:3])
             )
         return len(sent)
@@ -142,48 +111,24 @@ class KafkaDeadLetters:
             state = self._state(consumer)
         return sum(max(0, p.settled.offset - p.low) + len(p.settled.above) for p in state.values())
 
-    def purge(self) -> int:
-        consumer = self.backend._stats_client()
-        try:
-            metadata = consumer.list_topics(timeout=self.timeout)
-            if self.backend.topic not in metadata.topics:
-                raise QueueMissing(f"Kafka topic {self.backend.topic!r} does not exist.")
-            ends: list[TopicPartition] = []
-            waiting = 0
-            for topic in (self.backend.topic, self.backend.retry_topic):
-                if topic not in metadata.topics:
-                    continue
-                partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
-                for tp in consumer.committed(partitions, timeout=self.timeout):
-                    low, high = consumer.get_watermark_offsets(tp, timeout=self.timeout)
-                    waiting += max(0, high - max(low, tp.offset))
-                    ends.append(TopicPartition(topic, tp.partition, high))
-            self._delete_records(ends, strict=True)
-        except KafkaException as exc:
-            raise self.backend._translate(exc, "purging") from exc
-        with contextlib.suppress(KafkaException):
-            consumer.commit(offsets=ends, asynchronous=False)
-        return waiting
-
     # -- reading ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _consumer(self) -> Iterator[Consumer]:
-        consumer = Consumer(
-            {
-                **self.backend._config(),
-                "group.id": self.group,
+        consumer = self.client.consumer(
+            self.group,
+            **{
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": True,
                 "auto.offset.reset": "earliest",
                 "allow.auto.create.topics": False,
-            }
+            },
         )
         try:
             yield consumer
         except KafkaException as exc:
-            raise self.backend._translate(exc, "reading dead letters") from exc
+            raise self.client.translate(exc, "reading dead letters") from exc
         finally:
             with contextlib.suppress(KafkaException, RuntimeError):
                 consumer.close()
@@ -251,7 +196,7 @@ class KafkaDeadLetters:
             body=message.value() or b"",
             reason=headers.get(HEADER_REASON) or "(no reason recorded)",
             attempts=attempts_from(headers.get(HEADER_ATTEMPT)),
-            headers=user_headers(headers, ("x-",)),
+            headers=self.user_headers(headers),
             ordering_key=message.key().decode(errors="replace") if message.key() else None,
             at=datetime.fromtimestamp(stamp / 1000, tz=UTC) if stamp > 0 else None,
             origin=f"Kafka {self.topic} partition {partition} offset {offset}"
@@ -262,23 +207,17 @@ class KafkaDeadLetters:
 
     def _produce_back(self, picked: list[tuple[DeadLetter, tuple[int, int]]]) -> dict[str, str]:
         """Produce each to the main topic; the keys that failed, with why."""
-        producer = self.backend.producer
         reports: dict[str, KafkaError | None] = {}
         for letter, _ in picked:
-            headers: list[tuple[str, str | bytes | None]] = [
-                (HEADER_MESSAGE_ID, letter.message_id),
-                *letter.headers.items(),
-            ]
-            self.backend._produce(
-                producer,
+            self.producer.produce(
                 letter.message_id,
-                self.backend.topic,
+                self.client.names.topic,
                 letter.body,
                 letter.ordering_key,
-                headers,
+                record_headers(letter.message_id, letter.headers),
                 lambda err, msg, k=letter.key: reports.__setitem__(k, err),
             )
-        producer.flush(self.backend.delivery_timeout + 5)
+        self.producer.flush()
         return {
             letter.key: str(reports.get(letter.key) or "no delivery report in time")
             for letter, _ in picked
@@ -304,7 +243,7 @@ class KafkaDeadLetters:
             asynchronous=False,
         )
         # Drop the settled prefix from the topic, so its size counts what is left.
-        self._delete_records(
+        self.admin.delete_records(
             [
                 TopicPartition(self.topic, p, state[p].settled.offset)
                 for p in sorted(changed)
@@ -312,44 +251,3 @@ class KafkaDeadLetters:
             ],
             strict=False,
         )
-
-    def _delete_records(self, offsets: list[TopicPartition], strict: bool) -> None:
-        offsets = [tp for tp in offsets if tp.offset > 0]
-        if not offsets:
-            return
-        admin = AdminClient(self.backend._config())
-        futures = admin.delete_records(
-            offsets, request_timeout=self.timeout * 5, operation_timeout=self.timeout * 5
-        )
-        for future in futures.values():
-            try:
-                future.result(timeout=self.timeout * 5 + 1)
-            except KafkaException:
-                if strict:
-                    raise
-
-
-def _parse(metadata: str) -> set[int]:
-    if not metadata.startswith(METADATA_VERSION):
-        return set()
-    offsets: set[int] = set()
-    for part in metadata[len(METADATA_VERSION) :].split(","):
-        first, _, last = part.partition("-")
-        with contextlib.suppress(ValueError):
-            offsets.update(range(int(first), int(last or first) + 1))
-    return offsets
-
-
-def _ranges(offsets: list[int]) -> str:
-    parts: list[str] = []
-    start = previous = None
-    for offset in offsets:
-        if previous is not None and offset == previous + 1:
-            previous = offset
-            continue
-        if start is not None:
-            parts.append(f"{start}-{previous}" if previous != start else str(start))
-        start = previous = offset
-    if start is not None:
-        parts.append(f"{start}-{previous}" if previous != start else str(start))
-    return ",".join(parts)

@@ -70,3 +70,71 @@ class OffsetTracker:
         state = self._partitions.get((handle.topic, handle.partition))
         if state is not None and state.epoch == handle.epoch:
             state.committed = max(state.committed, position)
+
+
+Key = tuple[str, int]  # (topic, partition)
+
+
+class PartitionState:
+    """Everything a consumer keeps per partition, so that a revoke or a close clears it in one
+    place: the offset tracker, retry partitions held back until a time, and the commit
+    positions acknowledged through ``ack_many`` (sent asynchronously, or waiting to be sent
+    while an earlier commit is in flight)."""
+
+    def __init__(self) -> None:
+        self.offsets = OffsetTracker()
+        #: Retry partitions paused until their head is due (epoch seconds).
+        self.held: dict[Key, float] = {}
+        #: Positions sent in an asynchronous commit (the last per partition).
+        self.sent: dict[Key, int] = {}
+        #: Positions acknowledged and not sent yet.
+        self.unsent: dict[Key, int] = {}
+        #: When the asynchronous commit in flight was sent (monotonic); None: none is.
+        self.commit_sent_at: float | None = None
+
+    def hold(self, key: Key, until: float) -> None:
+        self.held[key] = until
+
+    def due(self, now: float) -> list[Key]:
+        """The held partitions whose head is due at ``now``; no longer held."""
+        keys = [key for key, until in self.held.items() if until <= now]
+        for key in keys:
+            del self.held[key]
+        return keys
+
+    def to_commit(self, positions: dict[Key, int]) -> None:
+        for key, position in positions.items():
+            self.unsent[key] = max(position, self.unsent.get(key, position))
+
+    def take_unsent(self, now: float, timeout: float) -> dict[Key, int]:
+        """The positions to send now: none while a commit sent less than ``timeout`` ago is
+        unanswered (its answer sends the next)."""
+        if not self.unsent or (
+            self.commit_sent_at is not None and now - self.commit_sent_at < timeout
+        ):
+            return {}
+        unsent, self.unsent = self.unsent, {}
+        return unsent
+
+    def commit_sent(self, positions: dict[Key, int], now: float) -> None:
+        self.commit_sent_at = now
+        self.sent.update(positions)
+
+    def last_positions(self) -> dict[Key, int]:
+        """What a closing consumer commits: every position acknowledged through ack_many."""
+        return {**self.sent, **self.unsent}
+
+    def revoked(self, keys: Iterable[Key]) -> None:
+        keys = list(keys)
+        self.offsets.revoked(keys)
+        for key in keys:
+            self.held.pop(key, None)
+            self.sent.pop(key, None)
+            self.unsent.pop(key, None)
+
+    def clear(self) -> None:
+        self.offsets.clear()
+        self.held.clear()
+        self.sent.clear()
+        self.unsent.clear()
+        self.commit_sent_at = None
