@@ -14,10 +14,9 @@ and dead-lettered (with the error, its traceback and the attempt count) on its l
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from queues.backoff import backoff
 from workers.errors import CircuitOpen, Permanent, Retry
 from workers.job import Outcome, Settlement
 from workers.middleware.base import Middleware, WorkerView
@@ -27,13 +26,6 @@ if TYPE_CHECKING:
 
 #: SQS caps a visibility change at 12 h; no engine needs longer.
 LONGEST_DELAY = 12 * 3600.0
-
-
-def backoff(
-    attempt: int, base: float, maximum: float, rng: Callable[[], float] = random.random
-) -> float:
-    ceiling = min(maximum, base * 2 ** max(0, attempt - 1))
-    return ceiling / 2 + rng() * ceiling / 2
 
 
 class Retries(Middleware):
