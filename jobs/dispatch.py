@@ -126,6 +126,21 @@ def end_instance(
     save_counters(run)
 
 
+def cancel_waiting(run: JobRun, reason: str) -> int:
+    """Cancel every instance of the locked ``run`` that has not started (sent or not; a sent
+    one is acknowledged without running when its message comes); returns how many."""
+    now = timezone.now()
+    waiting = JobInstance.objects.filter(run=run, state=InstanceState.PENDING)
+    unsent = waiting.filter(released_at__isnull=True).update(
+        state=InstanceState.CANCELLED, released_at=now, finished_at=now, reason=reason[:200]
+    )
+    sent = waiting.update(state=InstanceState.CANCELLED, finished_at=now, reason=reason[:200])
+    run.released += unsent
+    run.finished += unsent + sent
+    run.cancelled += unsent + sent
+    return unsent + sent
+
+
 def complete_if_done(run: JobRun) -> bool:
     """When every instance has ended: the run's final state and, once, ``job.completed``."""
     if run.finished < run.total or run.state in (

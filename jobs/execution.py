@@ -33,6 +33,7 @@ from jobs.errors import UnknownJob
 from jobs.models import JobInstance
 from jobs.registry import registry
 from jobs.states import TERMINAL_INSTANCE_STATES, InstanceState
+from jobs.windows import expire
 from workers.context import Context
 
 
@@ -43,7 +44,12 @@ def run_instance(message: dict[str, Any], ctx: Context) -> None:
     except (KeyError, ValueError):
         ctx.dead_letter("A jobs.instance message needs the instance_id of a job instance.")
         return
-    instance = begin(instance_id)
+    try:
+        instance = begin(instance_id)
+    except _PastDeadline as late:
+        expire(late.run_id)
+        ctx.ack()
+        return
     if instance is None:
         ctx.ack()
         return
@@ -80,7 +86,8 @@ def run_instance(message: dict[str, Any], ctx: Context) -> None:
 
 def begin(instance_id: uuid.UUID) -> JobInstance | None:
     """The instance, now ``in_progress`` with one more attempt; None when there is nothing to
-    run (it ended already, or it no longer exists)."""
+    run (it ended already, or it no longer exists). Raises ``_PastDeadline`` for an instance
+    that has not started when its run's deadline has passed."""
     with transaction.atomic():
         instance = (
             JobInstance.objects.select_for_update(of=("self",))
@@ -90,6 +97,9 @@ def begin(instance_id: uuid.UUID) -> JobInstance | None:
         )
         if instance is None or instance.state in TERMINAL_INSTANCE_STATES:
             return None
+        deadline = instance.run.deadline
+        if instance.state == InstanceState.PENDING and deadline and deadline <= timezone.now():
+            raise _PastDeadline(instance.run_id)
         instance.state = InstanceState.IN_PROGRESS
         instance.attempts += 1
         instance.started_at = instance.started_at or timezone.now()
@@ -111,6 +121,14 @@ def finish(
             return False
         end_instance(run, current, state, result=result, error=error)
     return True
+
+
+class _PastDeadline(Exception):
+    """The instance's run is past its deadline: cancel (in the run's lock order) instead."""
+
+    def __init__(self, run_id: uuid.UUID) -> None:
+        super().__init__(str(run_id))
+        self.run_id = run_id
 
 
 def _error(exc: BaseException, attempts: int, tb: str | None = None) -> dict[str, Any]:

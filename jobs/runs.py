@@ -7,14 +7,23 @@ the outbox) commit together, or nothing does. Instances are written in bulk, so 
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs.dispatch import complete_if_done, locked_run, move, release, save_counters
+from jobs.dispatch import (
+    cancel_waiting,
+    complete_if_done,
+    locked_run,
+    move,
+    release,
+    save_counters,
+)
 from jobs.errors import IllegalTransition, InvalidParallelism, InvalidRunOptions, RunNotFound
 from jobs.models import JobInstance, JobRun, RunTransition, Trigger
 from jobs.params import check_params
@@ -55,6 +64,33 @@ def check_parallelism(value: object) -> int:
     return value
 
 
+def check_window(
+    not_before: dt.datetime | None, deadline: dt.datetime | None, now: dt.datetime
+) -> None:
+    for name, moment in (("not_before", not_before), ("deadline", deadline)):
+        if moment is not None and timezone.is_naive(moment):
+            raise InvalidRunOptions(f"{name} needs a time zone (e.g. 2026-01-31T12:00:00Z).")
+    if deadline is not None and deadline <= now:
+        raise InvalidRunOptions("The deadline has passed already.")
+    if deadline is not None and not_before is not None and deadline <= not_before:
+        raise InvalidRunOptions("The deadline must come after not_before.")
+
+
+@dataclass(frozen=True)
+class _NewRun:
+    job: str
+    items: list[dict[str, Any]]
+    parallelism: int
+    queue: Queue
+    on_complete: Queue | None
+    on_complete_handler: str
+    trigger: str
+    user: User | None
+    source: str | None
+    not_before: dt.datetime | None
+    deadline: dt.datetime | None
+
+
 def start(
     name: str,
     params: object,
@@ -63,78 +99,77 @@ def start(
     queue: Queue | str | int | None = None,
     on_complete: Queue | str | int | None = None,
     on_complete_handler: str = "log",
+    not_before: dt.datetime | None = None,
+    deadline: dt.datetime | None = None,
     trigger: str = Trigger.PYTHON,
     user: AbstractBaseUser | AnonymousUser | None = None,
     source: str | None = None,
 ) -> JobRun:
     """Start job ``name`` over ``params`` (a list of objects, one instance each); at most
     ``parallelism`` instances are on the queue or running at once. Everything is checked
-    before anything is written: an unknown job, bad parameters, a bad parallelism or a
-    missing queue raise a ``JobError`` and create nothing.
+    before anything is written: an unknown job, bad parameters, a bad parallelism, a
+    missing queue or a bad time window raise a ``JobError`` and create nothing.
 
+    A run with ``not_before`` in the future is ``scheduled``: the jobs housekeeping tick
+    releases its first instances then. Instances not started by ``deadline`` are cancelled.
     ``source`` makes starting idempotent (the ``start_job`` handler passes its message id):
     a second start with the same source returns the first run."""
     registry.get(name)
-    items = check_params(params)
-    parallelism = check_parallelism(parallelism)
-    run_queue = resolve_queue(queue if queue is not None else default_queue_name(), what="run")
-    done_queue = (
-        resolve_queue(on_complete, what="completion event") if on_complete is not None else None
+    spec = _NewRun(
+        job=name,
+        items=check_params(params),
+        parallelism=check_parallelism(parallelism),
+        queue=resolve_queue(queue if queue is not None else default_queue_name(), what="run"),
+        on_complete=(
+            resolve_queue(on_complete, what="completion event") if on_complete is not None else None
+        ),
+        on_complete_handler=on_complete_handler or "log",
+        trigger=trigger,
+        user=user if isinstance(user, User) else None,
+        source=source or None,
+        not_before=not_before,
+        deadline=deadline,
     )
-    if source:
-        existing = JobRun.objects.filter(source=source).first()
-        if existing is not None:
-            return existing
+    check_window(not_before, deadline, timezone.now())
+    if spec.source and (existing := JobRun.objects.filter(source=spec.source).first()):
+        return existing
     try:
-        return _create(
-            name,
-            items,
-            parallelism,
-            run_queue,
-            done_queue,
-            on_complete_handler,
-            trigger,
-            user,
-            source,
-        )
+        return _create(spec)
     except IntegrityError:
-        if source and (existing := JobRun.objects.filter(source=source).first()) is not None:
+        if spec.source and (existing := JobRun.objects.filter(source=spec.source).first()):
             return existing  # the same start_job message, delivered twice at once
         raise
 
 
-def _create(
-    name: str,
-    items: list[dict[str, Any]],
-    parallelism: int,
-    run_queue: Queue,
-    done_queue: Queue | None,
-    on_complete_handler: str,
-    trigger: str,
-    user: AbstractBaseUser | AnonymousUser | None,
-    source: str | None,
-) -> JobRun:
+def _create(spec: _NewRun) -> JobRun:
     now = timezone.now()
+    scheduled = spec.not_before is not None and spec.not_before > now
+    state = RunState.SCHEDULED if scheduled else RunState.ACTIVE
     with transaction.atomic():
         run = JobRun.objects.create(
-            job=name,
-            state=RunState.ACTIVE,
-            queue=run_queue,
-            on_complete=done_queue,
-            on_complete_handler=on_complete_handler or "log",
-            parallelism=parallelism,
-            trigger=trigger,
-            created_by=user if isinstance(user, User) else None,
+            job=spec.job,
+            state=state,
+            queue=spec.queue,
+            on_complete=spec.on_complete,
+            on_complete_handler=spec.on_complete_handler,
+            parallelism=spec.parallelism,
+            trigger=spec.trigger,
+            created_by=spec.user,
             created_at=now,
-            started_at=now,
-            total=len(items),
-            source=source or None,
+            started_at=None if scheduled else now,
+            not_before=spec.not_before,
+            deadline=spec.deadline,
+            total=len(spec.items),
+            source=spec.source,
         )
         RunTransition.objects.create(
-            run=run, from_state="", to_state=RunState.ACTIVE, reason=f"started by {trigger}", at=now
+            run=run, from_state="", to_state=state, reason=f"started by {spec.trigger}", at=now
         )
         JobInstance.objects.bulk_create(
-            (JobInstance(id=uuid.uuid4(), run=run, index=i, params=p) for i, p in enumerate(items)),
+            (
+                JobInstance(id=uuid.uuid4(), run=run, index=i, params=p)
+                for i, p in enumerate(spec.items)
+            ),
             batch_size=BULK_BATCH,
         )
         release(run)
@@ -176,15 +211,7 @@ def cancel(run_id: uuid.UUID | str, reason: str = "cancelled") -> JobRun:
     get_run(run_id)
     with locked_run(run_id) as run:
         check_run_transition(run.state, RunState.CANCELLED)
-        now = timezone.now()
-        waiting = JobInstance.objects.filter(run=run, state=InstanceState.PENDING)
-        unsent = waiting.filter(released_at__isnull=True).update(
-            state=InstanceState.CANCELLED, released_at=now, finished_at=now, reason=reason[:200]
-        )
-        sent = waiting.update(state=InstanceState.CANCELLED, finished_at=now, reason=reason[:200])
-        run.released += unsent
-        run.finished += unsent + sent
-        run.cancelled += unsent + sent
+        cancel_waiting(run, reason)
         run.cancel_requested = True
         if not complete_if_done(run) and run.state != RunState.FINISHING:
             move(run, RunState.FINISHING, f"{reason}: waiting for running instances")

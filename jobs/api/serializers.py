@@ -17,6 +17,14 @@ class StartRunSerializer(serializers.Serializer[dict[str, object]]):
     on_complete = serializers.CharField(
         required=False, allow_blank=True, help_text="Queue for the job.completed message."
     )
+    not_before = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="Start no earlier than this (ISO 8601)."
+    )
+    deadline = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="Instances not started by then are cancelled (ISO 8601).",
+    )
     on_complete_handler = serializers.CharField(
         required=False, allow_blank=True, max_length=200, default="log"
     )

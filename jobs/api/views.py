@@ -96,6 +96,8 @@ class RunListView(AdminView):
             queue=data.get("queue") or None,
             on_complete=data.get("on_complete") or None,
             on_complete_handler=data.get("on_complete_handler") or "log",
+            not_before=data.get("not_before"),
+            deadline=data.get("deadline"),
             trigger=Trigger.API,
             user=request.user,
         )
