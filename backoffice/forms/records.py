@@ -98,13 +98,20 @@ def required_keys(table: Table, fields: Mapping[str, Field]) -> set[str]:
     return {key for key, fld in fields.items() if fld.required} | ruled
 
 
+def linked_table(user: Any, fld: Field) -> Table | None:
+    """The table whose records ``fld``'s values are (a reference's), if ``user`` may see it."""
+    slug = kind_of(fld.type).linked_table(fld.options or {})
+    target = Table.objects.filter(slug=slug).first() if slug else None
+    return target if target is not None and can(user, target, Action.VIEW) else None
+
+
 def _reference_choices(
     user: Any, fld: Field, current: str
 ) -> tuple[list[tuple[str, str]], str | None]:
     """Options for a reference select, or None as the widget when the user may not see the
     referenced table (they then type the record's id)."""
-    target = Table.objects.filter(slug=kind_of(fld.type).linked_table(fld.options)).first()
-    if target is None or not can(user, target, Action.VIEW):
+    target = linked_table(user, fld)
+    if target is None:
         return [], None
     target_fields = reads.fields_of(target)
     shown = list(target.records.order_by("id")[:REFERENCE_OPTIONS])

@@ -31,9 +31,6 @@ class NumberLike(FieldKind):
     widget = "number"
     filter = FilterSpec("range", "number")
 
-    def csv_format(self, value: Any) -> str:
-        return "" if value is None else str(value)
-
 
 @register
 class IntegerKind(NumberLike):

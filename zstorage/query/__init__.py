@@ -28,8 +28,11 @@ Semantics
   email, url and choice fields with text, in Unicode code point order (PostgreSQL's "C"
   collation, SQLite's BINARY, Python's ``str``); date and datetime fields with text, normalised
   as stored (``YYYY-MM-DD``; UTC ``YYYY-MM-DDTHH:MM:SS.ffffffZ``, a time without an offset
-  read as UTC) so that text order is time order.
-* **Operators by type.** ``$exists`` and ``$not`` apply to every field. Text-like fields:
+  read as UTC) so that text order is time order. Each field type says how its values compare
+  and normalises its text operands (``domain``, ``query_operand`` in ``zstorage.fields``; a
+  type added there, such as phone, describes its own).
+* **Operators by type** (``FieldKind.operators``). ``$exists`` and ``$not`` apply to every
+  field. Text-like fields:
   ``$eq $ne $gt $gte $lt $lte $in $nin $contains $icontains $startswith``. Date, datetime,
   integer, reference, decimal and ``id``: ``$eq $ne $gt $gte $lt $lte $in $nin``. Boolean:
   ``$eq $ne $in $nin``. JSON: ``$eq $ne`` with a text, number or boolean, equal when the stored
