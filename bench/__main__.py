@@ -15,9 +15,10 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.context import ENGINES, Bench, BenchError, Options
 from bench.harness import RESULTS, Row, machine, table, write_results
+from bench.options import ENGINES, BenchError, Options
 from bench.scenarios import SCENARIOS, load
+from bench.setup import Bench
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.context import chunks, sqs_client
+from bench.queues import chunks, sqs_client
 
 HEADER_MESSAGE_ID = "quaymaster-message-id"
 

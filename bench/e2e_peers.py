@@ -47,7 +47,7 @@ from bench.clients import (
     SqsPublisher,
     encode,
 )
-from bench.context import sqs_client
+from bench.queues import sqs_client
 from bench.scenarios.relay import event_body
 
 #: ``on_arrival(ident, received)``: the consumer got the message for write ``ident``.

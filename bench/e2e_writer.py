@@ -41,7 +41,7 @@ HANDLER = "bench-e2e"
 def linked_table(slug: str, queue: Queue) -> Table:
     """The table of ``Bench.linked_table``, linked to ``queue`` with the ``bench-e2e`` handler
     (the scenario only creates records)."""
-    from bench.context import orders_table
+    from bench.queues import orders_table
 
     return orders_table(slug, queue, handler=HANDLER)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 
 from bench.clients import encode, publisher_for
-from bench.context import chunks
+from bench.queues import chunks
 from bench.scenarios.relay import BATCH, event_body
 
 

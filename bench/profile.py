@@ -20,9 +20,11 @@ import pstats
 import sys
 import time
 
-from bench.context import LOGS, Bench, Gunicorn, message_body
 from bench.harness import ROOT
 from bench.loadgen import run_load
+from bench.processes import LOGS, Gunicorn
+from bench.queues import message_body
+from bench.setup import Bench
 
 PROFILES = LOGS / "profiles"
 

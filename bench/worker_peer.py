@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from bench.context import sqs_client
+from bench.queues import sqs_client
 
 
 def rabbitmq(queue: str, stop: threading.Event, prefetch: int) -> None:

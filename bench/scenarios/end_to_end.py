@@ -56,7 +56,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from bench.context import LOGS, Bench, BenchError, Options, RelayProcess, _stop_process
 from bench.e2e_peers import (
     KafkaPeer,
     OnArrival,
@@ -68,7 +67,10 @@ from bench.e2e_peers import (
 )
 from bench.handlers import PORT_VARIABLE
 from bench.harness import ROOT, Limit, Row, interleave, paired, percentile
+from bench.options import BenchError, Options
+from bench.processes import LOGS, RelayProcess, stop_process
 from bench.scenarios.relay import paced
+from bench.setup import Bench
 
 NAME = "end-to-end"
 TITLE = "End to end: record write → handler start, p50/p99 at 100 writes/s"
@@ -240,7 +242,7 @@ class Child:
         if self.process.stdin is not None:
             with contextlib.suppress(OSError):
                 self.process.stdin.close()
-        _stop_process(self.process)
+        stop_process(self.process)
         self.log.close()
 
 

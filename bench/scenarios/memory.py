@@ -24,20 +24,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.context import (
-    Bench,
-    BenchError,
-    Gunicorn,
-    Options,
-    RelayProcess,
-    RssSampler,
-    message_body,
-    tree_rss_mib,
-)
 from bench.harness import ROOT, Row, paired
 from bench.loadgen import run_load
+from bench.options import BenchError, Options
+from bench.processes import Gunicorn, RelayProcess, RssSampler, tree_rss_mib
+from bench.queues import message_body
 from bench.scenarios import workers
 from bench.scenarios.relay import fill, pending
+from bench.setup import Bench
 
 NAME = "memory"
 TITLE = "Memory: resident set of web (gunicorn), relay and worker, idle and under load"

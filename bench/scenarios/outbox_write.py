@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.context import Bench, BenchError, Gunicorn, Options
 from bench.harness import Row, Target, paired
 from bench.loadgen import LoadResult, post_once, run_mixed
+from bench.options import BenchError, Options
+from bench.processes import Gunicorn
+from bench.setup import Bench
 
 NAME = "outbox-write"
 TITLE = "Outbox write overhead: record creates with and without a linked queue"

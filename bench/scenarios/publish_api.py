@@ -18,9 +18,12 @@ import time
 from typing import Any
 
 from bench.clients import encode, publisher
-from bench.context import Bench, BenchError, Gunicorn, Options, message_body
 from bench.harness import Row, Target, interleave, paired, percentile
 from bench.loadgen import LoadResult, post_once, run_load
+from bench.options import BenchError, Options
+from bench.processes import Gunicorn
+from bench.queues import message_body
+from bench.setup import Bench
 
 NAME = "publish-api"
 TITLE = "Publish API: messages/s and latency, single and batch, per engine"

@@ -24,8 +24,11 @@ import uuid
 from typing import Any
 
 from bench.clients import KafkaPublisher, KafkaTail, encode, publisher
-from bench.context import Bench, BenchError, Options, RelayProcess, chunks
 from bench.harness import Row, Target, interleave, paired, percentile
+from bench.options import BenchError, Options
+from bench.processes import RelayProcess
+from bench.queues import chunks
+from bench.setup import Bench
 
 NAME = "relay"
 TITLE = "Relay: outbox rows published per second, commit-to-broker latency"

@@ -32,8 +32,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from bench.context import LOGS, Bench, BenchError, Options, amqp_channel, sqs_client
 from bench.harness import ROOT, Row, Target, interleave, paired
+from bench.options import BenchError, Options
+from bench.processes import LOGS
+from bench.queues import amqp_channel, sqs_client
+from bench.setup import Bench
 
 NAME = "workers"
 TITLE = "Workers: no-op messages per second, one worker process, concurrency 1 and 10"
