@@ -202,6 +202,20 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # Starts scheduled job runs and applies deadlines (jobs.windows).
+    "jobs-tick": {
+        "task": "jobs.tick",
+        "schedule": env.float("QUAYMASTER_JOB_TICK_SECONDS", default=5.0),
+    },
+}
+
+# Jobs. The queue runs go to when none is given; limits on what one run may be started with;
+# job modules beyond each app's jobs.py.
+QUAYMASTER_JOB_QUEUE = env.str("QUAYMASTER_JOB_QUEUE", default="jobs")
+QUAYMASTER_JOB_MAX_INSTANCES = env.int("QUAYMASTER_JOB_MAX_INSTANCES", default=100_000)
+QUAYMASTER_JOB_MAX_PARAMS_BYTES = env.int("QUAYMASTER_JOB_MAX_PARAMS_BYTES", default=32 * 1024**2)
+QUAYMASTER_JOB_MODULES = env.list("QUAYMASTER_JOB_MODULES", default=[])
 
 # Workers. Handler modules beyond each app's handlers.py; secrets the webhook handler signs
 # with (a JSON object: name -> secret); heartbeat period; lifecycle log retention.
