@@ -23,28 +23,34 @@ scan that dies half-way leaves them hidden for ``PEEK_SECONDS`` at most; nothing
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from queues.backends.base import HEADER_ATTEMPT, HEADER_MESSAGE_ID, HEADER_REASON
 from queues.backends.scan import SCAN_LIMIT, Deadline, all_found, attempts_from, wanted_set
+from queues.backends.sqs.client import SqsClient
+from queues.backends.sqs.encoding import DEFAULT_GROUP, attribute_values, body_of
 from queues.errors import QueueError
-from queues.messages import DeadLetter, user_headers
-
-if TYPE_CHECKING:
-    from queues.backends.sqs import SqsBackend
+from queues.messages import HEADER_ATTEMPT, HEADER_MESSAGE_ID, HEADER_REASON, DeadLetter
 
 PEEK_SECONDS = 30
-HEADER_ENCODING = "quaymaster-encoding"
 _DROPPED_ON_REDRIVE = {HEADER_REASON, HEADER_ATTEMPT}
 
 
 class SqsDeadLetters:
-    def __init__(self, backend: SqsBackend) -> None:
-        self.backend = backend
-        self.client = backend.client
+    """A queue's DLQ read with its client; ``max_attempts`` is the queue's (what a message SQS
+    moved by itself went through), ``user_headers`` turns attributes into the message's own."""
+
+    def __init__(
+        self,
+        sqs: SqsClient,
+        max_attempts: int,
+        user_headers: Callable[[Mapping[str, Any]], dict[str, str]],
+    ) -> None:
+        self.sqs = sqs
+        self.client = sqs.sqs
+        self.max_attempts = max_attempts
+        self.user_headers = user_headers
 
     # -- the four operations ------------------------------------------------------------------
 
@@ -63,7 +69,7 @@ class SqsDeadLetters:
 
     def redrive(self, message_ids: Iterable[str] | None) -> int:
         wanted = wanted_set(message_ids)
-        main_url = self.backend._url(self.backend.name)
+        main_url = self.sqs.url(self.sqs.name)
         moved = 0
 
         def visit(message: dict[str, Any]) -> bool:
@@ -91,20 +97,20 @@ class SqsDeadLetters:
         return deleted > 0
 
     def purge(self) -> None:
-        with self.backend._errors():
-            self.client.purge_queue(QueueUrl=self.backend._url(self.backend.name))
+        with self.sqs.errors():
+            self.client.purge_queue(QueueUrl=self.sqs.url(self.sqs.name))
 
     # -- scanning -----------------------------------------------------------------------------
 
     def _scan(self, visit: Callable[[dict[str, Any]], bool], done: Callable[[], bool]) -> None:
         """Receive every DLQ message once; ``visit`` returns True to have it deleted. The
         others are made visible again before returning, whatever happened."""
-        url = self.backend._url(self.backend.dlq_name)
+        url = self.sqs.url(self.sqs.dlq_name)
         kept: list[str] = []
         try:
             for message in self._receive_all(url, done):
                 if visit(message):
-                    with self.backend._errors():
+                    with self.sqs.errors():
                         self.client.delete_message(
                             QueueUrl=url, ReceiptHandle=message["ReceiptHandle"]
                         )
@@ -118,7 +124,7 @@ class SqsDeadLetters:
         seen: set[str] = set()
         empty = 0
         while not done() and not deadline.passed and len(seen) < SCAN_LIMIT:
-            with self.backend._errors():
+            with self.sqs.errors():
                 response = self.client.receive_message(
                     QueueUrl=url,
                     MaxNumberOfMessages=10,
@@ -152,7 +158,7 @@ class SqsDeadLetters:
                 for i, handle in enumerate(receipt_handles[start : start + 10])
             ]
             try:
-                with self.backend._errors():
+                with self.sqs.errors():
                     self.client.change_message_visibility_batch(
                         QueueUrl=url,
                         Entries=entries,  # type: ignore[arg-type]
@@ -167,13 +173,13 @@ class SqsDeadLetters:
             if name not in _DROPPED_ON_REDRIVE and "StringValue" in value
         }
         extra: dict[str, str] = {}
-        if self.backend.queue.fifo:
+        if self.sqs.queue.fifo:
             system = message.get("Attributes", {})
             extra = {
-                "MessageGroupId": system.get("MessageGroupId") or "default",
+                "MessageGroupId": system.get("MessageGroupId") or DEFAULT_GROUP,
                 "MessageDeduplicationId": f"redrive-{message['MessageId']}",
             }
-        with self.backend._errors():
+        with self.sqs.errors():
             self.client.send_message(
                 QueueUrl=main_url,
                 MessageBody=message.get("Body", ""),
@@ -184,12 +190,8 @@ class SqsDeadLetters:
     # -- reading one ----------------------------------------------------------------------------
 
     def letter(self, message: dict[str, Any]) -> DeadLetter:
-        values = {
-            name: a.get("StringValue", "")
-            for name, a in message.get("MessageAttributes", {}).items()
-        }
-        body = message.get("Body", "")
-        raw = base64.b64decode(body) if values.get(HEADER_ENCODING) == "base64" else body.encode()
+        values = attribute_values(message)
+        raw = body_of(message, values)
         system = message.get("Attributes", {})
         reason = values.get(HEADER_REASON)
         at = None
@@ -200,13 +202,13 @@ class SqsDeadLetters:
             message_id=values.get(HEADER_MESSAGE_ID) or message["MessageId"],
             body=raw,
             reason=reason
-            or f"SQS moved it here after {self.backend.queue.max_attempts} receive(s) without "
+            or f"SQS moved it here after {self.max_attempts} receive(s) without "
             "an acknowledgement (redrive policy).",
             attempts=attempts_from(values.get(HEADER_ATTEMPT))
             if reason is not None
-            else self.backend.queue.max_attempts,
-            headers=user_headers(values, ("x-",)),
+            else self.max_attempts,
+            headers=self.user_headers(values),
             ordering_key=system.get("MessageGroupId"),
             at=at,
-            origin=f"SQS {self.backend.dlq_name}, MessageId {message['MessageId']}",
+            origin=f"SQS {self.sqs.dlq_name}, MessageId {message['MessageId']}",
         )
