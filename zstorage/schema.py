@@ -16,13 +16,15 @@ from django.db import IntegrityError, transaction
 
 from zstorage import indexes
 from zstorage.errors import SchemaChangeRefused, ZStorageError
-from zstorage.fields import InvalidValue, kind_of
+from zstorage.fields import InvalidValue, kind_of, registered_types
 from zstorage.fields.structured import fields_referencing
 from zstorage.models import Field, Record, Rule, Table
 from zstorage.rules import InvalidParams, rule_type
 
 #: How many offending records a refusal names.
 EXAMPLES = 5
+#: Django's words for a value outside a field's choices, which the type once was.
+_NOT_A_TYPE = "Value %r is not a valid choice."
 
 
 class SchemaInvalid(ZStorageError):
@@ -86,7 +88,13 @@ def delete_table(table: Table, *, confirm: bool = False) -> None:
 
 
 def _check_field(field: Field) -> None:
-    _full_clean(field, exclude=["table"])
+    unknown = {} if field.type in registered_types() else {"type": [_NOT_A_TYPE % field.type]}
+    try:
+        field.full_clean(exclude=["table"])
+    except ValidationError as exc:
+        raise SchemaInvalid({**exc.message_dict, **unknown}) from None
+    if unknown:
+        raise SchemaInvalid(unknown)
     try:
         kind = kind_of(field.type)
         kind.check_options(field.options)
