@@ -20,6 +20,7 @@ from backoffice.access import allowed_actions, get_for, table_for
 from backoffice.forms.records import (
     default_values,
     input_name,
+    linked_table,
     record_inputs,
     reference_matches,
     stored_values,
@@ -224,9 +225,9 @@ def record_validate(request: HttpRequest, slug: str) -> HttpResponse:
 def record_lookup(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     """Options for a reference select, filtered by what the person typed (htmx)."""
     table = table_for(request, slug, Action.VIEW)
-    field = table.fields.filter(key=key, type="reference").first()
-    target = Table.objects.filter(slug=(field.options.get("table") if field else None)).first()
-    if target is None or not can(request.user, target, Action.VIEW):
+    field = table.fields.filter(key=key).first()
+    target = linked_table(request.user, field) if field else None
+    if target is None:
         raise Http404("No table to look up.")
     target_fields = reads.fields_of(target)
     selected = request.GET.get("selected", "")
@@ -277,12 +278,8 @@ def record_detail(request: HttpRequest, slug: str, record_id: int) -> HttpRespon
 
 
 def _reference_link(request: HttpRequest, field: Field, value: Any) -> str | None:
-    if field.type != "reference" or value is None:
-        return None
-    target = Table.objects.filter(slug=field.options.get("table")).first()
-    if target is None or not can(request.user, target, Action.VIEW):
-        return None
-    return reverse("backoffice:record", args=[target.slug, value])
+    target = linked_table(request.user, field) if value is not None else None
+    return reverse("backoffice:record", args=[target.slug, value]) if target else None
 
 
 @require_http_methods(["GET", "POST"])

@@ -232,6 +232,11 @@ def test_reference_lookup_searches_the_referenced_table(admin: Client, shop):
     assert "Ada Lovelace" in by_id
 
 
+def test_only_a_reference_field_has_a_lookup(admin: Client, shop):
+    assert admin.get("/records/orders/lookup/number?q=x").status_code == 404
+    assert admin.get("/records/orders/lookup/nothing?q=x").status_code == 404
+
+
 def test_detail_shows_values_history_and_children(admin: Client, shop):
     customers, orders = shop
     ada = records.create_record(customers, {"name": "Ada"})
