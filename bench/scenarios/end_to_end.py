@@ -512,7 +512,7 @@ def polling_defaults() -> dict[str, float]:
     """The intervals a user gets from ``make run`` (the Procfile passes no options)."""
     from queues.backends.database import DatabaseBackend
     from queues.management.commands.relay import Command
-    from workers.runtime import WorkerOptions
+    from workers.options import WorkerOptions
 
     parser = Command().create_parser("manage.py", "relay")
     return {

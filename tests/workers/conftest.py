@@ -14,8 +14,9 @@ import pytest
 
 from queues.models import Queue
 from tests.workers.helpers import FAST
+from workers.options import WorkerOptions
 from workers.registry import Registry
-from workers.runtime import Worker, WorkerOptions
+from workers.runtime import Worker
 
 
 @pytest.fixture

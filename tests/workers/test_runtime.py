@@ -22,8 +22,9 @@ from tests.queues.backends.engines import Engine, KafkaEngine
 from tests.workers.helpers import FAST, Recorder, events, publish, wait_for, wait_for_events
 from workers.context import Context
 from workers.models import EventKind, Level
+from workers.options import WorkerOptions
 from workers.registry import Registry
-from workers.runtime import Worker, WorkerOptions
+from workers.runtime import Worker
 
 StartWorker = Callable[..., Worker]
 MakeQueue = Callable[..., Queue]
