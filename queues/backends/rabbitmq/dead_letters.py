@@ -19,23 +19,29 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
-from queues.backends.base import HEADER_ATTEMPT, HEADER_MESSAGE_ID, HEADER_REASON
+from queues.backends.rabbitmq.client import BINARY, HEADER_ORDERING_KEY, Names, RabbitClient
 from queues.backends.scan import SCAN_LIMIT, Deadline, all_found, as_text, attempts_from, wanted_set
-from queues.messages import DeadLetter, user_headers
-
-if TYPE_CHECKING:
-    from queues.backends.rabbitmq import RabbitMqBackend
-
-HEADER_ORDERING_KEY = "quaymaster-ordering-key"
-BINARY = "application/octet-stream"
+from queues.messages import HEADER_ATTEMPT, HEADER_MESSAGE_ID, HEADER_REASON, DeadLetter
 
 
 class RabbitDeadLetters:
-    def __init__(self, backend: RabbitMqBackend) -> None:
-        self.backend = backend
+    """A queue's dead letters, read on its connection; ``user_headers`` turns AMQP headers
+    into the message's own."""
+
+    def __init__(
+        self,
+        client: RabbitClient,
+        names: Names,
+        user_headers: Callable[[Mapping[str, Any]], dict[str, str]],
+    ) -> None:
+        self.client = client
+        self.name = names.name
+        self.dlq_name = names.dlq
+        self.retry_name = names.retry
+        self.user_headers = user_headers
 
     # -- the four operations ------------------------------------------------------------------
 
@@ -61,8 +67,8 @@ class RabbitDeadLetters:
             letter = self.letter(message)
             if not letter.matches(wanted):
                 return False
-            self.backend._publish(
-                self.backend.name,
+            self.client.publish(
+                self.name,
                 message.body if isinstance(message.body, bytes) else str(message.body).encode(),
                 message_id=letter.message_id,
                 headers=dict(letter.headers),
@@ -90,16 +96,13 @@ class RabbitDeadLetters:
 
     def purge(self) -> int:
         with self._channel() as channel:
-            return sum(
-                int(channel.queue_purge(name) or 0)
-                for name in (self.backend.name, self.backend.retry_name)
-            )
+            return sum(int(channel.queue_purge(name) or 0) for name in (self.name, self.retry_name))
 
     # -- scanning -----------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _channel(self) -> Iterator[Any]:
-        with self.backend._errors(), self.backend._channel() as channel:
+        with self.client.errors(), self.client.channel() as channel:
             yield channel
 
     def _scan(self, visit: Callable[[Any, Any], bool], done: Callable[[], bool]) -> None:
@@ -111,7 +114,7 @@ class RabbitDeadLetters:
             try:
                 taken = 0
                 while not done() and not deadline.passed and taken < SCAN_LIMIT:
-                    message = channel.basic_get(self.backend.dlq_name, no_ack=False)
+                    message = channel.basic_get(self.dlq_name, no_ack=False)
                     if message is None:
                         break
                     taken += 1
@@ -140,9 +143,9 @@ class RabbitDeadLetters:
             body=body,
             reason=reason,
             attempts=attempts_from(headers.get(HEADER_ATTEMPT)),
-            headers=user_headers(headers, ("x-",)),
+            headers=self.user_headers(headers),
             ordering_key=as_text(headers.get(HEADER_ORDERING_KEY)) or None,
-            origin=f"RabbitMQ queue {self.backend.dlq_name}",
+            origin=f"RabbitMQ queue {self.dlq_name}",
         )
 
 

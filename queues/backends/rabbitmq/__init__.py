@@ -1,0 +1,31 @@
+"""RabbitMQ through kombu over py-amqp (publisher confirms, manual acknowledgements).
+
+* Queues (durable, classic), all on the default exchange: ``<name>``, ``<name>.dlq`` and
+  ``<name>.retry``. ``<name>`` dead-letters (``x-dead-letter-exchange: ""``) to ``<name>.dlq``,
+  so a message rejected without requeue lands there too. ``<name>.retry`` holds delayed
+  retries: each message carries its own ``expiration`` and is dead-lettered back to ``<name>``
+  when it expires. Per-message TTLs expire only at the head of a queue, so a long delay holds
+  back shorter ones behind it.
+* Publish: persistent messages (delivery_mode 2) with the AMQP ``message-id`` property set to
+  our id, ``mandatory`` (an unroutable message is an error, not a silent drop) and publisher
+  confirms (one round trip per message; a nack raises). RabbitMQ gives a message no id of its
+  own, so the API's ``broker-id`` is that ``message-id`` property.
+* Size: bodies plus header names and values up to 16 MiB (RabbitMQ 4's default
+  ``max_message_size``; 3.x allows 128 MiB), checked for the whole batch before sending.
+* Fetch: a consumer with prefetch (``basic.qos``) and ``drain_events(timeout)``. There is no
+  visibility timeout: an unacknowledged message returns to the queue when the channel closes
+  (the consumer crashed or closed), or after RabbitMQ's ``consumer_timeout`` (30 min).
+* Attempts: the ``quaymaster-attempt`` header, set by ``retry_later``; a redelivery after a
+  crash adds one (``redelivered`` flag), but classic queues do not count repeated crashes.
+* ``dead_letter`` publishes a copy to ``<name>.dlq`` with the ``quaymaster-dead-letter-reason``
+  header, then acks the original (rejecting would lose the reason).
+
+The package: ``backend.py`` (the ``Backend``), ``client.py`` (the connection, publishing,
+errors), ``consumer.py`` (prefetch, buffer, settling), ``dead_letters.py`` (reading the DLQ
+with basic.get and requeue, sending back, deleting, purging).
+"""
+
+from queues.backends.rabbitmq.backend import RabbitMqBackend
+from queues.backends.rabbitmq.consumer import RabbitHandle
+
+__all__ = ["RabbitHandle", "RabbitMqBackend"]
