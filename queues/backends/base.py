@@ -148,6 +148,10 @@ class Backend(abc.ABC):
     foreign_headers: ClassVar[tuple[str, ...]] = ()
     #: The queue fields, of those only some types take, that this type takes.
     queue_options: ClassVar[frozenset[str]] = frozenset()
+    #: The setting a queue with a blank url connects to (the deployment's own engine), and
+    #: whether the queue is unusable without one ("" : the engine needs no url).
+    url_setting: ClassVar[str] = ""
+    url_required: ClassVar[bool] = False
     #: The handle this backend puts on its deliveries.
     handle_type: ClassVar[type]
     #: Longest dead-letter reason the engine carries.

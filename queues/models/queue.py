@@ -1,15 +1,14 @@
 """Queues as data: where a queue lives (type, connection, credentials) and how it delivers.
 
 The secret (password, SQS secret key) is stored only as Fernet ciphertext (``queues.crypto``)
-and shown back masked. ``DatabaseMessage`` holds the messages of ``database`` queues, the
-embedded default; its claim logic lives in ``queues.backends.database`` and nowhere else.
+and shown back masked. What differs per type (which options apply, how the connection is
+validated, which setting a blank url falls back to) is asked of the type's backend class
+(``queues.backends.backend_class``). ``DatabaseMessage`` holds the messages of ``database``
+queues, the embedded default; its claim logic lives in ``queues.backends.database`` and
+nowhere else.
 """
 
 from __future__ import annotations
-
-import re
-from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,14 +16,13 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from queues import crypto
+from queues.backends import backend_class
 from queues.errors import BadConfiguration
 
 NAME_VALIDATOR = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$",
     "Use 1 to 80 letters, digits, '_', '.' or '-', starting with a letter or digit.",
 )
-# Kafka bootstrap servers: host:port[,host:port...]; IPv6 hosts in brackets.
-_HOST_PORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):\d{1,5}$")
 
 SQS_MAX_VISIBILITY_TIMEOUT = 43_200
 SQS_NAME_MAX = 80
@@ -34,8 +32,6 @@ KAFKA_MAX_PARTITIONS = 1000
 DEFAULT_PARTITIONS = 3
 MASK = "••••"
 
-_Add = Callable[[str, str], None]
-
 
 class QueueType(models.TextChoices):
     SQS = "sqs", "Amazon SQS"
@@ -44,11 +40,11 @@ class QueueType(models.TextChoices):
     DATABASE = "database", "Database (embedded)"
 
 
-# Where a queue with a blank url connects: the deployment's own engine.
-DEFAULT_URL_SETTING = {
-    QueueType.SQS: "SQS_ENDPOINT_URL",
-    QueueType.KAFKA: "KAFKA_BOOTSTRAP_SERVERS",
-    QueueType.RABBITMQ: "AMQP_URL",
+#: Queue fields only some types take, and the error when a type does not.
+OPTION_ERRORS = {
+    "fifo": "FIFO applies to SQS queues only.",
+    "partitions": "Partitions apply to Kafka queues only.",
+    "region": "Region applies to SQS queues only.",
 }
 
 
@@ -124,11 +120,12 @@ class Queue(models.Model):
 
         For SQS an empty result means AWS itself (boto3 picks the region's endpoint).
         """
-        if self.url or self.type == QueueType.DATABASE:
+        backend = backend_class(self.type)
+        setting = backend.url_setting
+        if self.url or not setting:
             return self.url
-        setting = DEFAULT_URL_SETTING[QueueType(self.type)]
         value: str = getattr(settings, setting, "")
-        if not value and self.type != QueueType.SQS:
+        if not value and backend.url_required:
             raise BadConfiguration(
                 f"Queue {self.name!r} has no url and {setting} is not set for this deployment."
             )
@@ -146,79 +143,20 @@ class Queue(models.Model):
         def add(field: str, message: str) -> None:
             errors.setdefault(field, []).append(message)
 
-        kind = self.type
-        if self.fifo and kind != QueueType.SQS:
-            add("fifo", "FIFO applies to SQS queues only.")
-        if self.partitions is not None and kind != QueueType.KAFKA:
-            add("partitions", "Partitions apply to Kafka queues only.")
-        if self.region and kind != QueueType.SQS:
-            add("region", "Region applies to SQS queues only.")
-        if kind == QueueType.DATABASE:
-            if self.url:
-                add("url", "Database queues live in this deployment's database: leave url blank.")
-            if self.username or self.secret_ciphertext:
-                add("username", "Database queues take no credentials.")
-            if self.visibility_timeout < 1:
-                add("visibility_timeout", "The visibility timeout must be at least 1 second.")
-        elif kind == QueueType.SQS:
-            self._clean_sqs(add)
-        elif kind == QueueType.KAFKA:
-            self._clean_kafka(add)
-        elif kind == QueueType.RABBITMQ:
-            self._clean_rabbitmq(add)
+        backend = backend_class(self.type) if self.type in QueueType.values else None
+        options = backend.queue_options if backend is not None else frozenset()
+        given = {
+            "fifo": bool(self.fifo),
+            "partitions": self.partitions is not None,
+            "region": bool(self.region),
+        }
+        for option, message in OPTION_ERRORS.items():
+            if given[option] and option not in options:
+                add(option, message)
+        if backend is not None:
+            backend.clean_queue(self, add)
         if errors:
             raise ValidationError(errors)
-
-    def _clean_sqs(self, add: _Add) -> None:
-        name = self.name or ""
-        base = name.removesuffix(FIFO_SUFFIX)
-        if self.fifo and not name.endswith(FIFO_SUFFIX):
-            add("name", "An SQS FIFO queue's name must end in '.fifo'.")
-        if not self.fifo and name.endswith(FIFO_SUFFIX):
-            add("fifo", "A name ending in '.fifo' is an SQS FIFO queue: tick FIFO.")
-        if "." in base:
-            add("name", "SQS queue names may not contain '.' (except the '.fifo' suffix).")
-        if len(name) + len(SQS_DLQ_SUFFIX) > SQS_NAME_MAX:
-            add(
-                "name",
-                f"SQS queue names are at most {SQS_NAME_MAX - len(SQS_DLQ_SUFFIX)} characters "
-                f"here, so that the dead-letter queue '<name>{SQS_DLQ_SUFFIX}' fits in "
-                f"{SQS_NAME_MAX}.",
-            )
-        if self.visibility_timeout > SQS_MAX_VISIBILITY_TIMEOUT:
-            add("visibility_timeout", "SQS visibility timeouts are 0 to 43200 seconds.")
-        if self.url:
-            parts = urlsplit(self.url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                add("url", "An SQS endpoint URL starts with http:// or https:// and names a host.")
-            elif parts.username or parts.password:
-                add("url", "Put the access key id and secret key in their fields, not in the URL.")
-        if bool(self.username) != bool(self.secret_ciphertext):
-            add("username", "Give both the access key id and the secret key, or neither.")
-
-    def _clean_kafka(self, add: _Add) -> None:
-        if self.partitions is None:
-            self.partitions = DEFAULT_PARTITIONS
-        if not 1 <= self.partitions <= KAFKA_MAX_PARTITIONS:
-            add("partitions", f"Kafka topics have 1 to {KAFKA_MAX_PARTITIONS} partitions here.")
-        if self.url:
-            servers = [s.strip() for s in self.url.split(",")]
-            if not all(_HOST_PORT.match(s) for s in servers):
-                add("url", "Kafka bootstrap servers are host:port, comma-separated.")
-        if self.secret_ciphertext and not self.username:
-            add("username", "A Kafka password needs a user name (SASL PLAIN).")
-
-    def _clean_rabbitmq(self, add: _Add) -> None:
-        if (self.name or "").startswith("amq."):
-            add("name", "RabbitMQ reserves queue names starting with 'amq.'.")
-        if self.url:
-            parts = urlsplit(self.url)
-            if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-                add("url", "An AMQP URL starts with amqp:// or amqps:// and names a host.")
-            elif parts.username or parts.password:
-                add("url", "Put the user name and password in their fields, not in the URL.")
-        if self.secret_ciphertext and not self.username:
-            add("username", "A password needs a user name.")
 
 
 class MessageState(models.TextChoices):

@@ -39,6 +39,8 @@ class KafkaBackend(Backend):
     serialise_admin = True
     handle_type = KafkaHandle
     queue_options = frozenset({"partitions"})
+    url_setting = "KAFKA_BOOTSTRAP_SERVERS"
+    url_required = True
     #: Metadata and admin requests (connection check, topic existence).
     connect_timeout = 2.0
     #: A produced message not acknowledged by the brokers within this fails the publish.

@@ -29,6 +29,8 @@ class RabbitMqBackend(Backend):
     releases_on_close = True
     foreign_headers = ("x-",)  # RabbitMQ's own (x-death, x-first-death-*)
     handle_type = RabbitHandle
+    url_setting = "AMQP_URL"
+    url_required = True
     connect_timeout = 2.0
     #: Waiting for a publisher confirm (and any other socket operation).
     confirm_timeout = 10.0

@@ -60,6 +60,7 @@ class SqsBackend(Backend):
     leases = True
     handle_type = SqsHandle
     queue_options = frozenset({"fifo", "region"})
+    url_setting = "SQS_ENDPOINT_URL"  # unset: AWS itself (boto3 picks the region's endpoint)
     connect_timeout = 2.0
     #: Must exceed the longest long poll (20 s).
     read_timeout = 25.0
