@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 
 from accounts.roles import is_admin
 from zstorage.models import Table
 from zstorage.permissions import Action, can
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 M = TypeVar("M", bound=Model)
 
 
@@ -27,7 +28,7 @@ def admin_required(view: View) -> View:
     """Login first (a redirect), then admins only (403): schema pages are not for everyone."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not is_admin(request.user):
             raise PermissionDenied("Only admins may open this page.")
         return view(request, *args, **kwargs)

@@ -19,6 +19,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
@@ -28,6 +29,9 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from accounts.roles import is_admin
+from jobs import runs
+from jobs.errors import RunNotFound
+from jobs.states import TERMINAL_RUN_STATES
 from workers.events import stream_events
 from workers.models import Level
 
@@ -197,6 +201,74 @@ async def lifecycle(request: HttpRequest) -> HttpResponse | StreamingHttpRespons
             _lifecycle_events(cursor)
             if isinstance(request, ASGIRequest)
             else _lifecycle_poll(cursor),
+            content_type="text/event-stream",
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+    _cors(request, response)
+    return response
+
+
+# -- job progress ------------------------------------------------------------------------------
+
+#: How often a job progress stream reads the run (it sends only what changed).
+PROGRESS_SECONDS = 0.5
+
+
+def _progress(run_id: str) -> dict[str, Any] | None:
+    try:
+        return runs.summary(runs.get_run(run_id), transitions=False)
+    except RunNotFound:
+        return None
+
+
+def _is_over(summary: dict[str, Any]) -> bool:
+    return summary["state"] in TERMINAL_RUN_STATES
+
+
+async def _progress_events(run_id: str, first: dict[str, Any]) -> AsyncIterator[str]:
+    """Under ASGI: the run's summary as ``event: progress`` whenever it changed, at most every
+    ``PROGRESS_SECONDS``, until the run has ended (that last summary included)."""
+    yield f"retry: {RETRY_MS}\n\n"
+    read = sync_to_async(_progress)
+    summary: dict[str, Any] | None = first
+    sent: dict[str, Any] | None = None
+    last_beat = time.monotonic()
+    while summary is not None:
+        if summary != sent:
+            yield sse_event("progress", json.dumps(summary, separators=(",", ":")))
+            sent = summary
+            last_beat = time.monotonic()
+        if _is_over(summary):
+            return
+        if time.monotonic() - last_beat >= HEARTBEAT_SECONDS:
+            last_beat = time.monotonic()
+            yield ": heartbeat\n\n"
+        await asyncio.sleep(PROGRESS_SECONDS)
+        summary = await read(run_id)
+
+
+def _progress_poll(first: dict[str, Any]) -> Iterator[str]:
+    """Under WSGI: one summary, then the stream ends (the browser reconnects)."""
+    yield f"retry: {RETRY_MS}\n\n"
+    yield sse_event("progress", json.dumps(first, separators=(",", ":")))
+
+
+async def job_progress(request: HttpRequest, run_id: Any) -> HttpResponse | StreamingHttpResponse:
+    """A job run's live progress (state, counts, percent, throughput, ETA) for admins."""
+    user = await request.auser()
+    response: HttpResponse | StreamingHttpResponse
+    if not user.is_authenticated:
+        response = HttpResponse(status=401)
+    elif not await sync_to_async(is_admin)(user):
+        response = HttpResponse(status=403)
+    elif (first := await sync_to_async(_progress)(str(run_id))) is None:
+        response = HttpResponse(status=404)
+    else:
+        response = StreamingHttpResponse(
+            _progress_events(str(run_id), first)
+            if isinstance(request, ASGIRequest)
+            else _progress_poll(first),
             content_type="text/event-stream",
         )
         response["Cache-Control"] = "no-cache"

@@ -36,6 +36,9 @@ class JobDefinition:
     name: str
     fn: JobFunction
 
+    #: Templates show a definition; they must not call it.
+    do_not_call_in_templates = True
+
     @property
     def path(self) -> str:
         return f"{self.fn.__module__}.{self.fn.__qualname__}"

@@ -1,0 +1,23 @@
+"""The jobs pages and a run's progress stream. Included at ``""`` by ``quaymaster.urls``; the
+ASGI streams process serves the same URLconf, so ``streams/jobs/<run>`` answers on both."""
+
+from django.urls import path
+
+from backoffice import streams
+from backoffice.pages import jobs
+
+app_name = "jobs"
+
+urlpatterns = [
+    path("jobs/", jobs.job_list, name="jobs"),
+    path("jobs/runs/", jobs.run_list, name="runs"),
+    path("jobs/runs/<uuid:run_id>/", jobs.run_detail, name="run"),
+    path("jobs/runs/<uuid:run_id>/results.<str:fmt>", jobs.run_results, name="run-results"),
+    path(
+        "jobs/runs/<uuid:run_id>/instances/<uuid:instance_id>/",
+        jobs.instance_detail,
+        name="instance",
+    ),
+    path("jobs/runs/<uuid:run_id>/<str:action>", jobs.run_action, name="run-action"),
+    path("streams/jobs/<uuid:run_id>", streams.job_progress, name="stream"),
+]
