@@ -29,6 +29,15 @@ def display(value: Any, field: Field) -> str:
 
 
 @register.filter
+def type_label(field: Field) -> str:
+    """The field's type as a person names it ("Date and time", "Phone")."""
+    try:
+        return kind_of(field.type).label
+    except ValueError:
+        return field.type
+
+
+@register.filter
 def shown_as(field: Field) -> str:
     """How the record pages show the field's values (``FieldKind.shown_as``)."""
     return kind_of(field.type).shown_as

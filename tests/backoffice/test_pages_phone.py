@@ -50,6 +50,8 @@ def test_the_field_editor_offers_phone(admin: Client):
     assert response.status_code == 302, response.content.decode()
     field = Field.objects.get(table__slug="people", key="tel")
     assert (field.type, field.default) == ("phone", "+442079460958")
+    listed = admin.get("/tables/people/fields/").content.decode()
+    assert "<td>Phone</td>" in listed
 
 
 def test_the_form_takes_a_phone_number_and_shows_it_grouped(admin: Client, people: Table):

@@ -89,6 +89,9 @@ def test_add_fields_of_every_kind_of_options(admin: Client):
     assert fields["status"].default == "new"
     assert fields["customer"].options == {"table": "customers"}
     assert fields["extra"].default == {"a": 1}
+    listed = admin.get("/tables/orders/fields/").content.decode()
+    assert "<td>Decimal</td>" in listed
+    assert "<td>Reference</td>" in listed
     assert [f.key for f in Field.objects.filter(table__slug="orders")] == [
         "number",
         "total",
