@@ -18,9 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from queues.backends import get_backend
-from queues.backends.base import CheckResult, OutgoingMessage, PublishResult, QueueStats
 from queues.backends.cache import BackendCache
 from queues.errors import QueueError
+from queues.messages import CheckResult, OutgoingMessage, PublishResult, QueueStats
 from queues.models import OutboxMessage, OutboxState, Queue, QueueLink
 from queues.outbox import notify_at_commit
 from zstorage.errors import QueryError

@@ -28,8 +28,8 @@ from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from queues.backends.base import Delivery, OutgoingMessage
 from queues.backends.cache import BackendCache
+from queues.messages import Delivery, OutgoingMessage
 from queues.models import Queue
 from workers.circuit import CircuitBreaker, Circuits, circuits
 from workers.errors import AlreadySettled, MalformedMessage

@@ -31,11 +31,12 @@ from typing import Any
 from django.utils import timezone
 
 from queues.backends import get_backend
-from queues.backends.base import Backend, OutgoingMessage, PublishResult
+from queues.backends.base import Backend
 from queues.backends.cache import BackendCache
 from queues.backoff import backoff
 from queues.dialects import dialect
 from queues.errors import MessageTooLarge, PublishFailed, QueueError
+from queues.messages import OutgoingMessage, PublishResult
 from queues.models import Queue
 from queues.outbox import NOTIFY_CHANNEL
 from queues.relay.leases import LeaseStore

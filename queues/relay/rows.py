@@ -16,9 +16,9 @@ from typing import Any
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from queues.backends.base import PublishResult
 from queues.dialects import Renewal, dialect
 from queues.errors import MessageTooLarge, QueueError
+from queues.messages import PublishResult
 from queues.models import OutboxMessage, OutboxState, Queue
 
 

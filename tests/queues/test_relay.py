@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from queues.backends import get_backend
-from queues.backends.base import OutgoingMessage
+from queues.messages import OutgoingMessage
 from queues.models import OutboxMessage, OutboxState, Queue, RelayLease
 from queues.relay import OutboxRows, Relay
 from tests.queues.backends.engines import Engine, unique_name
