@@ -19,10 +19,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The embedded default: SQLite under var/, the database queue, every Procfile process.
+# The demo jobs (jobs/demo.py) are loaded here only, beside any modules already configured.
+comma := ,
+DEMO_ENV := env -u DATABASE_URL QUAYMASTER_JOB_MODULES="$(if $(QUAYMASTER_JOB_MODULES),$(QUAYMASTER_JOB_MODULES)$(comma))jobs.demo"
+
 run: $(STAMP)
-	env -u DATABASE_URL $(BIN)/python manage.py migrate --no-input
-	env -u DATABASE_URL $(BIN)/python manage.py bootstrap_demo --url http://127.0.0.1:8000/
-	env -u DATABASE_URL PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile platform/Procfile --app-root . start
+	$(DEMO_ENV) $(BIN)/python manage.py migrate --no-input
+	$(DEMO_ENV) $(BIN)/python manage.py bootstrap_demo --url http://127.0.0.1:8000/
+	$(DEMO_ENV) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile platform/Procfile --app-root . start
 
 services:
 	$(SERVICES) up

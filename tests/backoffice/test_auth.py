@@ -96,7 +96,7 @@ def test_bootstrap_demo_generates_a_password_once_and_keeps_it(settings, tmp_pat
     assert capsys.readouterr().out.count(f"password {password!r}") == 2
 
 
-def test_bootstrap_demo_creates_demo_tables_and_a_linked_queue_once(settings, capsys):
+def test_bootstrap_demo_creates_demo_tables_a_linked_queue_and_the_job_queue_once(settings, capsys):
     from queues.models import Queue, QueueLink
     from zstorage.models import Record, Table
 
@@ -109,5 +109,8 @@ def test_bootstrap_demo_creates_demo_tables_and_a_linked_queue_once(settings, ca
     assert Record.objects.filter(table__slug="customers").count() == 60
     link = QueueLink.objects.get(table=orders)
     assert (link.queue.name, link.queue.type, link.handler) == ("order-events", "database", "log")
-    assert Queue.objects.count() == 1
-    assert capsys.readouterr().out.count("Demo tables created") == 1
+    jobs = Queue.objects.exclude(pk=link.queue.pk).get()
+    assert (jobs.name, jobs.type) == (settings.QUAYMASTER_JOB_QUEUE, "database")
+    out = capsys.readouterr().out
+    assert out.count("Demo tables created") == 1
+    assert out.count("Demo job queue 'jobs' created") == 1

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.roles import Role
+from jobs.demo import install_demo_jobs_queue
 from quaymaster.config import persistent_secret
 from queues.demo import DEMO_QUEUE, install_demo_queue
 from zstorage.demo import install_demo_tables
@@ -39,6 +40,11 @@ class Command(BaseCommand):
         if install_demo_queue():
             self.stdout.write(
                 f"Demo queue {DEMO_QUEUE!r} created: changes to Orders go to the 'log' handler."
+            )
+        if install_demo_jobs_queue():
+            self.stdout.write(
+                f"Demo job queue {settings.QUAYMASTER_JOB_QUEUE!r} created: start "
+                "demo.apply_discount or demo.city_report from the Jobs page."
             )
         self.stdout.write(
             f"Quaymaster is at {options['url']}  (log in as {username!r}, password {password!r})"
