@@ -6,8 +6,12 @@ class QueuesConfig(AppConfig):
     verbose_name = "Queues"
 
     def ready(self) -> None:
-        """Turn ZStorage's record events into outbox rows, inside the write's transaction."""
+        """Turn ZStorage's record events into outbox rows, inside the write's transaction; give
+        ``Queue`` its backend classes (which import the models, so not the other way round)."""
+        from queues.backends import backend_class
+        from queues.models.queue import use_engines
         from queues.outbox import on_record_changed
         from zstorage.events import record_changed
 
+        use_engines(backend_class)
         record_changed.connect(on_record_changed, dispatch_uid="queues.outbox")

@@ -5,13 +5,22 @@ from __future__ import annotations
 import enum
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from queues.backends.base import Delivery
+from queues.messages import Delivery
 
 if TYPE_CHECKING:
     from workers.message import Message
-    from workers.registry import Handler
+
+
+class Handler(Protocol):
+    """The handler a job runs: a ``workers.registry.Handler`` (a Protocol here, as the registry
+    imports the context, which imports this module)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, message: dict[str, Any], ctx: Any) -> Any: ...
 
 
 class Settlement(enum.StrEnum):

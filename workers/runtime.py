@@ -17,7 +17,7 @@ Threading model (Dramatiq's, for the same reason: broker clients are not thread-
 * Bounded prefetch: a delivery counts as in flight from fetch until it is settled, and the
   consumer never fetches more than ``concurrency - in_flight``; so at most N messages are
   fetched-but-unfinished and every fetched message has a free thread. (RabbitMQ's basic.qos
-  is 2N: N more wait unstarted in the backend's buffer, see ``workers.engines``.)
+  is 2N: N more wait unstarted in the backend's buffer, see ``Backend.prepare``.)
 * Finished jobs are settled in a batch: every ready acknowledgement goes in one
   ``Backend.ack_many`` (one round trip on each engine).
 * Fetching waits (long polls) only when nothing is in flight; while handlers run the consumer
@@ -31,7 +31,7 @@ Threading model (Dramatiq's, for the same reason: broker clients are not thread-
 
 Shutdown (``stop``, on SIGTERM): no new fetches; deliveries fetched but not started are given
 back at once; in-flight handlers get ``drain_seconds`` to finish and be settled; what is still
-running then is given back (``workers.engines``), the backend is closed and the process may
+running then is given back (``Backend.release``), the backend is closed and the process may
 exit: worker threads are daemons, a stuck handler does not hold the process.
 """
 
@@ -49,14 +49,13 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TypeVar
 
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import connections
 
-from queues.backends import get_backend
+from queues.backends import backend_class, get_backend
 from queues.backends.base import Backend, Delivery
 from queues.errors import QueueError
 from queues.models import Queue
 from workers.context import Context, Publisher
-from workers.engines import EnginePolicy, policy_for
 from workers.errors import Permanent
 from workers.events import Event, EventWriter
 from workers.job import Job, Outcome, Settlement
@@ -116,7 +115,6 @@ class Worker:
             list(middleware) if middleware is not None else default_middleware(self.options)
         )
         self.hooks = Hooks(self.middleware)
-        self.policy: EnginePolicy = policy_for(queue.type)
         self.backend_factory = backend_factory
         #: The lifecycle log; its thread runs from ``start`` to the end of ``stop``.
         self.events = EventWriter()
@@ -131,7 +129,7 @@ class Worker:
             process_id=None,
             events=self.events,
             in_flight=MappingProxyType(self.in_flight),
-            leases=self.policy.leases,
+            leases=backend_class(queue.type).leases,
         )
         #: Set by an unexpected error in the consumer thread (the process should exit non-zero).
         self.error: BaseException | None = None
@@ -214,7 +212,7 @@ class Worker:
         backend: Backend | None = None
         try:
             backend = self.backend_factory(self.queue)
-            self.policy.prepare(backend, self.options.concurrency)
+            backend.prepare(self.options.concurrency)
             self._loop(backend)
             self._drain(backend)
         except Exception as exc:
@@ -245,7 +243,7 @@ class Worker:
                 busy = bool(self.in_flight)
                 try:
                     deliveries = backend.fetch(free, 0 if busy else self.options.poll_seconds)
-                except (QueueError, DatabaseError) as exc:
+                except QueueError as exc:
                     errors += 1
                     delay = min(self.options.max_error_backoff, 0.5 * 2 ** (errors - 1))
                     self._fetch_failed(exc, errors, delay)
@@ -355,8 +353,7 @@ class Worker:
         errors: list[Exception | None]
         try:
             errors = list(backend.ack_many([job.delivery for job in jobs]))
-        except DatabaseError as exc:
-            close_old_connections()
+        except QueueError as exc:
             errors = [exc] * len(jobs)
         for job, error in zip(jobs, errors, strict=True):
             if error is not None:
@@ -378,29 +375,17 @@ class Worker:
             elif outcome.settlement == Settlement.DEAD_LETTER:
                 backend.dead_letter(delivery, outcome.reason)
             elif outcome.settlement == Settlement.NOT_ACKED:
-                job.note = self.policy.not_acked(
-                    backend,
-                    delivery,
-                    int(self.queue.max_attempts),
-                    float(self.queue.visibility_timeout),
+                job.note = backend.not_acked(
+                    delivery, int(self.queue.max_attempts), float(self.queue.visibility_timeout)
                 )
             else:
-                self.policy.release(backend, delivery)
-                job.note = (
-                    "it can be delivered again at once"
-                    if self.policy.release_explicitly
-                    else "the engine delivers it again once this consumer closes"
-                )
-        except (QueueError, DatabaseError) as exc:
+                job.note = backend.release(delivery)
+        except QueueError as exc:
             error = exc
             logger.warning("Could not %s message %s: %s", outcome.settlement, job.message_id, exc)
-            if isinstance(exc, DatabaseError):
-                close_old_connections()
         self.hooks.after_settle(self.view, job, error)
 
     def _fetch_failed(self, exc: Exception, errors: int, delay: float) -> None:
-        if isinstance(exc, DatabaseError):
-            close_old_connections()
         logger.warning(
             "Fetching from queue %s failed (%d in a row; next try in %.1fs): %s",
             self.queue.name,

@@ -1,16 +1,14 @@
-"""Backends by queue type. Modules are imported on first use, so the embedded default
-(database queues) never loads an engine client it does not need."""
+"""Backends by queue type, one package each. Packages are imported on first use, so the
+embedded default (database queues) never loads an engine client it does not need; what differs
+per engine is asked of its class (``backend_class(queue.type).leases``, ``.thread_bound``,
+``.clean_queue`` …), never switched on the queue type elsewhere."""
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING
 
-from queues.backends.base import Backend
+from queues.backends.base import Backend, QueueConfig
 from queues.errors import BadConfiguration
-
-if TYPE_CHECKING:
-    from queues.models import Queue
 
 BACKENDS: dict[str, str] = {
     "sqs": "queues.backends.sqs.SqsBackend",
@@ -30,7 +28,7 @@ def backend_class(queue_type: str) -> type[Backend]:
     return cls
 
 
-def get_backend(queue: Queue) -> Backend:
+def get_backend(queue: QueueConfig) -> Backend:
     """A new backend for ``queue``; close it (or use it as a context manager) when done."""
     return backend_class(queue.type)(queue)
 

@@ -2,21 +2,24 @@
 
 The secret (password, SQS secret key) is stored only as Fernet ciphertext (``queues.crypto``)
 and shown back masked. What differs per type (which options apply, how the connection is
-validated, which setting a blank url falls back to) is asked of the type's backend class
-(``queues.backends.backend_class``). ``DatabaseMessage`` holds the messages of ``database``
-queues, the embedded default; its claim logic lives in ``queues.backends.database`` and
-nowhere else.
+validated, which setting a blank url falls back to) is asked of the type's backend class.
+The backends sit above the models (the database backend's rows are a model), so the queues
+app's ``ready`` hands ``queues.backends.backend_class`` to ``use_engines`` rather than this
+module importing it. ``DatabaseMessage`` holds the messages of ``database`` queues, the
+embedded default; its claim logic lives in ``queues.backends.database`` and nowhere else.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Protocol
+
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from queues import crypto
-from queues.backends import backend_class
 from queues.errors import BadConfiguration
 
 NAME_VALIDATOR = RegexValidator(
@@ -38,6 +41,40 @@ class QueueType(models.TextChoices):
     KAFKA = "kafka", "Apache Kafka"
     RABBITMQ = "rabbitmq", "RabbitMQ"
     DATABASE = "database", "Database (embedded)"
+
+
+class Engine(Protocol):
+    """What a queue asks of its type's backend class (a ``queues.backends.Backend``)."""
+
+    @property
+    def queue_options(self) -> frozenset[str]: ...
+
+    @property
+    def url_setting(self) -> str: ...
+
+    @property
+    def url_required(self) -> bool: ...
+
+    def clean_queue(self, queue: Any, add: Callable[[str, str], None], /) -> None: ...
+
+
+def _engines_not_ready(queue_type: str) -> Engine:
+    raise ImproperlyConfigured("The queues app is not ready: no backend classes yet.")
+
+
+_engine_of: Callable[[str], Engine] = _engines_not_ready
+
+
+def use_engines(engine_of: Callable[[str], Engine]) -> None:
+    """Resolve queue types with ``engine_of`` (``queues.backends.backend_class``): the queues
+    app's ``ready`` calls it, as the backends import the models and not the other way round."""
+    global _engine_of
+    _engine_of = engine_of
+
+
+def engine_of(queue_type: str) -> Engine:
+    """The backend class of ``queue_type``."""
+    return _engine_of(queue_type)
 
 
 #: Queue fields only some types take, and the error when a type does not.
@@ -120,7 +157,7 @@ class Queue(models.Model):
 
         For SQS an empty result means AWS itself (boto3 picks the region's endpoint).
         """
-        backend = backend_class(self.type)
+        backend = engine_of(self.type)
         setting = backend.url_setting
         if self.url or not setting:
             return self.url
@@ -143,7 +180,7 @@ class Queue(models.Model):
         def add(field: str, message: str) -> None:
             errors.setdefault(field, []).append(message)
 
-        backend = backend_class(self.type) if self.type in QueueType.values else None
+        backend = engine_of(self.type) if self.type in QueueType.values else None
         options = backend.queue_options if backend is not None else frozenset()
         given = {
             "fifo": bool(self.fifo),
@@ -162,7 +199,7 @@ class Queue(models.Model):
 class MessageState(models.TextChoices):
     READY = "ready", "Ready"
     IN_FLIGHT = "in_flight", "In flight"
-    # No "done": an acknowledged message's row is deleted at once (see backends/database.py).
+    # No "done": an acknowledged message's row is deleted at once (see queues/backends/database).
     DEAD = "dead", "Dead letter"
 
 

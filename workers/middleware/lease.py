@@ -9,8 +9,6 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from django.db import DatabaseError, close_old_connections
-
 from queues.errors import LeaseLost, QueueError
 from workers.middleware.base import Middleware, WorkerView
 
@@ -70,10 +68,8 @@ class LeaseExtension(Middleware):
             job.lease_lost = True
             worker.warn(job, f"The lease was lost while the handler ran: {exc}")
             return None
-        except (QueueError, DatabaseError) as exc:
+        except QueueError as exc:
             logger.warning("Could not extend the lease of %s: %s", job.message_id, exc)
-            if isinstance(exc, DatabaseError):
-                close_old_connections()
             self._retry_at[job.seq] = now + RETRY_SECONDS
             return now + RETRY_SECONDS
         self._retry_at.pop(job.seq, None)
