@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from queues.backends.base import Delivery
+from queues.messages import Delivery
 from workers.errors import MalformedMessage
 
 HANDLER_KEY = "handler"

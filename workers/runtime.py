@@ -52,8 +52,9 @@ from typing import TypeVar
 from django.db import connections
 
 from queues.backends import backend_class, get_backend
-from queues.backends.base import Backend, Delivery
+from queues.backends.base import Backend
 from queues.errors import QueueError
+from queues.messages import Delivery
 from queues.models import Queue
 from workers.context import Context, Publisher
 from workers.errors import Permanent

@@ -64,7 +64,7 @@ def fill_rabbitmq(name: str, count: int) -> None:
     measured; ``left`` sees them all arrive before the consumer starts)."""
     import amqp
 
-    from queues.backends.base import HEADER_MESSAGE_ID
+    from queues.messages import HEADER_MESSAGE_ID
 
     with amqp_channel() as channel:
         for n in range(count):
@@ -102,7 +102,7 @@ def rabbitmq_purge(name: str) -> Callable[[], None]:
 
 def fill_with_backend(queue: Any, count: int) -> None:
     from queues.backends import get_backend
-    from queues.backends.base import OutgoingMessage
+    from queues.messages import OutgoingMessage
 
     with get_backend(queue) as backend:
         for start in range(0, count, 500):

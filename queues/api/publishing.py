@@ -25,7 +25,7 @@ from queues.api.errors import (
     QueueForbidden,
     QueueNotFound,
 )
-from queues.backends.base import OutgoingMessage
+from queues.messages import OutgoingMessage
 from queues.models import IdempotencyKey, Queue
 from queues.services import publishers
 

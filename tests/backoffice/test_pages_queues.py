@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from queues import services
 from queues.backends import get_backend
-from queues.backends.base import OutgoingMessage
+from queues.messages import OutgoingMessage
 from queues.models import (
     DatabaseMessage,
     MessageState,

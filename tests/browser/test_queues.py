@@ -11,7 +11,7 @@ import pytest
 
 from queues import services
 from queues.backends import get_backend
-from queues.backends.base import OutgoingMessage
+from queues.messages import OutgoingMessage
 from queues.models import DatabaseMessage, MessageState, OutboxMessage, OutboxState, Queue
 from tests.browser.conftest import PHONE, log_in, make_user, screenshot
 from zstorage import records, schema

@@ -8,7 +8,8 @@ from typing import TypeVar
 
 import pytest
 
-from queues.backends.base import Backend, Delivery
+from queues.backends.base import Backend
+from queues.messages import Delivery
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from django.core.exceptions import ValidationError
 
-from queues.backends.base import OutgoingMessage
 from queues.backends.cache import BackendCache
 from queues.errors import BrokerUnavailable, MessageTooLarge
+from queues.messages import OutgoingMessage
 from queues.models import DatabaseMessage, Queue
 from queues.services import (
     check_connection,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from queues.backends import get_backend
-from queues.backends.base import OutgoingMessage
+from queues.messages import OutgoingMessage
 from queues.models import Queue
 from tests.queues.helpers import wait_for
 from workers.context import Context

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.core import mail
 
-from queues.backends.base import Delivery
+from queues.messages import Delivery
 from queues.models import Queue
 from workers.context import Context
 from workers.errors import MalformedMessage, WebhookFailed

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from queues.backends.base import Delivery
+from queues.messages import Delivery
 from queues.models import DatabaseMessage, Queue, QueueType
 from tests.zstorage.builders import captured_events, contacts_table, make_field, make_table
 from workers.context import Context

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from queues.backends.base import Backend, Delivery
+from queues.backends.base import Backend
+from queues.messages import Delivery
 from queues.models import Queue
 from workers.events import EventSink
 from workers.job import Job, Outcome, Settlement

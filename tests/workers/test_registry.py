@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from queues.backends.base import Delivery
+from queues.messages import Delivery
 from workers.context import Context
 from workers.errors import HandlerAlreadyRegistered, HandlerNotFound, MalformedMessage
 from workers.message import decode

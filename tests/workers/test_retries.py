@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from queues.backends.base import Delivery
+from queues.messages import Delivery
 from queues.models import Queue
 from workers.errors import CircuitOpen, HandlerNotFound, Retry
 from workers.events import EventSink

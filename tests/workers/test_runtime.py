@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from queues.backends import get_backend
-from queues.backends.base import Backend, Delivery
+from queues.backends.base import Backend
 from queues.errors import BrokerUnavailable
+from queues.messages import Delivery
 from queues.models import Queue, QueueType
 from tests.queues.backends.engines import Engine, KafkaEngine
 from tests.workers.helpers import FAST, Recorder, events, publish, wait_for, wait_for_events

@@ -23,8 +23,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from queues.backends.base import Delivery
 from queues.dialects import dialect
+from queues.messages import Delivery
 from queues.models import DatabaseMessage, MessageState
 
 CLAIMABLE = (MessageState.READY, MessageState.IN_FLIGHT)

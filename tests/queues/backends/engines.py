@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from queues.backends import get_backend
-from queues.backends.base import HEADER_MESSAGE_ID, HEADER_REASON, Backend
+from queues.backends.base import Backend
+from queues.messages import HEADER_MESSAGE_ID, HEADER_REASON
 from queues.models import DatabaseMessage, MessageState, Queue, QueueType
 from tests.queues.helpers import wait_for
 from tests.services import service_env

@@ -14,8 +14,9 @@ from collections.abc import Callable
 import pytest
 
 from queues.backends import get_backend
-from queues.backends.base import Backend, OutgoingMessage, QueueStats
+from queues.backends.base import Backend
 from queues.errors import BrokerUnavailable, MessageTooLarge
+from queues.messages import OutgoingMessage, QueueStats
 from queues.models import Queue, QueueType
 from tests.queues.backends.engines import Engine
 from tests.queues.helpers import fetch_n, fetch_nothing, wait_for

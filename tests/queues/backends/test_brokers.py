@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from queues.backends import get_backend
-from queues.backends.base import OutgoingMessage
 from queues.errors import BadConfiguration, LeaseLost, QueueMissing
+from queues.messages import OutgoingMessage
 from queues.models import Queue
 from tests.queues.backends.engines import Engine, RabbitMqEngine
 from tests.queues.helpers import fetch_n

@@ -11,9 +11,9 @@ from collections.abc import Callable
 import pytest
 from django.db import connection, transaction
 
-from queues.backends.base import Delivery, OutgoingMessage
 from queues.backends.database import DatabaseBackend
 from queues.errors import BadMessage, LeaseLost
+from queues.messages import Delivery, OutgoingMessage
 from queues.models import DatabaseMessage, MessageState, Queue, QueueType
 from tests.queues.helpers import fetch_n, fetch_nothing, wait_for
 

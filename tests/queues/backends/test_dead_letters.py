@@ -13,9 +13,9 @@ import pytest
 
 from queues import dead_letters, services
 from queues.backends import get_backend
-from queues.backends.base import Backend, Delivery, OutgoingMessage
+from queues.backends.base import Backend
 from queues.backends.kafka.settled import Settled, _parse, _ranges
-from queues.dead_letters import DeadLetter
+from queues.messages import DeadLetter, Delivery, OutgoingMessage
 from queues.models import Queue, QueueType
 from tests.queues.backends.engines import Engine
 from tests.queues.helpers import fetch_n, fetch_nothing, wait_for

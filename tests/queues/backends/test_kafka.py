@@ -8,7 +8,8 @@ import pytest
 from confluent_kafka import OFFSET_INVALID
 
 from queues.backends import get_backend
-from queues.backends.base import Backend, Delivery, OutgoingMessage
+from queues.backends.base import Backend
+from queues.messages import Delivery, OutgoingMessage
 from queues.models import Queue
 from tests.queues.backends.engines import KafkaEngine
 from tests.queues.helpers import fetch_n

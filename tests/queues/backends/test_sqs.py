@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from queues.backends import get_backend
-from queues.backends.base import OutgoingMessage
 from queues.backends.sqs import SqsBackend
+from queues.messages import OutgoingMessage
 from queues.models import Queue, QueueType
 from tests.queues.backends.engines import SqsEngine
 from tests.queues.helpers import fetch_n, wait_for
