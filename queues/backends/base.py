@@ -41,49 +41,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from queues.errors import MessageTooLarge, QueueError
 from queues.messages import (
     HEADER_ATTEMPT,
-    HEADER_MESSAGE_ID,
-    HEADER_NOT_BEFORE,
-    HEADER_PREFIX,
     HEADER_REASON,
     MAX_REASON,
-    BrokerIdPublishResult,
     CheckResult,
     DeadLetter,
     Delivery,
-    KafkaPublishResult,
     OutgoingMessage,
     PublishResult,
     QueueStats,
-    SqsPublishResult,
     user_headers,
 )
 
 if TYPE_CHECKING:
     from types import TracebackType
-
-# The value types and reserved headers, importable from here as before ``queues.messages``.
-__all__ = [
-    "HEADER_ATTEMPT",
-    "HEADER_MESSAGE_ID",
-    "HEADER_NOT_BEFORE",
-    "HEADER_PREFIX",
-    "HEADER_REASON",
-    "KIB",
-    "MAX_REASON",
-    "MIB",
-    "AddError",
-    "Backend",
-    "BrokerIdPublishResult",
-    "CheckResult",
-    "DeadLetter",
-    "Delivery",
-    "KafkaPublishResult",
-    "OutgoingMessage",
-    "PublishResult",
-    "QueueConfig",
-    "QueueStats",
-    "SqsPublishResult",
-]
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -94,8 +64,8 @@ AddError = Callable[[str, str], None]
 
 class QueueConfig(Protocol):
     """What a backend reads of its queue: a ``queues.models.Queue`` (a Protocol, so that the
-    model, whose validation asks its backend class, and the backends do not import each other).
-    """
+    interface does not import the models; only the database backend, whose messages are rows,
+    does)."""
 
     name: str
     type: str
