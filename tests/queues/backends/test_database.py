@@ -247,3 +247,32 @@ def test_a_waiting_fetch_wakes_on_the_publish_notify_not_its_poll() -> None:
     finally:
         thread.join(30)
         consumer.close()
+
+
+@pytest.mark.django_db
+def test_a_database_error_leaves_the_backend_as_broker_unavailable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every engine error leaves a backend as a QueueError, the database's included: the worker
+    catches QueueError only. A failed ack_many is every delivery's error, nothing deleted."""
+    from django.db import OperationalError
+
+    from queues.backends.database import backend as database_backend
+    from queues.errors import BrokerUnavailable
+
+    queue = make_queue(visibility_timeout=30)
+    publish(queue, 2)
+    consumer = DatabaseBackend(queue, owner="a")
+    deliveries = fetch_n(consumer, 2)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(database_backend, "claim", broken)
+    monkeypatch.setattr(database_backend, "delete_leased", broken)
+    with pytest.raises(BrokerUnavailable) as raised:
+        consumer.fetch(1, wait_seconds=0)
+    assert isinstance(raised.value.__cause__, OperationalError)
+    errors = consumer.ack_many(deliveries)
+    assert [type(e) for e in errors] == [BrokerUnavailable, BrokerUnavailable]
+    assert DatabaseMessage.objects.filter(queue=queue).count() == 2
