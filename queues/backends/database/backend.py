@@ -3,14 +3,13 @@ docstring states the semantics; the claim is in ``claim.py``, the wake-up in ``w
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -23,12 +22,12 @@ from queues.backends.database.claim import (
     DatabaseHandle,
     claim,
     delete_leased,
-    json_bytes,
     leased,
     rows,
 )
+from queues.backends.database.dead_letters import DatabaseDeadLetters
+from queues.backends.database.errors import database_errors
 from queues.backends.database.wakeup import Wakeup, notify
-from queues.backends.scan import wanted_set
 from queues.errors import BadMessage, BrokerUnavailable, LeaseLost, QueueError, QueueMissing
 from queues.messages import (
     BrokerIdPublishResult,
@@ -40,19 +39,6 @@ from queues.messages import (
     QueueStats,
 )
 from queues.models import DatabaseMessage, MessageState
-
-
-@contextlib.contextmanager
-def database_errors(doing: str) -> Iterator[None]:
-    """A ``DatabaseError`` leaves as ``BrokerUnavailable``, like any engine's error; a
-    connection it left unusable is closed (outside a transaction: the next query opens a new
-    one), as the request cycle does."""
-    try:
-        yield
-    except DatabaseError as exc:
-        if not connection.in_atomic_block:
-            connection.close_if_unusable_or_obsolete()
-        raise BrokerUnavailable(f"The database queue failed while {doing}: {exc}") from exc
 
 
 class DatabaseBackend(Backend):
@@ -222,65 +208,27 @@ class DatabaseBackend(Backend):
     def close(self) -> None:
         self.wakeup.close()
 
-    # -- administration -----------------------------------------------------------------------
+    # -- administration (dead_letters.py) ----------------------------------------------------
+
+    def _dead_letters(self) -> DatabaseDeadLetters:
+        self._require_saved()
+        return DatabaseDeadLetters(self.queue.pk)
 
     def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
         """The queue's ``dead`` rows, oldest first; reading them changes nothing."""
-        self._require_saved()
-        with database_errors("reading dead letters"):
-            dead = list(self._dead(wanted_set(keys)).order_by("id")[: max(0, limit)])
-        return [
-            DeadLetter(
-                key=str(row.message_id),
-                message_id=str(row.message_id),
-                body=json_bytes(row.body),
-                reason=row.last_error or "(no reason recorded)",
-                attempts=row.attempts,
-                headers=dict(row.headers or {}),
-                ordering_key=row.ordering_key or None,
-                origin=f"queues_databasemessage row {row.pk}",
-            )
-            for row in dead
-        ]
+        return self._dead_letters().peek(limit, keys)
 
     def redrive(self, message_ids: Iterable[str] | None = None) -> int:
         """Dead rows become ready now with attempts 0: one UPDATE, so nothing is in between."""
-        self._require_saved()
-        with database_errors("sending dead letters back"):
-            return int(
-                self._dead(wanted_set(message_ids)).update(
-                    state=MessageState.READY,
-                    attempts=0,
-                    available_at=timezone.now(),
-                    last_error="",
-                    lease_token=None,
-                    lease_owner="",
-                )
-            )
+        return self._dead_letters().redrive(message_ids)
 
     def delete_dead_letter(self, message_id: str) -> bool:
-        self._require_saved()
-        with database_errors("deleting a dead letter"):
-            deleted, _ = self._dead({message_id}).delete()
-        return deleted > 0
+        return self._dead_letters().delete(message_id)
 
     def purge(self) -> int:
         """Delete the ready rows (delayed retries included). In-flight rows stay: a handler is
         working on them and will settle them; dead rows stay for an admin."""
-        self._require_saved()
-        with database_errors("purging"):
-            deleted, _ = self._rows().filter(state=MessageState.READY).delete()
-        return int(deleted)
-
-    def _dead(self, wanted: set[str] | None) -> Any:
-        dead = self._rows().filter(state=MessageState.DEAD)
-        if wanted is None:
-            return dead
-        ids = []
-        for value in wanted:
-            with contextlib.suppress(ValueError):
-                ids.append(uuid.UUID(value))
-        return dead.filter(message_id__in=ids)
+        return self._dead_letters().purge()
 
     # -- helpers ------------------------------------------------------------------------------
 
