@@ -51,3 +51,26 @@ class IllegalTransition(JobError):
 
 class JobAlreadyRegistered(JobError):
     code = "job_already_registered"
+
+
+class InvalidSchedule(JobError):
+    """A schedule that cannot be saved: ``errors`` says which field, and why."""
+
+    code = "invalid_schedule"
+
+    def __init__(self, message: str, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or {}
+
+
+class InvalidCron(InvalidSchedule):
+    code = "invalid_cron"
+
+
+class MissingHandler(InvalidSchedule):
+    code = "missing_handler"
+
+
+class ScheduleNotFound(JobError):
+    code = "schedule_not_found"
+    status = 404

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "django_celery_beat",
     "accounts",
     "backoffice",
     "zstorage",
@@ -194,6 +195,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
         "data_folder_in": str(VAR_DIR / "celery" / "out"),
         "data_folder_out": str(VAR_DIR / "celery" / "out"),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "control_folder": str(VAR_DIR / "celery" / "control"),
     }
     if CELERY_BROKER_URL.startswith("filesystem")
     else {}
@@ -201,7 +203,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat reads its schedule from the database (django-celery-beat): the schedules admins edit
+# (jobs.Schedule keeps a PeriodicTask each) and the static entries below, which it copies in.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     # Starts scheduled job runs and applies deadlines (jobs.windows).
     "jobs-tick": {
