@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from jobs import firing, windows
+from jobs import firing, housekeeping, windows
 
 
 @shared_task(name="jobs.tick", ignore_result=True)
@@ -27,3 +27,9 @@ def fire_schedule(schedule_id: int) -> str:
     if fired.fire is None:
         return "nothing to do (already fired, disabled or not due)"
     return f"{fired.fire.outcome} for {fired.fire.due_at.isoformat()}"
+
+
+@shared_task(name="jobs.prune", ignore_result=True)
+def prune() -> dict[str, int]:
+    done = housekeeping.prune()
+    return {"runs": done.runs, "fires": done.fires}

@@ -206,13 +206,26 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Beat reads its schedule from the database (django-celery-beat): the schedules admins edit
 # (jobs.Schedule keeps a PeriodicTask each) and the static entries below, which it copies in.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+HOUSEKEEPING_SECONDS = env.float("QUAYMASTER_HOUSEKEEPING_SECONDS", default=600.0)
 CELERY_BEAT_SCHEDULE = {
     # Starts scheduled job runs and applies deadlines (jobs.windows).
     "jobs-tick": {
         "task": "jobs.tick",
         "schedule": env.float("QUAYMASTER_JOB_TICK_SECONDS", default=5.0),
     },
+    # Housekeeping: each deletes only what is past its retention (see each app's housekeeping).
+    **{
+        name: {"task": name, "schedule": HOUSEKEEPING_SECONDS}
+        for name in (
+            "queues.prune_outbox",
+            "queues.prune_idempotency_keys",
+            "workers.prune_lifecycle",
+            "jobs.prune",
+        )
+    },
 }
+QUAYMASTER_OUTBOX_RETENTION_HOURS = env.float("QUAYMASTER_OUTBOX_RETENTION_HOURS", default=24.0)
+QUAYMASTER_IDEMPOTENCY_KEY_HOURS = env.float("QUAYMASTER_IDEMPOTENCY_KEY_HOURS", default=24.0)
 
 # Jobs. The queue runs go to when none is given; limits on what one run may be started with;
 # job modules beyond each app's jobs.py.
@@ -220,6 +233,9 @@ QUAYMASTER_JOB_QUEUE = env.str("QUAYMASTER_JOB_QUEUE", default="jobs")
 QUAYMASTER_JOB_MAX_INSTANCES = env.int("QUAYMASTER_JOB_MAX_INSTANCES", default=100_000)
 QUAYMASTER_JOB_MAX_PARAMS_BYTES = env.int("QUAYMASTER_JOB_MAX_PARAMS_BYTES", default=32 * 1024**2)
 QUAYMASTER_JOB_MODULES = env.list("QUAYMASTER_JOB_MODULES", default=[])
+QUAYMASTER_JOB_RETENTION_DAYS = env.float("QUAYMASTER_JOB_RETENTION_DAYS", default=30.0)
+# A schedule's fire that comes later than this after its due time was missed (beat was down).
+QUAYMASTER_SCHEDULE_GRACE_SECONDS = env.float("QUAYMASTER_SCHEDULE_GRACE_SECONDS", default=60.0)
 
 # Workers. Handler modules beyond each app's handlers.py; secrets the webhook handler signs
 # with (a JSON object: name -> secret); heartbeat period; lifecycle log retention.

@@ -10,16 +10,15 @@ people, the queue is the source of truth.
 
 Retention is bounded two ways (both settings): events older than
 ``QUAYMASTER_LIFECYCLE_RETENTION_DAYS`` are deleted, and only the newest
-``QUAYMASTER_LIFECYCLE_MAX_EVENTS`` are kept. Every writer prunes now and then.
+``QUAYMASTER_LIFECYCLE_MAX_EVENTS`` are kept, by the ``workers.prune_lifecycle`` Celery task
+(``prune_events``).
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -106,20 +105,17 @@ class EventWriter(EventSink):
         flush_interval: float = 0.25,
         batch_size: int = 500,
         max_buffer: int = 10_000,
-        prune_interval: float = 300.0,
     ) -> None:
         self.worker_id = worker_id
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.max_buffer = max_buffer
-        self.prune_interval = prune_interval
         self.dropped = 0
         self._buffer: collections.deque[Event] = collections.deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._next_prune = time.monotonic() + prune_interval
 
     def emit(self, event: Event) -> None:
         with self._lock:
@@ -168,10 +164,6 @@ class EventWriter(EventSink):
                 self._wake.wait(self.flush_interval)
                 self._wake.clear()
                 self.flush()
-                if time.monotonic() >= self._next_prune:
-                    self._next_prune = time.monotonic() + self.prune_interval
-                    with contextlib.suppress(DatabaseError):
-                        prune_events()
             self.flush()
         finally:
             connection.close()

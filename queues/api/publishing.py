@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.authentication import allows_queue
 from accounts.models import ApiToken
@@ -25,6 +26,7 @@ from queues.api.errors import (
     QueueForbidden,
     QueueNotFound,
 )
+from queues.housekeeping import idempotency_ttl
 from queues.messages import OutgoingMessage
 from queues.models import IdempotencyKey, Queue
 from queues.services import publishers
@@ -97,7 +99,10 @@ def publish_batch(queue: Queue, bodies: Any) -> list[dict[str, Any]]:
 def remembered(user: Any, key: str, queue: Queue) -> IdempotencyKey | None:
     """Claim ``key`` for this request, or return the earlier request's record.
 
-    The claim commits at once, so a concurrent repeat sees it and is told to wait (409)."""
+    The claim commits at once, so a concurrent repeat sees it and is told to wait (409). A
+    key older than ``QUAYMASTER_IDEMPOTENCY_KEY_HOURS`` is forgotten: the request publishes."""
+    expired = timezone.now() - idempotency_ttl()
+    IdempotencyKey.objects.filter(user=user, key=key, created_at__lt=expired).delete()
     try:
         with transaction.atomic():
             IdempotencyKey.objects.create(user=user, key=key, queue=queue)

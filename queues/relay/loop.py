@@ -28,8 +28,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from django.utils import timezone
-
 from queues.backends import get_backend
 from queues.backends.base import Backend
 from queues.backends.cache import BackendCache
@@ -45,6 +43,9 @@ from queues.relay.rows import OutboxRows, PendingRow
 
 log = logging.getLogger("queues.relay")
 
+#: How often the relay logs its rate, failures and backlog.
+REPORT_SECONDS = 60.0
+
 
 class Relay:
     def __init__(
@@ -53,7 +54,6 @@ class Relay:
         batch_size: int = 500,
         lease_seconds: float = 15.0,
         poll_seconds: float = 0.5,
-        retention: dt.timedelta = dt.timedelta(hours=24),
         owner: str | None = None,
         listen: bool = True,
         backend_factory: Callable[[Queue], Backend] = get_backend,
@@ -65,13 +65,12 @@ class Relay:
         self.batch_size = self.rows.batch_size
         self.listen = listen
         self.poll_seconds = poll_seconds
-        self.retention = retention
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.leases = LeaseStore(self.owner, dt.timedelta(seconds=lease_seconds))
         self.backends = BackendCache(backend_factory, max_idle=1)
         self.counters = RelayCounters()
         self._executor: ThreadPoolExecutor | None = None
-        self._last_cleanup = 0.0
+        self._last_report = time.monotonic()
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -81,8 +80,7 @@ class Relay:
                 published = self.run_once()
                 if published == 0:
                     wait(self.poll_seconds)
-                if time.monotonic() - self._last_cleanup > 60:
-                    self.cleanup()
+                if time.monotonic() - self._last_report > REPORT_SECONDS:
                     self.report()
         self.close()
 
@@ -217,16 +215,13 @@ class Relay:
         self.rows.postpone(rows, error, attempts, backoff(attempts))
         self.counters.failures += 1
 
-    # -- housekeeping -------------------------------------------------------------------------
-
-    def cleanup(self) -> int:
-        """Delete rows published longer ago than the retention period."""
-        self._last_cleanup = time.monotonic()
-        return self.rows.delete_published(timezone.now() - self.retention)
+    # -- reporting ----------------------------------------------------------------------------
 
     def report(self) -> None:
-        """Log published per second and failures since the last report, with the backlog."""
+        """Log published per second and failures since the last report, with the backlog.
+        (Published rows are deleted by the ``queues.prune_outbox`` Celery task.)"""
         now = time.monotonic()
+        self._last_report = now
         report(self.counters, now)
         self.counters = RelayCounters(started=now)
 

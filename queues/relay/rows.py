@@ -81,10 +81,3 @@ class OutboxRows:
             last_error=f"{error.code}: {error.message}"[:2000],
             available_at=timezone.now() + dt.timedelta(seconds=delay),
         )
-
-    def delete_published(self, before: dt.datetime) -> int:
-        """Delete rows published before ``before``; returns how many."""
-        deleted, _ = OutboxMessage.objects.filter(
-            state=OutboxState.PUBLISHED, published_at__lt=before
-        ).delete()
-        return deleted

@@ -99,21 +99,6 @@ def test_one_relay_at_a_time_per_queue_and_a_dead_relays_lease_expires():
     assert not first.leases.acquire(queue.pk)
 
 
-@pytest.mark.django_db
-def test_published_rows_are_deleted_after_the_retention_period():
-    queue = Queue.objects.create(name="q", type="database")
-    table = linked_table(queue)
-    for n in range(3):
-        records.create_record(table, {"number": f"A-{n}"})
-    relay = Relay(retention=dt.timedelta(hours=1))
-    relay.run_once()
-    OutboxMessage.objects.filter(pk=OutboxMessage.objects.first().pk).update(  # type: ignore[union-attr]
-        published_at=timezone.now() - dt.timedelta(hours=2)
-    )
-    assert relay.cleanup() == 1
-    assert OutboxMessage.objects.count() == 2
-
-
 def _messages_in_topic(broker: Engine, queue: Queue) -> int:
     """Everything the topic holds, duplicates included (the sum of the high watermarks)."""
     from confluent_kafka import Consumer, TopicPartition

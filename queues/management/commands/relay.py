@@ -6,7 +6,6 @@ Several relays may run; each queue is published by one of them at a time (see
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -41,7 +40,6 @@ class Command(BaseCommand):
             help="Do not LISTEN for the outbox's NOTIFY on PostgreSQL: poll every --poll-seconds "
             "only (e.g. behind a connection pooler that cannot hold a LISTEN session).",
         )
-        parser.add_argument("--retention-hours", type=float, default=24.0)
 
     def handle(self, *args: Any, **options: Any) -> None:
         logging.getLogger("queues.relay").setLevel(logging.INFO)
@@ -49,7 +47,6 @@ class Command(BaseCommand):
             batch_size=options["batch_size"],
             lease_seconds=options["lease_seconds"],
             poll_seconds=options["poll_seconds"],
-            retention=dt.timedelta(hours=options["retention_hours"]),
             listen=options["listen"],
         )
         self.stdout.write(f"relay {relay.owner}: publishing the outbox")
