@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib import messages
@@ -20,6 +21,8 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -82,8 +85,18 @@ def job_list(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Started {run.job} over {run.total} instance(s).")
                 return redirect(run_url(run))
         status = 422
-    context = {"jobs": registry.all(), "form": form, "crumbs": [("Jobs", None)]}
+    jobs = [(d, _docstring_html(d.description)) for d in registry.all()]
+    context = {"jobs": jobs, "form": form, "crumbs": [("Jobs", None)]}
     return render(request, "jobs/list.html", context, status=status)
+
+
+_LITERAL = re.compile(r"``(.+?)``")
+
+
+def _docstring_html(text: str) -> str:
+    """A job's docstring as HTML: escaped, its ``literals`` as code, its line breaks kept."""
+    html = _LITERAL.sub(r"<code>\1</code>", str(escape(text)))
+    return mark_safe(html.replace("\n", "<br>"))  # escaped above
 
 
 @admin_required
@@ -136,9 +149,12 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         "eta": summary["eta-seconds"],
         "badge": STATE_BADGES[RunState(run.state)],
         "page": page,
+        "instances": _with_params(page),
         "shown": shown if shown in InstanceState.values else "",
         "instance_states": InstanceState.choices,
-        "failures": run.instances.filter(state=InstanceState.ERRORED).order_by("index")[:10],
+        "failures": _with_params(
+            run.instances.filter(state=InstanceState.ERRORED).order_by("index")[:10]
+        ),
         "ended": run.state in TERMINAL_RUN_STATES,
         "can": _actions(run),
         "stream_url": reverse("jobs:stream", args=[run.pk]),
@@ -149,6 +165,11 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         ],
     }
     return render(request, "jobs/run.html", context)
+
+
+def _with_params(instances: Iterable[JobInstance]) -> list[tuple[JobInstance, str]]:
+    """Each instance with its parameters as JSON, as they were typed (not Python's repr)."""
+    return [(i, json.dumps(i.params, ensure_ascii=False)) for i in instances]
 
 
 def _actions(run: JobRun) -> dict[str, bool]:

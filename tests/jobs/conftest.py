@@ -4,33 +4,17 @@ handler — against the test database."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connections
 
-from jobs.dispatch import INSTANCE_HANDLER
-from jobs.execution import run_instance
-from jobs.handlers import start_job
 from jobs.models import JobRun
 from jobs.states import TERMINAL_RUN_STATES
 from queues.models import Queue
-from queues.relay import Relay
 from tests.jobs import sample_jobs
+from tests.jobs.moving_parts import StartWorker, platform_threads
 from tests.queues.helpers import wait_for
-from workers.registry import Registry
-from workers.runtime import Worker, WorkerOptions
-
-FAST = {
-    "poll_seconds": 0.2,
-    "busy_poll_seconds": 0.02,
-    "retry_base_delay": 0.05,
-    "retry_max_delay": 0.2,
-    "heartbeat_seconds": 0.5,
-    "drain_seconds": 5.0,
-}
 
 
 @pytest.fixture
@@ -58,42 +42,10 @@ def events_queue(db: None) -> Queue:
 
 
 @pytest.fixture
-def platform(transactional_db: None) -> Iterator[Callable[[Queue], None]]:
+def platform(transactional_db: None) -> Iterator[StartWorker]:
     """Start the relay and a worker (concurrency 10) on a queue, in threads."""
-    stopping = threading.Event()
-    threads: list[threading.Thread] = []
-    workers: list[Worker] = []
-
-    def start(queue: Queue, concurrency: int = 10) -> None:
-        if not threads:
-            relay = Relay(poll_seconds=0.05)
-
-            def relaying() -> None:
-                try:
-                    relay.run(stopping)
-                finally:
-                    connections.close_all()
-
-            thread = threading.Thread(target=relaying, daemon=True)
-            thread.start()
-            threads.append(thread)
-        registry = Registry()
-        registry.handler(INSTANCE_HANDLER)(run_instance)
-        registry.handler("start_job")(start_job)
-        worker = Worker(
-            queue,
-            registry=registry,
-            options=WorkerOptions(**{**FAST, "concurrency": concurrency}),
-        )
-        worker.start()
-        workers.append(worker)
-
-    yield start
-    for worker in workers:
-        worker.stop(drain_seconds=0)
-    stopping.set()
-    for thread in threads:
-        thread.join(timeout=10)
+    with platform_threads() as start:
+        yield start
 
 
 def wait_until_ended(run: JobRun, timeout: float = 60.0) -> JobRun:
