@@ -7,9 +7,9 @@ the same transaction, under the schedule's row lock:
 - a cron schedule's due time is the latest time its expression matches, at or before now, in
   the schedule's time zone; two sends of the same fire (two beats running by mistake, a task
   delivered twice) find the same due time, and the second finds it fired;
-- an interval schedule's due time is now, and a fire within half an interval of the last one
-  is the same fire (Celery's intervals run from each send, not on a fixed grid, so a grid
-  would drift; half an interval is far more than two beats apart, far less than a period);
+- an interval schedule's due time is now, and a fire less than 90% of an interval after the
+  last one is the same fire (Celery's intervals run from each send, not on a fixed grid, so a
+  grid would drift; two beats, whatever their phase, then fire once per interval between them);
 - a one-off's due time is its ``run_at``; it fires once, then disables itself.
 
 A fire that comes more than ``QUAYMASTER_SCHEDULE_GRACE_SECONDS`` after its due time was
@@ -47,6 +47,10 @@ from jobs.models import (
 )
 from queues.models import OutboxMessage
 from queues.outbox import notify_at_commit
+
+
+#: Within this share of an interval after the last fire, a send is the same fire again.
+INTERVAL_SAME_FIRE = 0.9
 
 
 def grace() -> dt.timedelta:
@@ -139,7 +143,7 @@ def lateness(schedule: Schedule, due: dt.datetime, now: dt.datetime) -> dt.timed
 def _fired_already(schedule: Schedule, due: dt.datetime) -> bool:
     fires = schedule.fires.filter(manual=False)
     if schedule.kind == ScheduleKind.INTERVAL:
-        window = dt.timedelta(seconds=(schedule.every_seconds or 0) / 2)
+        window = dt.timedelta(seconds=(schedule.every_seconds or 0) * INTERVAL_SAME_FIRE)
         return fires.filter(due_at__gt=due - window).exists()
     return fires.filter(due_at=due).exists()
 

@@ -125,12 +125,13 @@ def test_cron_due_times_follow_the_schedules_time_zone(job_queue: Queue):
     assert firing.next_due(schedule, at(14, 0, 2)) == at(14, day=3)
 
 
-def test_an_interval_fire_within_half_an_interval_is_the_same_fire(job_queue: Queue):
+def test_interval_fires_sent_by_two_beats_out_of_phase_act_once_per_interval(job_queue: Queue):
     schedule = hourly(kind="interval", every_seconds=60, cron="")
-    assert firing.fire(schedule.pk, now=at(10, 0, 0)).fire is not None
-    assert firing.fire(schedule.pk, now=at(10, 0, 20)).duplicate
-    assert firing.fire(schedule.pk, now=at(10, 1, 0)).fire is not None
-    assert ScheduleFire.objects.count() == 2
+    beat_a = [at(10, 0, 0), at(10, 1, 0), at(10, 2, 0)]
+    beat_b = [at(10, 0, 50), at(10, 1, 50), at(10, 2, 50)]  # 50 s behind
+    fired = [firing.fire(schedule.pk, now=t) for t in sorted(beat_a + beat_b)]
+    assert [f.fire is not None for f in fired] == [True, False, True, False, True, False]
+    assert ScheduleFire.objects.count() == 3
 
 
 def test_a_one_off_fires_once_then_disables_itself(job_queue: Queue):
