@@ -12,6 +12,7 @@ SCENARIOS: dict[str, str] = {
     "relay": "bench.scenarios.relay",
     "workers": "bench.scenarios.workers",
     "end-to-end": "bench.scenarios.end_to_end",
+    "jobs": "bench.scenarios.jobs",
     "memory": "bench.scenarios.memory",
 }
 

@@ -108,3 +108,34 @@ def test_a_quick_workers_run_measures_ours_the_bare_loop_and_celery(tmp_path: Pa
         "Celery threads c=10",
     ]
     assert_numbers(rows)
+
+
+@pytest.mark.timeout(420)
+def test_a_quick_jobs_run_measures_fan_out_start_cost_and_completion_latency(tmp_path: Path):
+    """Fan-out on RabbitMQ and the database queue beside a Celery chord (results on
+    PostgreSQL), the start cost beside bulk_create and COPY, and the completion latency."""
+    service_env("DATABASE_URL")
+    service_env("AMQP_URL")
+    results = tmp_path / "latest.json"
+    run_quick(
+        tmp_path,
+        "jobs",
+        "--scenario",
+        "jobs",
+        "--engine",
+        "rabbitmq",
+        "--engine",
+        "database",
+        timeout=410,
+    )
+    rows = json.loads(results.read_text())["rows"]
+    assert [(row["scenario"], row["peer_name"]) for row in rows] == [
+        ("jobs", "Celery chord (prefork c=10, db backend)"),
+        ("jobs", "Celery chord (prefork c=10, db backend)"),
+        ("jobs", "bare bulk_create"),
+        ("jobs", "COPY"),
+        ("jobs/postgresql+rabbitmq", "Celery chord: last task → callback"),
+        ("jobs/postgresql+rabbitmq", "Celery chord: last task → callback"),
+    ]
+    assert all(row["errors"] == 0 for row in rows)
+    assert_numbers(rows)
