@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -157,7 +158,8 @@ def run_detail(request: HttpRequest, run_id: str) -> HttpResponse:
         ),
         "ended": run.state in TERMINAL_RUN_STATES,
         "can": _actions(run),
-        "stream_url": reverse("jobs:stream", args=[run.pk]),
+        # The streams process (ASGI) holds the stream open; pages name it by its own URL.
+        "stream_url": f"{settings.QUAYMASTER_STREAMS_URL.rstrip('/')}/jobs/{run.pk}",
         "crumbs": [
             ("Jobs", reverse("jobs:jobs")),
             ("Runs", reverse("jobs:runs")),

@@ -228,3 +228,12 @@ def test_the_dashboard_lists_runs_in_progress(admin: Client, queue: Queue):
     page = admin.get("/").content.decode()
     assert 'id="dashboard-jobs"' in page
     assert f"/jobs/runs/{running.pk}/" in page
+
+
+def test_a_run_in_progress_follows_its_stream_on_the_streams_process(
+    admin: Client, queue: Queue, settings: Any
+):
+    settings.QUAYMASTER_STREAMS_URL = "http://127.0.0.1:8001/streams/"
+    run = runs.start("echo", [{}, {}], parallelism=1, queue=queue)
+    page = admin.get(f"/jobs/runs/{run.pk}/").content.decode()
+    assert f'"http://127.0.0.1:8001/streams/jobs/{run.pk}"' in page

@@ -68,8 +68,10 @@ PARAMS = """[{"n": 1},
 
 
 def test_an_admin_starts_a_run_and_watches_it_end(
-    page: Any, platform: StartWorker, settings: Any
+    page: Any, platform: StartWorker, settings: Any, live_server: Any
 ) -> None:
+    # The streams process is the live server here (a long poll under WSGI, see streams.py).
+    settings.QUAYMASTER_STREAMS_URL = live_server.url + "/streams/"
     queue = services.create_queue(
         name=settings.QUAYMASTER_JOB_QUEUE, type="database", max_attempts=2, visibility_timeout=10
     )
