@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -39,7 +39,7 @@ class KafkaConsumer:
         client: KafkaClient,
         poll_slice: float,
         commit_timeout: float,
-        user_headers: Any,
+        user_headers: Callable[[Mapping[str, Any]], dict[str, str]],
     ) -> None:
         self.client = client
         self.poll_slice = poll_slice
