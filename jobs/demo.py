@@ -5,7 +5,8 @@ queue their runs go to.
 - ``demo.apply_discount``: one instance per order (``{"order": 12, "percent": 10}``) lowers
   its total through ``ctx.records``, so each change also travels to the ``order-events`` queue.
 - ``demo.city_report``: one instance per city (``{"city": "Lisbon"}``) writes a CSV of that
-  city's orders with ``ctx.files`` and returns where it is, with the count and the revenue.
+  city's orders with ``ctx.files`` and returns where it is, with the count and the revenue;
+  the demo schedule runs it for every city at the top of each hour.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs.context import JobContext
+from jobs.models import CatchUp, Schedule, ScheduleAction, ScheduleKind
 from jobs.registry import job
 from queues.models import Queue, QueueType
 
@@ -70,6 +72,32 @@ def city_report(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     url = ctx.files.save(f"reports/orders-{city.lower()}.csv", out.getvalue())
     ctx.progress(len(orders), len(orders), "written")
     return {"city": city, "orders": len(orders), "revenue": str(revenue), "file": url}
+
+
+DEMO_SCHEDULE = "hourly city reports"
+
+
+def install_demo_schedule() -> bool:
+    """One demo schedule: the city reports every hour (a run of one instance per city)."""
+    from jobs.schedules import save
+    from zstorage.demo import CITIES
+
+    if Schedule.objects.filter(name=DEMO_SCHEDULE).exists():
+        return False
+    save(
+        Schedule(
+            name=DEMO_SCHEDULE,
+            description="Writes a CSV of each city's orders at the top of every hour.",
+            action=ScheduleAction.START_JOB,
+            job="demo.city_report",
+            params=[{"city": city} for city in CITIES],
+            parallelism=2,
+            kind=ScheduleKind.CRON,
+            cron="0 * * * *",
+            catch_up=CatchUp.SKIP,
+        )
+    )
+    return True
 
 
 @transaction.atomic

@@ -114,3 +114,8 @@ def test_bootstrap_demo_creates_demo_tables_a_linked_queue_and_the_job_queue_onc
     out = capsys.readouterr().out
     assert out.count("Demo tables created") == 1
     assert out.count("Demo job queue 'jobs' created") == 1
+    from jobs.models import Schedule
+
+    [schedule] = Schedule.objects.all()
+    assert (schedule.job, schedule.cron, len(schedule.params)) == ("demo.city_report",
+                                                                   "0 * * * *", 6)  # fmt: skip

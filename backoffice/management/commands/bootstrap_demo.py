@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.roles import Role
-from jobs.demo import install_demo_jobs_queue
+from jobs.demo import DEMO_SCHEDULE, install_demo_jobs_queue, install_demo_schedule
 from quaymaster.config import persistent_secret
 from queues.demo import DEMO_QUEUE, install_demo_queue
 from zstorage.demo import install_demo_tables
@@ -46,6 +46,8 @@ class Command(BaseCommand):
                 f"Demo job queue {settings.QUAYMASTER_JOB_QUEUE!r} created: start "
                 "demo.apply_discount or demo.city_report from the Jobs page."
             )
+        if install_demo_schedule():
+            self.stdout.write(f"Demo schedule {DEMO_SCHEDULE!r}: the city reports every hour.")
         self.stdout.write(
             f"Quaymaster is at {options['url']}  (log in as {username!r}, password {password!r})"
         )
