@@ -4,8 +4,9 @@ through ``QUAYMASTER_JOB_MODULES``; imported by the test process so it can start
 Each call leaves its trace in files the test reads, across processes:
 
 - ``QM_TEST_RECORD``: one JSON line per event (``started`` when the function is entered,
-  ``done`` when it returns), each written with one ``write`` in O_APPEND mode, so lines of
-  concurrent processes never interleave (as ``tests/workers/process_handlers.py`` does);
+  ``done`` when it returns, with the pid, instance, attempt and time), each written with one
+  ``write`` in O_APPEND mode, so lines of concurrent processes never interleave (as
+  ``tests/workers/process_handlers.py`` does);
 - ``QM_TEST_COUNTER`` (when set): how many calls run at this moment, in every process, and the
   most that ever did, kept under an exclusive ``fcntl`` lock.
 
