@@ -19,19 +19,15 @@ urlpatterns = [
         name="instance",
     ),
     path("jobs/runs/<uuid:run_id>/<str:action>", jobs.run_action, name="run-action"),
-    path("jobs/schedules/", schedules.schedule_list, name="schedules"),
-    path("jobs/schedules/new", schedules.schedule_create, name="schedule-new"),
-    path("jobs/schedules/<int:schedule_id>/", schedules.schedule_detail, name="schedule"),
+    path("schedules/", schedules.schedule_list, name="schedules"),
+    path("schedules/new", schedules.schedule_create, name="schedule-new"),
+    path("schedules/<int:schedule_id>/", schedules.schedule_detail, name="schedule"),
+    path("schedules/<int:schedule_id>/toggle", schedules.schedule_toggle, name="schedule-toggle"),
     path(
-        "jobs/schedules/<int:schedule_id>/toggle", schedules.schedule_toggle, name="schedule-toggle"
-    ),
-    path(
-        "jobs/schedules/<int:schedule_id>/run-now",
+        "schedules/<int:schedule_id>/run-now",
         schedules.schedule_run_now,
         name="schedule-run-now",
     ),
-    path(
-        "jobs/schedules/<int:schedule_id>/delete", schedules.schedule_delete, name="schedule-delete"
-    ),
+    path("schedules/<int:schedule_id>/delete", schedules.schedule_delete, name="schedule-delete"),
     path("streams/jobs/<uuid:run_id>", streams.job_progress, name="stream"),
 ]

@@ -55,17 +55,17 @@ def nightly(queue: Queue, **changes: Any) -> Schedule:
 def test_only_admins_open_the_schedules_pages(client: Client, queue: Queue):
     schedule = nightly(queue)
     client.force_login(user("clerk", admin=False))
-    for url in ("/jobs/schedules/", "/jobs/schedules/new", f"/jobs/schedules/{schedule.pk}/"):
+    for url in ("/schedules/", "/schedules/new", f"/schedules/{schedule.pk}/"):
         assert client.get(url).status_code == 403
-    assert client.post(f"/jobs/schedules/{schedule.pk}/run-now").status_code == 403
+    assert client.post(f"/schedules/{schedule.pk}/run-now").status_code == 403
     assert JobRun.objects.count() == 0
 
 
 def test_creating_a_schedule_from_the_page(admin: Client, queue: Queue):
-    answer = admin.post("/jobs/schedules/new", {**FORM, "queue": queue.pk})
+    answer = admin.post("/schedules/new", {**FORM, "queue": queue.pk})
     schedule = Schedule.objects.get()
     assert answer.status_code == 302
-    assert answer["Location"] == f"/jobs/schedules/{schedule.pk}/"
+    assert answer["Location"] == f"/schedules/{schedule.pk}/"
     assert schedule.cron == "0 2 * * *"
     assert schedule.time_zone == "Europe/Lisbon"
     assert schedule.catch_up == "skip"
@@ -91,7 +91,7 @@ def test_creating_a_schedule_from_the_page(admin: Client, queue: Queue):
 def test_a_refusal_is_shown_beside_its_field_and_nothing_is_saved(
     admin: Client, queue: Queue, changes: dict[str, str], field: str, message: str
 ):
-    answer = admin.post("/jobs/schedules/new", {**FORM, "queue": queue.pk, **changes})
+    answer = admin.post("/schedules/new", {**FORM, "queue": queue.pk, **changes})
     assert answer.status_code == 422
     page = answer.content.decode()
     assert message in page
@@ -101,11 +101,11 @@ def test_a_refusal_is_shown_beside_its_field_and_nothing_is_saved(
 
 def test_editing_keeps_what_was_refused_out(admin: Client, queue: Queue):
     schedule = nightly(queue)
-    bad = admin.post(f"/jobs/schedules/{schedule.pk}/", {**FORM, "queue": queue.pk, "cron": "x"})
+    bad = admin.post(f"/schedules/{schedule.pk}/", {**FORM, "queue": queue.pk, "cron": "x"})
     assert bad.status_code == 422
     schedule.refresh_from_db()
     assert schedule.cron == "0 2 * * *"
-    good = admin.post(f"/jobs/schedules/{schedule.pk}/",
+    good = admin.post(f"/schedules/{schedule.pk}/",
                       {**FORM, "queue": queue.pk, "cron": "30 3 * * 1"})  # fmt: skip
     assert good.status_code == 302
     schedule.refresh_from_db()
@@ -114,24 +114,24 @@ def test_editing_keeps_what_was_refused_out(admin: Client, queue: Queue):
 
 def test_list_toggle_run_now_and_delete(admin: Client, queue: Queue):
     schedule = nightly(queue)
-    page = admin.get("/jobs/schedules/").content.decode()
+    page = admin.get("/schedules/").content.decode()
     assert "nightly echo" in page
     assert "<code>0 2 * * *</code>" in page
     assert "never" in page
 
-    admin.post(f"/jobs/schedules/{schedule.pk}/toggle")
+    admin.post(f"/schedules/{schedule.pk}/toggle")
     schedule.refresh_from_db()
     assert not schedule.enabled
     assert not PeriodicTask.objects.get(pk=schedule.periodic_task_id).enabled
 
-    answer = admin.post(f"/jobs/schedules/{schedule.pk}/run-now")
+    answer = admin.post(f"/schedules/{schedule.pk}/run-now")
     run = JobRun.objects.get()
     assert answer["Location"] == f"/jobs/runs/{run.pk}/"
-    detail = admin.get(f"/jobs/schedules/{schedule.pk}/").content.decode()
+    detail = admin.get(f"/schedules/{schedule.pk}/").content.decode()
     assert f"/jobs/runs/{run.pk}/" in detail
     assert "(run now)" in detail
 
-    admin.post(f"/jobs/schedules/{schedule.pk}/delete")
+    admin.post(f"/schedules/{schedule.pk}/delete")
     assert Schedule.objects.count() == 0
     assert JobRun.objects.count() == 1  # what it started stays
 
