@@ -2,6 +2,10 @@
 delivery, a connection check, stats and a dead letter. The bottom of the queues app: it
 imports nothing of it but ``queues.errors``.
 
+``OutgoingMessage.priority`` (None: not given) is passed to the engines that have message
+priorities (the database queue; RabbitMQ with a priority queue) and ignored by the others
+(SQS, Kafka): each backend says which with ``priority_support``.
+
 Reserved headers (``quaymaster-*``) carry our message id, the attempt number, a retry's
 not-before time and a dead letter's reason on engines without a native field for them; a
 message's own headers never use the prefix, and ``user_headers`` drops them on the way back.
@@ -19,6 +23,8 @@ from typing import Any
 from queues.errors import BadMessage
 
 HEADER_PREFIX = "quaymaster-"
+#: Highest message priority: AMQP's priority is one octet (jobs use 0 to 9).
+MAX_PRIORITY = 255
 HEADER_MESSAGE_ID = "quaymaster-message-id"
 HEADER_ATTEMPT = "quaymaster-attempt"
 HEADER_NOT_BEFORE = "quaymaster-not-before"  # epoch milliseconds
@@ -46,12 +52,14 @@ def user_headers(headers: Mapping[str, Any], foreign: tuple[str, ...] = ()) -> d
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """A message to publish. ``body`` is bytes as is, or a JSON-serialisable mapping."""
+    """A message to publish. ``body`` is bytes as is, or a JSON-serialisable mapping.
+    ``priority``: higher first, on the engines that have priorities (None: not given)."""
 
     message_id: str
     body: bytes | Mapping[str, Any]
     ordering_key: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    priority: int | None = None
 
     @classmethod
     def new(
@@ -59,14 +67,21 @@ class OutgoingMessage:
         body: bytes | Mapping[str, Any],
         ordering_key: str | None = None,
         headers: Mapping[str, str] | None = None,
+        priority: int | None = None,
     ) -> OutgoingMessage:
-        return cls(str(uuid.uuid4()), body, ordering_key, dict(headers or {}))
+        return cls(str(uuid.uuid4()), body, ordering_key, dict(headers or {}), priority)
 
     def __post_init__(self) -> None:
         try:
             uuid.UUID(self.message_id)
         except (ValueError, TypeError, AttributeError) as exc:
             raise BadMessage(f"message_id must be a UUID, not {self.message_id!r}.") from exc
+        if self.priority is not None and (
+            isinstance(self.priority, bool)
+            or not isinstance(self.priority, int)
+            or not 0 <= self.priority <= MAX_PRIORITY
+        ):
+            raise BadMessage(f"priority must be a whole number from 0 to {MAX_PRIORITY}.")
         for name, value in self.headers.items():
             if not isinstance(name, str) or not isinstance(value, str):
                 raise BadMessage("Header names and values must be strings.")

@@ -88,6 +88,14 @@ class QueueForm(forms.Form):
     )
     fifo = forms.BooleanField(required=False, label="FIFO (SQS only)")
     partitions = forms.IntegerField(required=False, min_value=1, help_text="Kafka only (blank: 3).")
+    max_priority = forms.IntegerField(
+        required=False,
+        min_value=0,
+        initial=0,
+        label="Max priority",
+        help_text="RabbitMQ only: 1 to 10 declares a priority queue (higher first); 0: none. "
+        "It cannot change on an existing RabbitMQ queue: it takes a new queue.",
+    )
     enabled = forms.BooleanField(required=False, initial=True)
 
     def __init__(self, *args: Any, queue: Queue | None = None, **kwargs: Any) -> None:
@@ -119,6 +127,7 @@ class QueueForm(forms.Form):
             secret = typed
         for name in ("url", "region", "username"):
             data[name] = (data.get(name) or "").strip()
+        data["max_priority"] = data.get("max_priority") or 0
         return {**data, "secret": secret}
 
     def apply(self, errors: Mapping[str, list[str]]) -> None:

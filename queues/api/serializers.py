@@ -31,6 +31,7 @@ class QueueSerializer(serializers.ModelSerializer[Queue]):
             "max_attempts",
             "fifo",
             "partitions",
+            "max_priority",
             "enabled",
             "created_at",
             "updated_at",

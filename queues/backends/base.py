@@ -30,12 +30,18 @@ rabbitmq      none (consumer     ``retry_later(visibility)``      nothing (``rel
 
 On the last attempt a message that was not acknowledged is dead-lettered by Kafka and RabbitMQ
 workers (the database backend and SQS redrive do that themselves on the next receive).
+
+A message's priority (``OutgoingMessage.priority``, ``priority_support``): the database queue
+claims the highest first; RabbitMQ orders by the AMQP ``priority`` property in a queue declared
+with ``x-max-priority`` (``Queue.max_priority``) and ignores it otherwise; SQS and Kafka have
+no priorities and ignore it.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from queues.errors import MessageTooLarge, QueueError
@@ -62,6 +68,15 @@ MIB = 1024 * KIB
 AddError = Callable[[str, str], None]
 
 
+@dataclass(frozen=True)
+class PrioritySupport:
+    """Whether a queue's engine orders its messages by ``OutgoingMessage.priority``
+    (``honoured``), and what it does with it, in words for the pages and the API."""
+
+    honoured: bool
+    detail: str
+
+
 class QueueConfig(Protocol):
     """What a backend reads of its queue: a ``queues.models.Queue`` (a Protocol, so that the
     interface does not import the models; only the database backend, whose messages are rows,
@@ -76,6 +91,7 @@ class QueueConfig(Protocol):
     max_attempts: int
     fifo: bool
     partitions: int | None
+    max_priority: int
 
     @property
     def pk(self) -> Any: ...
@@ -134,6 +150,12 @@ class Backend(abc.ABC):
     def clean_queue(cls, queue: QueueConfig, add: AddError) -> None:
         """Validate a queue's connection and options for this engine (``Queue.clean`` calls
         it), reporting each problem with ``add(field, message)``."""
+
+    @classmethod
+    def priority_support(cls, queue: QueueConfig) -> PrioritySupport:
+        """What the engine does with a message's priority on ``queue``: by default nothing
+        (the engine has no priorities; the backend ignores ``OutgoingMessage.priority``)."""
+        return PrioritySupport(False, f"{cls.engine} has no message priorities: ignored.")
 
     def prepare(self, concurrency: int) -> None:  # noqa: B027
         """Tune the backend before a worker's first fetch with ``concurrency`` handlers."""

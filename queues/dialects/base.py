@@ -24,8 +24,8 @@ from django.db.models import QuerySet
 from queues.models import OutboxMessage
 
 #: A pending outbox row as the relay reads it: (id, message id as text, ordering key,
-#: body, attempts, whether it is due now).
-OutboxHead = tuple[int, str, str, dict[str, Any], int, bool]
+#: body, attempts, whether it is due now, priority or None).
+OutboxHead = tuple[int, str, str, dict[str, Any], int, bool, int | None]
 
 
 @dataclass(frozen=True, slots=True)

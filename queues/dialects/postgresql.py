@@ -26,7 +26,7 @@ OUTBOX = OutboxMessage._meta.db_table
 LEASES = RelayLease._meta.db_table
 
 OUTBOX_HEAD = (
-    f"SELECT id, message_id::text, ordering_key, body, attempts, available_at <= %s "
+    f"SELECT id, message_id::text, ordering_key, body, attempts, available_at <= %s, priority "
     f"FROM {OUTBOX} WHERE queue_id = %s AND state = %s ORDER BY id LIMIT %s"
 )
 # One statement for the marks and the lease, the references as one JSON document: Django's
@@ -68,7 +68,8 @@ class PostgreSQL(Dialect):
             )
             found = [row for row in cursor.fetchall() if row[0] not in skip][:limit]
         return [
-            (pk, mid, key, json.loads(body), tries, due) for pk, mid, key, body, tries, due in found
+            (pk, mid, key, json.loads(body), tries, due, priority)
+            for pk, mid, key, body, tries, due, priority in found
         ]
 
     def mark_published(

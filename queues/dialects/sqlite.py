@@ -18,8 +18,8 @@ OUTBOX = OutboxMessage._meta.db_table
 LEASES = RelayLease._meta.db_table
 
 OUTBOX_HEAD = (
-    f"SELECT id, message_id, ordering_key, body, attempts, available_at <= %s FROM {OUTBOX} "
-    "WHERE queue_id = %s AND state = %s ORDER BY id LIMIT %s"
+    "SELECT id, message_id, ordering_key, body, attempts, available_at <= %s, priority "
+    f"FROM {OUTBOX} WHERE queue_id = %s AND state = %s ORDER BY id LIMIT %s"
 )
 MARK_PUBLISHED = f"UPDATE {OUTBOX} SET state = %s, published_at = %s, broker_ref = %s WHERE id = %s"
 RENEW_LEASE = f"UPDATE {LEASES} SET expires_at = %s WHERE queue_id = %s AND owner = %s"
@@ -38,8 +38,8 @@ class SQLite(Dialect):
             )
             found = [row for row in cursor.fetchall() if row[0] not in skip][:limit]
         return [
-            (pk, str(uuid.UUID(mid)), key, json.loads(body), tries, bool(due))
-            for pk, mid, key, body, tries, due in found
+            (pk, str(uuid.UUID(mid)), key, json.loads(body), tries, bool(due), priority)
+            for pk, mid, key, body, tries, due, priority in found
         ]
 
     def mark_published(

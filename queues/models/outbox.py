@@ -51,6 +51,9 @@ class OutboxMessage(models.Model):
     queue = models.ForeignKey("queues.Queue", on_delete=models.CASCADE, related_name="outbox")
     ordering_key = models.CharField(max_length=255, blank=True)
     body = models.JSONField()
+    priority = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="The message's priority (None: not given)."
+    )
     state = models.CharField(
         max_length=10, choices=OutboxState.choices, default=OutboxState.PENDING
     )

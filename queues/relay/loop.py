@@ -245,7 +245,10 @@ class Relay:
 
 
 def _messages(rows: list[PendingRow]) -> list[OutgoingMessage]:
-    return [OutgoingMessage(r.message_id, r.body, r.ordering_key or None) for r in rows]
+    return [
+        OutgoingMessage(r.message_id, r.body, r.ordering_key or None, priority=r.priority)
+        for r in rows
+    ]
 
 
 def _send(backend: Backend, messages: list[OutgoingMessage]) -> list[PublishResult] | QueueError:

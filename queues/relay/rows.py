@@ -32,6 +32,7 @@ class PendingRow:
     body: dict[str, Any]
     attempts: int
     due: bool
+    priority: int | None = None
 
 
 class OutboxRows:

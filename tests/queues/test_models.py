@@ -137,6 +137,21 @@ def test_per_type_validation_says_what_is_wrong(
     assert message in errors_of(**fields)[field]
 
 
+@pytest.mark.parametrize("queue_type", ["database", "sqs", "kafka"])
+def test_max_priority_is_for_rabbitmq_queues_only(queue_type: str) -> None:
+    name = "orders.fifo" if queue_type == "sqs" else "orders"
+    errors = errors_of(name=name, type=queue_type, max_priority=5, fifo=queue_type == "sqs")
+    assert "Max priority applies to RabbitMQ queues only" in errors["max_priority"][0]
+
+
+def test_a_rabbitmq_max_priority_is_0_to_10() -> None:
+    assert valid(name="orders", type="rabbitmq", max_priority=10).max_priority == 10
+    assert valid(name="orders", type="rabbitmq").max_priority == 0
+    assert errors_of(name="orders", type="rabbitmq", max_priority=11)["max_priority"] == [
+        "RabbitMQ recommends at most 10 priorities (0: none)."
+    ]
+
+
 def test_valid_queues_of_each_type() -> None:
     valid(
         name="orders.fifo",

@@ -386,3 +386,24 @@ def test_marking_a_batch_renews_the_lease_and_tells_when_another_relay_took_it()
     assert not first.rows.mark_published(published[1:], first.leases.renewal(queue.pk))
     assert pending(queue) == 0, "the rows are marked all the same"
     assert RelayLease.objects.get(queue=queue).owner == "second"
+
+
+@pytest.mark.django_db
+def test_an_outbox_rows_priority_reaches_the_engine():
+    """The relay reads each row's priority into ``OutgoingMessage.priority``: on the database
+    queue the urgent row, written last, is claimed first."""
+    queue = Queue.objects.create(name="q", type="database")
+    plain, urgent = (
+        OutboxMessage.objects.create(queue=queue, body={"handler": "t"}, priority=priority)
+        for priority in (None, 7)
+    )
+    relay = Relay()
+    try:
+        assert relay.run_once() == 2
+    finally:
+        relay.close()
+    stored = dict(queue.database_messages.values_list("message_id", "priority"))
+    assert stored == {plain.message_id: 0, urgent.message_id: 7}
+    with get_backend(queue) as backend:
+        first, second = backend.fetch(2, wait_seconds=0)
+    assert (first.message_id, second.message_id) == (str(urgent.message_id), str(plain.message_id))

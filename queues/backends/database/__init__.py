@@ -8,7 +8,9 @@ row with a few states:
       └──lease expired──┘  └──dead_letter──► dead (last_error = reason)
 
 * Claim: ready rows, and in-flight rows whose lease expired (the visibility timeout), with
-  ``available_at <= now``, oldest id first. PostgreSQL locks the candidates with
+  ``available_at <= now``, highest ``priority`` first (a message's ``OutgoingMessage.priority``,
+  0 when not given; any whole number up to 255), then oldest id. A message that is not ready
+  (a delayed retry) waits its time whatever its priority. PostgreSQL locks the candidates with
   ``FOR UPDATE SKIP LOCKED`` so concurrent claimers never wait for, nor share, a row. SQLite
   has one writer at a time (the settings open IMMEDIATE transactions), and the UPDATE repeats
   the claimable condition as a guard.

@@ -17,7 +17,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from queues.backends.base import MIB, AddError, Backend, QueueConfig
+from queues.backends.base import MIB, AddError, Backend, PrioritySupport, QueueConfig
 from queues.backends.database.claim import (
     DatabaseHandle,
     claim,
@@ -57,6 +57,10 @@ class DatabaseBackend(Backend):
         super().__init__(queue)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self.wakeup = Wakeup(queue.pk)
+
+    @classmethod
+    def priority_support(cls, queue: QueueConfig) -> PrioritySupport:
+        return PrioritySupport(True, "The database queue claims the highest priority first.")
 
     @classmethod
     def clean_queue(cls, queue: QueueConfig, add: AddError) -> None:
@@ -102,6 +106,7 @@ class DatabaseBackend(Backend):
                         body=body,
                         headers=dict(message.headers),
                         ordering_key=message.ordering_key or "",
+                        priority=message.priority or 0,
                         available_at=now,
                     )
                 )

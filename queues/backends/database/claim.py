@@ -2,10 +2,12 @@
 settlement may still touch.
 
 * Claim: ready rows, and in-flight rows whose lease expired (the visibility timeout), with
-  ``available_at <= now``, oldest id first. PostgreSQL locks the candidates with
-  ``FOR UPDATE SKIP LOCKED`` so concurrent claimers never wait for, nor share, a row. SQLite
-  has one writer at a time (the settings open IMMEDIATE transactions), and the UPDATE repeats
-  the claimable condition as a guard.
+  ``available_at <= now``, highest priority first, then oldest id (the order of the ``queue,
+  -priority, id`` index, so a claim reads that index from its start: ``EXPLAIN`` shows an
+  index scan, no sort). PostgreSQL locks the candidates with ``FOR UPDATE SKIP LOCKED`` so
+  concurrent claimers never wait for, nor share, a row. SQLite has one writer at a time (the
+  settings open IMMEDIATE transactions), and the UPDATE repeats the claimable condition as a
+  guard.
 * A row already delivered ``max_attempts`` times is moved to ``dead`` instead of claimed.
 * A claim sets a fresh lease token: ``leased`` selects a row only while it still carries the
   token of the delivery at hand.
@@ -28,6 +30,8 @@ from queues.messages import Delivery
 from queues.models import DatabaseMessage, MessageState
 
 CLAIMABLE = (MessageState.READY, MessageState.IN_FLIGHT)
+#: The claim's order, the one of the ``queues_dbmessage_priority`` index.
+CLAIM_ORDER = ("-priority", "id")
 
 
 @dataclass(frozen=True)
@@ -55,13 +59,13 @@ def json_bytes(value: Any) -> bytes:
 def claim(
     queue_id: int, owner: str, limit: int, max_attempts: int, visibility_timeout: int
 ) -> list[Delivery]:
-    """Lease up to ``limit`` claimable rows to ``owner``, oldest first; rows out of attempts
-    go to ``dead`` on the way."""
+    """Lease up to ``limit`` claimable rows to ``owner``, highest priority first, then oldest;
+    rows out of attempts go to ``dead`` on the way."""
     now = timezone.now()
     token = uuid.uuid4()
     claimable = rows(queue_id).filter(state__in=CLAIMABLE, available_at__lte=now)
     with transaction.atomic():
-        candidates = claimable.order_by("id")
+        candidates = claimable.order_by(*CLAIM_ORDER)
         candidates = dialect().claimable(candidates)  # PostgreSQL: FOR UPDATE SKIP LOCKED
         picked = list(candidates.values_list("id", "attempts")[:limit])
         exhausted = [row_id for row_id, attempts in picked if attempts >= max_attempts]
@@ -88,7 +92,7 @@ def claim(
         claimed = list(
             rows(queue_id)
             .filter(id__in=wanted, lease_token=token)
-            .order_by("id")
+            .order_by(*CLAIM_ORDER)
             .values_list("id", "message_id", "body", "headers", "ordering_key", "attempts")
         )
     return [

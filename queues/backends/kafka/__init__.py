@@ -30,6 +30,8 @@
 * Kafka has no visibility timeout: a message fetched and never acknowledged is delivered again
   when its partition is re-read from the committed offset (consumer restart or rebalance), and
   the attempt number then restarts from the header (1 for a message never retried).
+* Priority: none. A partition is a log read in offset order; ``OutgoingMessage.priority`` is
+  ignored (urgent work takes its own topic).
 * ``username`` and the secret, when set, are SASL PLAIN over TLS (``SASL_SSL``).
 
 The package: ``backend.py`` (the ``Backend``), ``client.py`` (names, configuration, errors),

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from queues.backends.base import AddError, Backend, QueueConfig
+from queues.backends.base import AddError, Backend, PrioritySupport, QueueConfig
 from queues.backends.kafka.admin import KafkaAdmin
 from queues.backends.kafka.client import KafkaClient, Names, base_config
 from queues.backends.kafka.consumer import KafkaConsumer
@@ -57,6 +57,12 @@ class KafkaBackend(Backend):
         self._producer: KafkaProducer | None = None
         self._consumer: KafkaConsumer | None = None
         self._admin: KafkaAdmin | None = None
+
+    @classmethod
+    def priority_support(cls, queue: QueueConfig) -> PrioritySupport:
+        return PrioritySupport(
+            False, "Kafka has no message priorities (a partition is read in offset order): ignored."
+        )
 
     @classmethod
     def clean_queue(cls, queue: QueueConfig, add: AddError) -> None:

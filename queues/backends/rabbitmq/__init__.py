@@ -10,6 +10,13 @@
   our id, ``mandatory`` (an unroutable message is an error, not a silent drop) and publisher
   confirms (one round trip per message; a nack raises). RabbitMQ gives a message no id of its
   own, so the API's ``broker-id`` is that ``message-id`` property.
+* Priority: a queue with ``max_priority`` (1 to 10) is declared with ``x-max-priority``, and a
+  message's priority is the AMQP ``priority`` property: RabbitMQ delivers the highest first
+  among the messages in the queue (not those already pushed to a consumer's prefetch buffer;
+  above the maximum counts as the maximum). A queue declared without it ignores priorities,
+  and RabbitMQ never changes an existing queue's arguments: priorities take a new queue (a
+  redeclare with other arguments is refused, PRECONDITION_FAILED, raised as
+  ``BadConfiguration`` by ``provision``). Retry and dead-letter copies keep the priority.
 * Size: bodies plus header names and values up to 16 MiB (RabbitMQ 4's default
   ``max_message_size``; 3.x allows 128 MiB), checked for the whole batch before sending.
 * Fetch: a consumer with prefetch (``basic.qos``) and ``drain_events(timeout)``. There is no

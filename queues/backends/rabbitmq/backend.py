@@ -7,11 +7,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from queues.backends.base import MIB, AddError, Backend, QueueConfig
+import amqp.exceptions
+
+from queues.backends.base import MIB, AddError, Backend, PrioritySupport, QueueConfig
 from queues.backends.rabbitmq.client import BINARY, JSON, Names, RabbitClient
 from queues.backends.rabbitmq.consumer import RabbitConsumer, RabbitHandle
 from queues.backends.rabbitmq.dead_letters import RabbitDeadLetters
-from queues.errors import QueueError, QueueMissing
+from queues.errors import BadConfiguration, QueueError, QueueMissing
 from queues.messages import (
     BrokerIdPublishResult,
     CheckResult,
@@ -21,6 +23,7 @@ from queues.messages import (
     PublishResult,
     QueueStats,
 )
+from queues.models import RABBITMQ_MAX_PRIORITY
 
 
 class RabbitMqBackend(Backend):
@@ -29,6 +32,7 @@ class RabbitMqBackend(Backend):
     releases_on_close = True
     foreign_headers = ("x-",)  # RabbitMQ's own (x-death, x-first-death-*)
     handle_type = RabbitHandle
+    queue_options = frozenset({"max_priority"})
     url_setting = "AMQP_URL"
     url_required = True
     connect_timeout = 2.0
@@ -45,6 +49,11 @@ class RabbitMqBackend(Backend):
 
     @classmethod
     def clean_queue(cls, queue: QueueConfig, add: AddError) -> None:
+        if not 0 <= queue.max_priority <= RABBITMQ_MAX_PRIORITY:
+            add(
+                "max_priority",
+                f"RabbitMQ recommends at most {RABBITMQ_MAX_PRIORITY} priorities (0: none).",
+            )
         if (queue.name or "").startswith("amq."):
             add("name", "RabbitMQ reserves queue names starting with 'amq.'.")
         if queue.url:
@@ -55,6 +64,20 @@ class RabbitMqBackend(Backend):
                 add("url", "Put the user name and password in their fields, not in the URL.")
         if queue.has_secret and not queue.username:
             add("username", "A password needs a user name.")
+
+    @classmethod
+    def priority_support(cls, queue: QueueConfig) -> PrioritySupport:
+        if queue.max_priority:
+            return PrioritySupport(
+                True,
+                f"RabbitMQ delivers higher priorities first (x-max-priority {queue.max_priority}; "
+                "messages a worker has prefetched keep their place).",
+            )
+        return PrioritySupport(
+            False,
+            "This RabbitMQ queue was declared without x-max-priority: RabbitMQ ignores the "
+            "priority (a priority queue takes a new queue with a max priority).",
+        )
 
     def prepare(self, concurrency: int) -> None:
         # basic.qos: RabbitMQ pushes at most twice as many unacknowledged messages as we can
@@ -101,6 +124,7 @@ class RabbitMqBackend(Backend):
             self.name: {
                 "x-dead-letter-exchange": "",
                 "x-dead-letter-routing-key": self.dlq_name,
+                **({"x-max-priority": self.queue.max_priority} if self.queue.max_priority else {}),
             },
         }
 
@@ -108,12 +132,22 @@ class RabbitMqBackend(Backend):
 
     def provision(self) -> None:
         """Declare the three queues. Declaring an existing queue with the same arguments is a
-        no-op; with different ones RabbitMQ refuses (BadConfiguration): delete it first."""
+        no-op; with different ones (``x-max-priority`` added or changed, say) RabbitMQ answers
+        PRECONDITION_FAILED, raised as ``BadConfiguration``: a queue's arguments never change,
+        so delete it on RabbitMQ first (its messages with it) or use a new queue."""
         with self.client.errors(), self.client.channel() as channel:
             for name, arguments in self._arguments().items():
-                channel.queue_declare(
-                    queue=name, durable=True, auto_delete=False, arguments=arguments
-                )
+                try:
+                    channel.queue_declare(
+                        queue=name, durable=True, auto_delete=False, arguments=arguments
+                    )
+                except amqp.exceptions.PreconditionFailed as exc:
+                    raise BadConfiguration(
+                        f"RabbitMQ already has a queue {name!r} declared with other arguments "
+                        f"({exc.reply_text or exc}). RabbitMQ never changes an existing queue's "
+                        "arguments (x-max-priority included): delete that queue on RabbitMQ "
+                        "(its messages go with it), or create a new queue."
+                    ) from exc
         self.client.queue_known = True
 
     def check(self) -> CheckResult:
@@ -141,6 +175,7 @@ class RabbitMqBackend(Backend):
                 headers=dict(message.headers),
                 content_type=JSON if message.is_json else BINARY,
                 ordering_key=message.ordering_key,
+                priority=message.priority,
             )
         return [BrokerIdPublishResult(m.message_id, m.message_id) for m in messages]
 
@@ -198,6 +233,7 @@ class RabbitMqBackend(Backend):
             content_type=handle.message.content_type or BINARY,
             ordering_key=delivery.ordering_key,
             expiration=delay_seconds,
+            priority=handle.message.properties.get("priority"),
         )
 
     # -- administration (dead_letters.py: basic.get, then requeue or ack) --------------------

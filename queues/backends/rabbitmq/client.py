@@ -125,9 +125,11 @@ class RabbitClient:
         content_type: str,
         ordering_key: str | None,
         expiration: float | None = None,
+        priority: int | None = None,
     ) -> None:
         """Persistent, ``mandatory`` (an unroutable message is an error, not a silent drop),
-        confirmed by the broker (a nack raises)."""
+        confirmed by the broker (a nack raises); ``priority`` is the AMQP property (a queue
+        without ``x-max-priority`` ignores it)."""
         if ordering_key:
             headers = {**headers, HEADER_ORDERING_KEY: ordering_key}
         with self.errors():
@@ -144,6 +146,7 @@ class RabbitClient:
                 headers={HEADER_MESSAGE_ID: message_id, **headers},
                 message_id=message_id,
                 expiration=expiration,
+                priority=priority,
                 retry=False,
                 declare=[],
                 timeout=self.confirm_timeout,

@@ -74,6 +74,7 @@ class RabbitDeadLetters:
                 headers=dict(letter.headers),
                 content_type=message.properties.get("content_type") or BINARY,
                 ordering_key=letter.ordering_key,
+                priority=message.properties.get("priority"),
             )
             moved += 1
             return True

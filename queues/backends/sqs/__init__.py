@@ -16,6 +16,8 @@
   ``quaymaster-encoding`` attribute, and are decoded on fetch.
 * Retry and lease extension are ``ChangeMessageVisibility`` (so the receive count that redrive
   relies on keeps counting); the attempt number is ``ApproximateReceiveCount``.
+* Priority: none. A FIFO queue delivers in order per message group, a standard one in no
+  promised order; ``OutgoingMessage.priority`` is ignored (urgent work takes its own queue).
 
 The package: ``backend.py`` (the ``Backend``), ``client.py`` (boto3, names, errors),
 ``encoding.py`` (bodies, attributes, sizes), ``dead_letters.py`` (reading the DLQ without

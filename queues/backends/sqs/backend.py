@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from queues.backends.base import MIB, AddError, Backend, QueueConfig
+from queues.backends.base import MIB, AddError, Backend, PrioritySupport, QueueConfig
 from queues.backends.sqs.client import SqsClient, lease_lost
 from queues.backends.sqs.dead_letters import SqsDeadLetters
 from queues.backends.sqs.encoding import (
@@ -68,6 +68,13 @@ class SqsBackend(Backend):
     def __init__(self, queue: QueueConfig) -> None:
         super().__init__(queue)
         self._client: SqsClient | None = None
+
+    @classmethod
+    def priority_support(cls, queue: QueueConfig) -> PrioritySupport:
+        order = "in order per message group" if queue.fifo else "in no promised order"
+        return PrioritySupport(
+            False, f"SQS has no message priorities (this queue delivers {order}): ignored."
+        )
 
     @classmethod
     def clean_queue(cls, queue: QueueConfig, add: AddError) -> None:

@@ -13,7 +13,7 @@ from queues.errors import BadConfiguration, LeaseLost, QueueMissing
 from queues.messages import OutgoingMessage
 from queues.models import Queue
 from tests.queues.backends.engines import Engine, RabbitMqEngine
-from tests.queues.helpers import fetch_n
+from tests.queues.helpers import fetch_n, wait_for
 from tests.services import service_env
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +108,61 @@ def test_rabbitmq_ack_many_after_the_connection_dropped_reports_every_delivery_l
         assert backend.ack_many(again) == [None, None, None]
     with rabbitmq._channel() as channel:
         assert channel.queue_declare(queue.name, passive=True).message_count == 0
+
+
+@pytest.mark.e2e
+def test_rabbitmq_priority_queue_delivers_a_high_priority_message_first(
+    rabbitmq: RabbitMqEngine,
+) -> None:
+    """A queue with ``max_priority`` is declared with ``x-max-priority``; the message published
+    last with priority 9 is the first one RabbitMQ hands out, read with its own client."""
+    queue = rabbitmq.make_queue(max_priority=10)
+    low = [OutgoingMessage.new({"handler": "t", "n": n}) for n in range(3)]
+    high = OutgoingMessage.new({"handler": "t", "n": 3}, priority=9)
+    with get_backend(queue) as backend:
+        backend.provision()
+        backend.publish(low)
+        backend.publish([high])
+    with rabbitmq._channel() as channel:
+        declared = channel.queue_declare(queue.name, passive=True)
+        assert declared.message_count == 4
+        got = [channel.basic_get(queue.name, no_ack=True) for _ in range(4)]
+    assert [m.properties["message_id"] for m in got] == [
+        high.message_id,
+        *(m.message_id for m in low),
+    ]
+    assert got[0].properties["priority"] == 9
+
+
+@pytest.mark.e2e
+def test_rabbitmq_a_retried_message_keeps_its_priority(rabbitmq: RabbitMqEngine) -> None:
+    queue = rabbitmq.make_queue(max_priority=10)
+    with get_backend(queue) as backend:
+        backend.provision()
+        backend.publish([OutgoingMessage.new({"handler": "t"}, priority=7)])
+        (delivery,) = fetch_n(backend, 1)
+        backend.retry_later(delivery, 0)  # via <name>.retry, dead-lettered back to <name>
+    with rabbitmq._channel() as channel:
+        again = wait_for(
+            lambda: channel.basic_get(queue.name, no_ack=True), 10, "the retry back on the queue"
+        )
+    assert again.properties["message_id"] == delivery.message_id
+    assert again.properties["priority"] == 7
+
+
+@pytest.mark.e2e
+def test_rabbitmq_max_priority_on_an_existing_queue_is_refused_with_the_way_out(
+    rabbitmq: RabbitMqEngine,
+) -> None:
+    """RabbitMQ never changes a queue's arguments: provisioning a queue declared without
+    ``x-max-priority`` with a max priority is PRECONDITION_FAILED, said plainly."""
+    queue = rabbitmq.make_queue()
+    with get_backend(queue) as backend:
+        backend.provision()
+    queue.max_priority = 5
+    queue.full_clean()
+    queue.save()
+    with get_backend(queue) as backend, pytest.raises(BadConfiguration) as raised:
+        backend.provision()
+    assert "x-max-priority" in raised.value.message
+    assert "new queue" in raised.value.message

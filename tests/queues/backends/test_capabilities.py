@@ -30,7 +30,7 @@ from queues.models import Queue, QueueType
         (QueueType.DATABASE, True, False, True, False, set()),
         (QueueType.SQS, True, False, False, False, {"fifo", "region"}),
         (QueueType.KAFKA, False, True, False, True, {"partitions"}),
-        (QueueType.RABBITMQ, False, True, False, False, set()),
+        (QueueType.RABBITMQ, False, True, False, False, {"max_priority"}),
     ],
 )
 def test_each_engine_states_its_capabilities(
@@ -47,6 +47,26 @@ def test_each_engine_states_its_capabilities(
     assert engine.thread_bound is thread_bound
     assert engine.serialise_admin is serialise_admin
     assert engine.queue_options == options
+
+
+@pytest.mark.parametrize(
+    ("queue_type", "options", "honoured"),
+    [
+        (QueueType.DATABASE, {}, True),
+        (QueueType.RABBITMQ, {"max_priority": 10}, True),
+        (QueueType.RABBITMQ, {}, False),
+        (QueueType.SQS, {"fifo": True, "name": "q.fifo"}, False),
+        (QueueType.SQS, {}, False),
+        (QueueType.KAFKA, {}, False),
+    ],
+)
+def test_each_engine_states_what_it_does_with_a_priority(
+    queue_type: str, options: dict[str, Any], honoured: bool
+) -> None:
+    queue = Queue(**{"name": "q", "type": queue_type, **options})
+    support = backend_class(queue_type).priority_support(queue)
+    assert support.honoured is honoured
+    assert support.detail
 
 
 class Recording(Backend):
@@ -163,3 +183,13 @@ def test_user_headers_drop_ours_and_the_engines_own() -> None:
     assert user_headers(headers) == {"x-death": "q", "source": "tests", "raw": "v"}
     assert user_headers(headers, ("x-",)) == {"source": "tests", "raw": "v"}
     assert backend_class(QueueType.RABBITMQ).foreign_headers == ("x-",)
+
+
+@pytest.mark.parametrize("priority", [-1, 256, 1.5, True, "9"])
+def test_a_message_priority_is_a_whole_number_from_0_to_255(priority: Any) -> None:
+    from queues.errors import BadMessage
+
+    with pytest.raises(BadMessage):
+        OutgoingMessage.new({"handler": "t"}, priority=priority)
+    assert OutgoingMessage.new({"handler": "t"}, priority=255).priority == 255
+    assert OutgoingMessage.new({"handler": "t"}).priority is None

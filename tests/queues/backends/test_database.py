@@ -276,3 +276,73 @@ def test_a_database_error_leaves_the_backend_as_broker_unavailable(
     errors = consumer.ack_many(deliveries)
     assert [type(e) for e in errors] == [BrokerUnavailable, BrokerUnavailable]
     assert DatabaseMessage.objects.filter(queue=queue).count() == 2
+
+
+@pytest.mark.django_db
+def test_a_high_priority_message_published_after_low_ones_is_claimed_first() -> None:
+    queue = make_queue(visibility_timeout=30)
+    backend = DatabaseBackend(queue, owner="a")
+    low = [OutgoingMessage.new({"handler": "t", "n": n}) for n in range(3)]
+    unset = OutgoingMessage.new({"handler": "t", "n": 3})
+    middle = OutgoingMessage.new({"handler": "t", "n": 4}, priority=4)
+    high = OutgoingMessage.new({"handler": "t", "n": 5}, priority=9)
+    backend.publish([*low, unset])
+    backend.publish([middle])
+    backend.publish([high])
+
+    (first,) = backend.fetch(max_messages=1, wait_seconds=0)
+    assert first.message_id == high.message_id
+    rest = backend.fetch(max_messages=10, wait_seconds=0)
+    assert [d.message_id for d in rest] == [m.message_id for m in (middle, *low, unset)]
+    stored = dict(DatabaseMessage.objects.filter(queue=queue).values_list("message_id", "priority"))
+    assert stored[uuid.UUID(unset.message_id)] == 0  # no priority given: the lowest
+
+
+@pytest.mark.django_db
+def test_a_delayed_retry_waits_its_time_whatever_its_priority() -> None:
+    queue = make_queue(visibility_timeout=30)
+    backend = DatabaseBackend(queue, owner="a")
+    urgent = OutgoingMessage.new({"handler": "t"}, priority=9)
+    backend.publish([urgent])
+    (delivery,) = fetch_n(backend, 1)
+    backend.retry_later(delivery, 30)
+    plain = OutgoingMessage.new({"handler": "t"})
+    backend.publish([plain])
+
+    assert [d.message_id for d in backend.fetch(10, wait_seconds=0)] == [plain.message_id]
+
+
+@pytest.mark.django_db
+def test_the_claim_reads_the_priority_index_without_sorting() -> None:
+    """Behind another queue's backlog, a claim walks ``(queue, -priority, id)`` from its start:
+    an index scan, no sort (``EXPLAIN`` on PostgreSQL, ``EXPLAIN QUERY PLAN`` on SQLite)."""
+    from django.utils import timezone
+
+    from queues.backends.database.claim import CLAIM_ORDER, CLAIMABLE, rows
+    from queues.dialects import dialect
+
+    mine, other = make_queue(), make_queue()
+    now = timezone.now()
+    DatabaseMessage.objects.bulk_create(
+        [
+            DatabaseMessage(
+                queue=queue, message_id=uuid.uuid4(), body={}, available_at=now, priority=n % 10
+            )
+            for queue, count in ((other, 20_000), (mine, 2_000))
+            for n in range(count)
+        ],
+        batch_size=5_000,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {DatabaseMessage._meta.db_table}")
+    with transaction.atomic():
+        claim = dialect().claimable(
+            rows(mine.pk).filter(state__in=CLAIMABLE, available_at__lte=now).order_by(*CLAIM_ORDER)
+        )
+        plan = claim.values_list("id", "attempts")[:10].explain()
+    assert "queues_dbmessage_priority" in plan, plan
+    if connection.vendor == "postgresql":
+        assert "Index Scan" in plan, plan
+        assert "Sort" not in plan, plan
+    else:
+        assert "TEMP B-TREE" not in plan, plan
