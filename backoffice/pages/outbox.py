@@ -29,6 +29,7 @@ from backoffice.forms.schema import apply_errors
 from backoffice.pages.queues import queue_context
 from backoffice.values import record_label
 from queues import services
+from queues.backends import backend_class
 from queues.models import (
     DatabaseMessage,
     MessageState,
@@ -36,7 +37,6 @@ from queues.models import (
     OutboxState,
     Queue,
     QueueLink,
-    QueueType,
 )
 from queues.relay import outbox_stats
 from zstorage.errors import QueryError
@@ -223,7 +223,7 @@ def queues_panel(request: HttpRequest) -> Panel | None:
         .values_list("queue", "n")
     )
     queues = [
-        (queue, counted.get(queue.pk, 0) if queue.type == QueueType.DATABASE else None)
+        (queue, counted.get(queue.pk, 0) if backend_class(queue.type).in_database else None)
         for queue in Queue.objects.order_by("name")
     ]
     context = {

@@ -130,6 +130,9 @@ class Backend(abc.ABC):
     #: Settling dead letters is a read-modify-write on the engine: two admins at once must be
     #: serialised (``queues.dead_letters`` takes a row lock on the queue).
     serialise_admin: ClassVar[bool] = False
+    #: The messages live in the platform's own database: counting them is one local query
+    #: (the dashboard counts such queues' dead letters itself instead of asking the engine).
+    in_database: ClassVar[bool] = False
     #: Header prefixes the engine mixes into a message's own headers (dropped on the way back).
     foreign_headers: ClassVar[tuple[str, ...]] = ()
     #: The queue fields, of those only some types take, that this type takes.

@@ -47,6 +47,7 @@ class DatabaseBackend(Backend):
     engine = "the database queue"
     leases = True
     thread_bound = True
+    in_database = True
     handle_type = DatabaseHandle
     #: 1 MiB of JSON per message: the same order as SQS and Kafka, and rows stay cheap to move.
     max_message_bytes = 1 * MIB
