@@ -90,3 +90,14 @@ def test_check_says_why_a_broker_is_unreachable(admin: APIClient, broker: Engine
     response = admin.post(f"{API}{queue.pk}/check/")
     assert response.status_code == 503
     assert response.json()["code"] == "broker_unavailable"
+
+
+def test_a_rabbitmq_queue_takes_a_max_priority_and_no_other_type_does(admin: APIClient):
+    body = {"name": "urgent", "type": "rabbitmq", "max_priority": 10}
+    created = admin.post(API, body, format="json")
+    assert created.status_code == 201, created.content
+    assert created.json()["max_priority"] == 10
+    assert Queue.objects.get(name="urgent").max_priority == 10
+    refused = admin.post(API, {"name": "q", "type": "database", "max_priority": 3}, format="json")
+    assert refused.status_code == 400
+    assert "RabbitMQ queues only" in refused.json()["fields"]["max_priority"][0]
