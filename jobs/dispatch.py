@@ -7,6 +7,9 @@ the same next instance, count one twice, or both send ``job.completed``. Instanc
 and the completion event go through the outbox, in that same transaction: a rolled-back
 finish releases nothing, and a committed one is published at least once.
 
+Each instance message carries the run's priority (``OutgoingMessage.priority``): the queue's
+engine orders by it where it has priorities, see ``jobs.runs.priority_support``.
+
 Lock order is always run, then instances; ``execution.begin`` locks only its instance and
 never the run, so it cannot deadlock with these.
 """
@@ -82,6 +85,7 @@ def release(run: JobRun) -> int:
                 # would put it on one partition, so on one consumer of the group).
                 ordering_key=f"job:{pk}",
                 body=instance_message(run, pk, index),
+                priority=run.priority,
             )
             for pk, index in batch
         )

@@ -4,7 +4,8 @@
 - ``start_job`` starts a run from a message, so chains need no code: point a run's
   ``on_complete`` at a queue and link its ``job.completed`` event to a ``start_job`` message —
   ``{"handler": "start_job", "job": "report", "params": [{…}], "parallelism": 5,
-  "queue": "jobs", "on_complete": "events"}``. A message delivered twice starts one run.
+  "priority": 9, "queue": "jobs", "on_complete": "events"}``. A message delivered twice
+  starts one run.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ handler(INSTANCE_HANDLER)(run_instance)
 def start_job(message: dict[str, Any], ctx: Context) -> None:
     """Start the job ``message["job"]`` over ``message["params"]``."""
     options: dict[str, Any] = {}
-    for key in ("parallelism", "queue", "on_complete", "on_complete_handler"):
+    for key in ("parallelism", "priority", "queue", "on_complete", "on_complete_handler"):
         if key in message:
             options[key] = message[key]
     try:

@@ -1,5 +1,6 @@
 """The form that starts a job run from the back-office: which job, its parameters (a JSON list
-typed in, or a JSON or CSV file), parallelism, and the queues it runs on and reports to.
+typed in, or a JSON or CSV file), parallelism, priority, and the queues it runs on and
+reports to.
 
 Everything the jobs app checks (``jobs.params``, ``jobs.runs``) is checked here first, so a
 refusal is shown beside the field it concerns and nothing is started."""
@@ -13,6 +14,7 @@ from django import forms
 from django.conf import settings
 
 from jobs.errors import JobError
+from jobs.models.runs import MAX_RUN_PRIORITY
 from jobs.params import check_params, parse_params_file
 from jobs.registry import registry
 from jobs.runs import MAX_PARALLELISM
@@ -42,6 +44,14 @@ class StartJobForm(forms.Form):
         initial=10,
         help_text="At most this many instances are on the queue or running at once.",
     )
+    priority = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_RUN_PRIORITY,
+        initial=0,
+        help_text="Higher first, where the queue's engine has priorities (the database queue, "
+        "a RabbitMQ queue with a max priority); SQS and Kafka ignore it.",
+    )
     queue = forms.ModelChoiceField(
         queryset=Queue.objects.none(), help_text="The queue the instances run on."
     )
@@ -70,6 +80,7 @@ class StartJobForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        data["priority"] = data.get("priority") or 0  # blank: the default
         text = (data.get("params_text") or "").strip()
         upload = data.get("params_file")
         if bool(text) == bool(upload):

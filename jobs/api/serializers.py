@@ -11,6 +11,13 @@ class StartRunSerializer(serializers.Serializer[dict[str, object]]):
     parallelism = serializers.JSONField(
         required=False, help_text="Instances on the queue or running at once (≥ 1; 10 if omitted)."
     )
+    priority = serializers.JSONField(
+        required=False,
+        allow_null=True,  # refused by jobs.runs with the other bad values: invalid_run_options
+        help_text="0 to 9, higher first (0 if omitted), where the queue's engine has "
+        "priorities: the database queue, a RabbitMQ queue with a max priority. SQS and Kafka "
+        "ignore it (the run says so: priority-honoured, priority-note).",
+    )
     queue = serializers.CharField(
         required=False, allow_blank=True, help_text="The queue the instances run on."
     )

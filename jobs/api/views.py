@@ -93,6 +93,7 @@ class RunListView(AdminView):
             data["job"],
             data["params"],
             parallelism=data.get("parallelism", 10),
+            priority=data.get("priority", 0),
             queue=data.get("queue") or None,
             on_complete=data.get("on_complete") or None,
             on_complete_handler=data.get("on_complete_handler") or "log",

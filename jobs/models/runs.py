@@ -11,10 +11,14 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.utils import timezone
 
 from jobs.states import InstanceState, RunState
+
+#: A run's priority: 0 (the default) to 9, higher first, on the engines that have priorities.
+MAX_RUN_PRIORITY = 9
 
 
 class Trigger(models.TextChoices):
@@ -41,6 +45,12 @@ class JobRun(models.Model):
     )
     on_complete_handler = models.CharField(max_length=200, blank=True, default="")
     parallelism = models.PositiveIntegerField(default=10)
+    priority = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_RUN_PRIORITY)],
+        help_text="Higher first: each instance message carries it, for the queue's engine to "
+        "order by (the database queue, a RabbitMQ priority queue; SQS and Kafka ignore it).",
+    )
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.PYTHON)
     not_before = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)

@@ -237,3 +237,33 @@ def test_a_run_in_progress_follows_its_stream_on_the_streams_process(
     run = runs.start("echo", [{}, {}], parallelism=1, queue=queue)
     page = admin.get(f"/jobs/runs/{run.pk}/").content.decode()
     assert f'"http://127.0.0.1:8001/streams/jobs/{run.pk}"' in page
+
+
+def test_a_run_started_with_a_priority_shows_it_and_whether_the_queue_uses_it(
+    admin: Client, queue: Queue
+):
+    answer = admin.post(
+        "/jobs/",
+        {"job": "echo", "params_text": "[{}]", "parallelism": "1", "priority": "9",
+         "queue": queue.pk, "on_complete_handler": "log"},
+    )  # fmt: skip
+    run = JobRun.objects.get()
+    assert run.priority == 9
+    page = admin.get(answer["Location"]).content.decode()
+    assert 'data-honoured="true">priority 9 (The database queue claims' in page
+
+    kafka = Queue.objects.create(name="events", type="kafka", partitions=3)
+    on_kafka = runs.start("echo", [{}], priority=5, queue=kafka)
+    page = admin.get(f"/jobs/runs/{on_kafka.pk}/").content.decode()
+    assert 'data-honoured="false">priority 5 (not used here: Kafka has no message' in page
+
+
+def test_a_priority_outside_0_to_9_is_refused_on_the_form(admin: Client, queue: Queue):
+    answer = admin.post(
+        "/jobs/",
+        {"job": "echo", "params_text": "[{}]", "parallelism": "1", "priority": "10",
+         "queue": queue.pk, "on_complete_handler": "log"},
+    )  # fmt: skip
+    assert answer.status_code == 422
+    assert "less than or equal to 9" in answer.content.decode()
+    assert JobRun.objects.count() == 0

@@ -162,3 +162,31 @@ def test_pause_resume_cancel_and_a_409_for_what_the_state_forbids(
     assert cancelled["state"] == "cancelled"
     assert cancelled["counts"]["cancelled"] == 3
     assert admin.post(f"{API}runs/{run.pk}/resume").status_code == 409
+
+
+def test_a_run_takes_a_priority_and_says_whether_its_queue_honours_it(
+    admin: APIClient, job_queue: Queue
+):
+    answer = start(admin, params=[{"n": 1}], queue="jobs", priority=9)
+    assert answer.status_code == 201, answer.content
+    run = JobRun.objects.get(pk=answer.json()["run-id"])
+    assert run.priority == 9
+    shown = admin.get(f"{API}runs/{run.pk}").json()
+    assert shown["priority"] == 9
+    assert shown["priority-honoured"] is True
+    assert "highest priority first" in shown["priority-note"]
+
+    kafka = Queue.objects.create(name="events", type="kafka", partitions=3)
+    on_kafka = start(admin, params=[{"n": 1}], queue=kafka.name, priority=9).json()["run-id"]
+    shown = admin.get(f"{API}runs/{on_kafka}").json()
+    assert shown["priority"] == 9
+    assert shown["priority-honoured"] is False
+    assert "Kafka has no message priorities" in shown["priority-note"]
+
+
+@pytest.mark.parametrize("priority", [10, -1, "9", True, None])
+def test_a_priority_outside_0_to_9_is_a_400(admin: APIClient, job_queue: Queue, priority: Any):
+    answer = start(admin, params=[{"n": 1}], queue="jobs", priority=priority)
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["code"] == "invalid_run_options"
+    assert JobRun.objects.count() == 0

@@ -71,3 +71,13 @@ def test_an_unknown_job_and_a_missing_file_are_refused(job_queue: Queue, tmp_pat
         call_command("start_job", "nope", "--params", str(path))
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("start_job", "echo", "--params", str(tmp_path / "missing.json"))
+
+
+def test_a_priority_is_given_with_priority(job_queue: Queue, tmp_path: Path):
+    params = tmp_path / "params.json"
+    params.write_text('[{"n": 1}]')
+    call_command("start_job", "tests.square", "--params", str(params), "--priority", "6",
+                 stdout=StringIO())  # fmt: skip
+    assert JobRun.objects.get().priority == 6
+    with pytest.raises(CommandError, match="invalid_run_options"):
+        call_command("start_job", "tests.square", "--params", str(params), "--priority", "10")

@@ -206,3 +206,65 @@ def test_a_completed_run_has_nothing_to_retry(job_queue: Queue):
     run_one(run.instances.get())
     with pytest.raises(IllegalTransition):
         runs.retry_failed(run.pk)
+
+
+@pytest.mark.parametrize("priority", [-1, 10, "9", True, 2.5])
+def test_a_priority_outside_0_to_9_is_refused_and_creates_nothing(job_queue: Queue, priority: Any):
+    with pytest.raises(InvalidRunOptions, match="priority"):
+        runs.start("tests.square", [{"n": 1}], queue="jobs", priority=priority)
+    assert JobRun.objects.count() == 0
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_each_instance_message_carries_the_runs_priority(job_queue: Queue):
+    run = runs.start("tests.square", [{"n": n} for n in range(3)], parallelism=2, priority=7,
+                     queue="jobs")  # fmt: skip
+    assert run.priority == 7
+    run_one(run.instances.get(index=0))  # releases the third instance
+
+    rows = OutboxMessage.objects.filter(queue=job_queue).order_by("id")
+    assert [(r.body["index"], r.priority) for r in rows] == [(0, 7), (1, 7), (2, 7)]
+    assert runs.start("tests.square", [{"n": 1}], queue="jobs").priority == 0  # the default
+
+
+def test_a_priority_9_run_is_claimed_before_a_priority_0_run_on_one_database_queue(
+    job_queue: Queue,
+):
+    """Both runs' first waves are published with no worker running; one fetch then takes
+    the urgent run's instances, though the other run started first."""
+    from queues.backends import get_backend
+    from queues.relay import Relay
+
+    routine = runs.start("tests.square", [{"n": n} for n in range(4)], parallelism=4, queue="jobs")
+    urgent = runs.start("tests.square", [{"n": n} for n in range(4)], parallelism=4, priority=9,
+                        queue="jobs")  # fmt: skip
+    relay = Relay()
+    try:
+        assert relay.run_once() == 8
+    finally:
+        relay.close()
+
+    with get_backend(job_queue) as backend:
+        first = backend.fetch(max_messages=4, wait_seconds=0)
+        then = backend.fetch(max_messages=4, wait_seconds=0)
+    assert [d.json()["run_id"] for d in first] == [str(urgent.pk)] * 4
+    assert [d.json()["index"] for d in first] == [0, 1, 2, 3]
+    assert [d.json()["run_id"] for d in then] == [str(routine.pk)] * 4
+
+
+def test_a_start_job_message_may_carry_a_priority(job_queue: Queue):
+    from types import SimpleNamespace
+
+    from jobs.handlers import start_job
+
+    settled: list[str] = []
+    ctx = SimpleNamespace(
+        message_id="m-1",
+        ack=lambda: settled.append("ack"),
+        dead_letter=lambda reason: settled.append(reason),
+        log=SimpleNamespace(info=lambda *args: None),
+    )
+    message = {"job": "tests.square", "params": [{"n": 1}], "queue": "jobs", "priority": 8}
+    start_job(message, ctx)  # type: ignore[arg-type]
+    assert settled == ["ack"]
+    assert JobRun.objects.get(source="message:m-1").priority == 8

@@ -1,4 +1,5 @@
-"""``manage.py start_job NAME --params FILE.json|FILE.csv [--parallelism N] [--queue Q]``."""
+"""``manage.py start_job NAME --params FILE.json|FILE.csv [--parallelism N] [--priority P]
+[--queue Q]``."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ class Command(BaseCommand):
             help="A .json file (a list of objects) or a .csv file (one instance per row).",
         )  # fmt: skip
         parser.add_argument("--parallelism", type=int, default=10)
+        parser.add_argument(
+            "--priority", type=int, default=0,
+            help="0 to 9, higher first, where the queue's engine has priorities.",
+        )  # fmt: skip
         parser.add_argument("--queue", default=None, help="Queue name (QUAYMASTER_JOB_QUEUE).")
         parser.add_argument("--on-complete", default=None, help="Queue for job.completed.")
         parser.add_argument("--on-complete-handler", default="log")
@@ -38,6 +43,7 @@ class Command(BaseCommand):
                 options["job"],
                 parse_params_file(path.name, content),
                 parallelism=options["parallelism"],
+                priority=options["priority"],
                 queue=options["queue"],
                 on_complete=options["on_complete"],
                 on_complete_handler=options["on_complete_handler"],
