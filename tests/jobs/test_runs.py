@@ -3,6 +3,7 @@ created, what is released to the queue, what each state change allows."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -268,3 +269,32 @@ def test_a_start_job_message_may_carry_a_priority(job_queue: Queue):
     start_job(message, ctx)  # type: ignore[arg-type]
     assert settled == ["ack"]
     assert JobRun.objects.get(source="message:m-1").priority == 8
+
+
+@pytest.mark.e2e
+def test_a_priority_9_run_comes_first_on_a_rabbitmq_priority_queue(job_queue: Queue):
+    """The same on RabbitMQ, read back with its own client: a queue declared with
+    x-max-priority hands out the urgent run's instances before the routine run's."""
+    from queues.backends import get_backend
+    from queues.relay import Relay
+    from tests.queues.backends.engines import RabbitMqEngine
+
+    rabbitmq = RabbitMqEngine()
+    try:
+        queue = rabbitmq.make_queue(max_priority=10)
+        with get_backend(queue) as backend:
+            backend.provision()
+        routine = runs.start("tests.square", [{"n": n} for n in range(3)], parallelism=3,
+                             queue=queue)  # fmt: skip
+        urgent = runs.start("tests.square", [{"n": n} for n in range(3)], parallelism=3,
+                            priority=9, queue=queue)  # fmt: skip
+        assert runs.summary(urgent)["priority-honoured"] is True
+        relay = Relay()
+        try:
+            assert relay.run_once() == 6
+        finally:
+            relay.close()
+        bodies = [json.loads(record.body) for record in rabbitmq.read_back(queue, 6)]
+    finally:
+        rabbitmq.cleanup()
+    assert [b["run_id"] for b in bodies] == [str(urgent.pk)] * 3 + [str(routine.pk)] * 3
