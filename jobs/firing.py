@@ -48,7 +48,6 @@ from jobs.models import (
 from queues.models import OutboxMessage
 from queues.outbox import notify_at_commit
 
-
 #: Within this share of an interval after the last fire, a send is the same fire again.
 INTERVAL_SAME_FIRE = 0.9
 
