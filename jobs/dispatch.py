@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from jobs.models import JobInstance, JobRun, RunTransition
@@ -47,14 +47,19 @@ def move(run: JobRun, target: RunState, reason: str = "") -> None:
     run.state = target
 
 
-def instance_message(run: JobRun, instance_id: uuid.UUID, index: int) -> dict[str, Any]:
-    """The body of an instance's message: ids only; the parameters stay in the database."""
+def instance_message(
+    run: JobRun, instance_id: uuid.UUID, index: int, dispatch: int = 1
+) -> dict[str, Any]:
+    """The body of an instance's message: ids only (the parameters stay in the database), and
+    which release of the instance it is (``dispatch``: a message from an earlier release, e.g.
+    one sent before "retry failed" sent the instance again, must not run it)."""
     return {
         "handler": INSTANCE_HANDLER,
         "job": run.job,
         "run_id": str(run.pk),
         "instance_id": str(instance_id),
         "index": index,
+        "dispatch": dispatch,
     }
 
 
@@ -64,18 +69,18 @@ def release(run: JobRun) -> int:
     if run.state != RunState.ACTIVE:
         return 0
     room = run.parallelism - run.in_flight
-    batch: list[tuple[uuid.UUID, int]] = []
+    batch: list[tuple[uuid.UUID, int, int]] = []
     if room > 0:
         batch = list(
             JobInstance.objects.filter(
                 run=run, state=InstanceState.PENDING, released_at__isnull=True
             )
             .order_by("index")
-            .values_list("id", "index")[:room]
+            .values_list("id", "index", "dispatch")[:room]
         )
     if batch:
-        JobInstance.objects.filter(pk__in=[pk for pk, _ in batch]).update(
-            released_at=timezone.now()
+        JobInstance.objects.filter(pk__in=[pk for pk, _, _ in batch]).update(
+            released_at=timezone.now(), dispatch=F("dispatch") + 1
         )
         OutboxMessage.objects.bulk_create(
             OutboxMessage(
@@ -84,10 +89,10 @@ def release(run: JobRun) -> int:
                 # One key per instance: Kafka spreads a run over partitions (one key per run
                 # would put it on one partition, so on one consumer of the group).
                 ordering_key=f"job:{pk}",
-                body=instance_message(run, pk, index),
+                body=instance_message(run, pk, index, dispatch + 1),
                 priority=run.priority,
             )
-            for pk, index in batch
+            for pk, index, dispatch in batch
         )
         notify_at_commit()
         run.released += len(batch)

@@ -44,8 +44,9 @@ def run_instance(message: dict[str, Any], ctx: Context) -> None:
     except (KeyError, ValueError):
         ctx.dead_letter("A jobs.instance message needs the instance_id of a job instance.")
         return
+    dispatch = message.get("dispatch")
     try:
-        instance = begin(instance_id)
+        instance = begin(instance_id, dispatch if isinstance(dispatch, int) else None)
     except _PastDeadline as late:
         expire(late.run_id)
         ctx.ack()
@@ -84,9 +85,10 @@ def run_instance(message: dict[str, Any], ctx: Context) -> None:
     ctx.ack()
 
 
-def begin(instance_id: uuid.UUID) -> JobInstance | None:
+def begin(instance_id: uuid.UUID, dispatch: int | None = None) -> JobInstance | None:
     """The instance, now ``in_progress`` with one more attempt; None when there is nothing to
-    run (it ended already, or it no longer exists). Raises ``_PastDeadline`` for an instance
+    run (it ended already, it no longer exists, or the message is from an earlier release of
+    the instance than its latest, ``dispatch``). Raises ``_PastDeadline`` for an instance
     that has not started when its run's deadline has passed."""
     with transaction.atomic():
         instance = (
@@ -97,6 +99,8 @@ def begin(instance_id: uuid.UUID) -> JobInstance | None:
         )
         if instance is None or instance.state in TERMINAL_INSTANCE_STATES:
             return None
+        if dispatch is not None and dispatch != instance.dispatch:
+            return None  # a message of an earlier release (the instance was sent again since)
         deadline = instance.run.deadline
         if instance.state == InstanceState.PENDING and deadline and deadline <= timezone.now():
             raise _PastDeadline(instance.run_id)

@@ -100,6 +100,9 @@ class JobInstance(models.Model):
         max_length=16, choices=InstanceState.choices, default=InstanceState.PENDING
     )
     attempts = models.PositiveIntegerField(default=0)
+    #: How many times the instance was released (sent); its message carries the number, and a
+    #: message of an earlier release is acknowledged without running it.
+    dispatch = models.PositiveIntegerField(default=0)
     result = models.JSONField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
     progress = models.JSONField(null=True, blank=True)

@@ -298,3 +298,20 @@ def test_a_priority_9_run_comes_first_on_a_rabbitmq_priority_queue(job_queue: Qu
     finally:
         rabbitmq.cleanup()
     assert [b["run_id"] for b in bodies] == [str(urgent.pk)] * 3 + [str(routine.pk)] * 3
+
+
+def test_a_message_from_before_retry_failed_does_not_run_the_instance_sent_again(
+    job_queue: Queue,
+):
+    run = runs.start("tests.square", [{"n": 1}], queue="jobs")
+    instance = run.instances.get()
+    [first] = sent(job_queue)
+    runs.cancel(run.pk)  # its message was sent, it never started: cancelled
+    runs.retry_failed(run.pk)
+    second = sent(job_queue)[-1]
+
+    assert (first["dispatch"], second["dispatch"]) == (1, 2)
+    assert begin(instance.pk, first["dispatch"]) is None  # the old message: acknowledged
+    started = begin(instance.pk, second["dispatch"])
+    assert started is not None
+    assert started.attempts == 1
