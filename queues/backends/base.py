@@ -108,6 +108,16 @@ class QueueConfig(Protocol):
     def get_secret(self) -> str: ...
 
 
+class DeadLetterStore(Protocol):
+    """What an engine's dead-letter helper does; ``Backend.dead_letter_store`` gives it."""
+
+    def peek(self, limit: int, keys: Iterable[str] | None) -> list[DeadLetter]: ...
+
+    def redrive(self, message_ids: Iterable[str] | None) -> int: ...
+
+    def delete(self, message_id: str) -> bool: ...
+
+
 class Backend(abc.ABC):
     """One queue on one engine. Not thread-safe: one instance per thread (or per worker)."""
 
@@ -245,22 +255,33 @@ class Backend(abc.ABC):
 
     # -- administration: dead letters and purge (see queues/dead_letters.py) -----------------
 
+    def dead_letter_store(self) -> DeadLetterStore | None:
+        """The engine's dead-letter helper (its ``dead_letters.py``, built on the engine's
+        client), or None when this engine has none here."""
+        return None
+
+    def _store(self, what: str) -> DeadLetterStore:
+        store = self.dead_letter_store()
+        if store is None:
+            raise QueueError(f"{self.engine} queues cannot {what} here.")
+        return store
+
     def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
         """Up to ``limit`` dead letters, left where they are (a peek, never a consume).
 
         ``keys`` narrows the scan to those keys or message ids, and ends it once all are found.
         """
-        raise QueueError(f"{self.engine} queues do not list dead letters here.")
+        return self._store("list dead letters").peek(limit, keys)
 
     def redrive(self, message_ids: Iterable[str] | None = None) -> int:
         """Move dead letters (all when None) back to the queue with the attempt count reset,
         removing them from the dead-letter queue; returns how many moved. At least once: a
         failure between the two steps can leave a copy in both places, never in neither."""
-        raise QueueError(f"{self.engine} queues cannot send dead letters back here.")
+        return self._store("send dead letters back").redrive(message_ids)
 
     def delete_dead_letter(self, message_id: str) -> bool:
         """Remove one dead letter (every copy of a message id); False when none was found."""
-        raise QueueError(f"{self.engine} queues cannot delete dead letters here.")
+        return self._store("delete dead letters").delete(message_id)
 
     def purge(self) -> int | None:
         """Drop every message waiting in the queue (delayed retries included; dead letters

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +32,6 @@ from queues.errors import BadMessage, BrokerUnavailable, LeaseLost, QueueError, 
 from queues.messages import (
     BrokerIdPublishResult,
     CheckResult,
-    DeadLetter,
     Delivery,
     OutgoingMessage,
     PublishResult,
@@ -216,25 +215,14 @@ class DatabaseBackend(Backend):
 
     # -- administration (dead_letters.py) ----------------------------------------------------
 
-    def _dead_letters(self) -> DatabaseDeadLetters:
+    def dead_letter_store(self) -> DatabaseDeadLetters:
         self._require_saved()
         return DatabaseDeadLetters(self.queue.pk)
-
-    def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
-        """The queue's ``dead`` rows, oldest first; reading them changes nothing."""
-        return self._dead_letters().peek(limit, keys)
-
-    def redrive(self, message_ids: Iterable[str] | None = None) -> int:
-        """Dead rows become ready now with attempts 0: one UPDATE, so nothing is in between."""
-        return self._dead_letters().redrive(message_ids)
-
-    def delete_dead_letter(self, message_id: str) -> bool:
-        return self._dead_letters().delete(message_id)
 
     def purge(self) -> int:
         """Delete the ready rows (delayed retries included). In-flight rows stay: a handler is
         working on them and will settle them; dead rows stay for an admin."""
-        return self._dead_letters().purge()
+        return self.dead_letter_store().purge()
 
     # -- helpers ------------------------------------------------------------------------------
 

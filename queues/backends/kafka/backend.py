@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from queues.backends.base import AddError, Backend, PrioritySupport, QueueConfig
@@ -20,7 +20,6 @@ from queues.errors import QueueError
 from queues.messages import (
     HEADER_NOT_BEFORE,
     CheckResult,
-    DeadLetter,
     Delivery,
     OutgoingMessage,
     PublishResult,
@@ -127,7 +126,7 @@ class KafkaBackend(Backend):
             self._admin = KafkaAdmin(self.client)
         return self._admin
 
-    def _dead_letters(self) -> KafkaDeadLetters:
+    def dead_letter_store(self) -> KafkaDeadLetters:
         return KafkaDeadLetters(self.client, self.producer, self.admin, self.user_headers)
 
     # -- producer side ------------------------------------------------------------------------
@@ -209,22 +208,13 @@ class KafkaBackend(Backend):
 
     # -- administration (dead_letters.py: how a log keeps "removed" dead letters) -------------
 
-    def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
-        return self._dead_letters().peek(limit, keys)
-
-    def redrive(self, message_ids: Iterable[str] | None = None) -> int:
-        return self._dead_letters().redrive(message_ids)
-
-    def delete_dead_letter(self, message_id: str) -> bool:
-        return self._dead_letters().delete(message_id)
-
     def purge(self) -> int:
         """DeleteRecords to the end of the topic and its retry topic; returns how many were
         waiting for the worker group."""
         return self.admin.purge()
 
     def settled_dead_letters(self) -> int:
-        return self._dead_letters().settled_count()
+        return self.dead_letter_store().settled_count()
 
     def close(self) -> None:
         """Leave the group (unacknowledged messages go to the next reader) and stop the

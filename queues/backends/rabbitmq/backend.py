@@ -3,7 +3,7 @@ package's docstring states the semantics)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +17,6 @@ from queues.errors import BadConfiguration, QueueError, QueueMissing
 from queues.messages import (
     BrokerIdPublishResult,
     CheckResult,
-    DeadLetter,
     Delivery,
     OutgoingMessage,
     PublishResult,
@@ -238,21 +237,12 @@ class RabbitMqBackend(Backend):
 
     # -- administration (dead_letters.py: basic.get, then requeue or ack) --------------------
 
-    def _dead_letters(self) -> RabbitDeadLetters:
+    def dead_letter_store(self) -> RabbitDeadLetters:
         return RabbitDeadLetters(self.client, self.names, self.user_headers)
-
-    def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
-        return self._dead_letters().peek(limit, keys)
-
-    def redrive(self, message_ids: Iterable[str] | None = None) -> int:
-        return self._dead_letters().redrive(message_ids)
-
-    def delete_dead_letter(self, message_id: str) -> bool:
-        return self._dead_letters().delete(message_id)
 
     def purge(self) -> int:
         """queue.purge of the queue and its retry queue: the ready messages, counted."""
-        return self._dead_letters().purge()
+        return self.dead_letter_store().purge()
 
     def close(self) -> None:
         """Close the connection: unacknowledged deliveries go back to their queue."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -29,7 +29,6 @@ from queues.messages import (
     HEADER_MESSAGE_ID,
     HEADER_REASON,
     CheckResult,
-    DeadLetter,
     Delivery,
     OutgoingMessage,
     PublishResult,
@@ -307,22 +306,13 @@ class SqsBackend(Backend):
 
     # -- administration (dead_letters.py says how SQS is read without a peek) ----------------
 
-    def _dead_letters(self) -> SqsDeadLetters:
+    def dead_letter_store(self) -> SqsDeadLetters:
         return SqsDeadLetters(self.sqs, self.queue.max_attempts, self.user_headers)
-
-    def dead_letters(self, limit: int = 50, keys: Iterable[str] | None = None) -> list[DeadLetter]:
-        return self._dead_letters().peek(limit, keys)
-
-    def redrive(self, message_ids: Iterable[str] | None = None) -> int:
-        return self._dead_letters().redrive(message_ids)
-
-    def delete_dead_letter(self, message_id: str) -> bool:
-        return self._dead_letters().delete(message_id)
 
     def purge(self) -> None:
         """PurgeQueue: every message of the main queue, in-flight ones too (SQS's semantics);
         SQS does not say how many."""
-        self._dead_letters().purge()
+        self.dead_letter_store().purge()
 
     def close(self) -> None:
         if self._client is not None:
