@@ -9,7 +9,9 @@ then sends the session cookie (cookies are per host, not per port) and lets the 
 stream. Under WSGI (the test client, pytest-django's live server, a same-origin fallback) a
 stream would hold a worker thread, so there it is synchronous and ends after its first batch
 of events (or ``WSGI_WAIT_SECONDS`` without any); the browser's EventSource reconnects at once
-with ``Last-Event-ID``: a long poll, with the same protocol.
+with ``Last-Event-ID``: a long poll, with the same protocol. The heartbeat stream sends one beat
+there and ends at once, telling the browser to come back a heartbeat period later. No stream
+holds a WSGI worker for longer than ``WSGI_WAIT_SECONDS``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from workers.events import stream_events
 from workers.models import Level
 
 HEARTBEAT_SECONDS = 15.0
+#: The most beats a heartbeat stream may be asked for (``?limit=``).
+MAX_HEARTBEATS = 1000
 #: How often the lifecycle stream asks the database for new events.
 POLL_SECONDS = 0.75
 #: Under WSGI, how long a lifecycle stream waits for a first event before it ends.
@@ -58,14 +62,38 @@ async def _heartbeats(limit: int | None) -> AsyncIterator[str]:
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
+def _heartbeat_poll() -> Iterator[str]:
+    """Under WSGI: one beat, then the stream ends; ``retry:`` makes the browser come back a
+    heartbeat period later, so it hears one as often as under ASGI without holding a worker."""
+    yield f"retry: {int(HEARTBEAT_SECONDS * 1000)}\n\n"
+    yield sse_event("heartbeat", timezone.now().isoformat())
+
+
+def _heartbeat_limit(raw: str | None) -> int | None:
+    """``?limit=``: absent (beat until the client leaves) or 1 to ``MAX_HEARTBEATS``;
+    ``ValueError`` otherwise."""
+    if raw is None or raw == "":
+        return None
+    limit = int(raw) if raw.isdecimal() and len(raw) <= 9 else 0
+    if not 1 <= limit <= MAX_HEARTBEATS:
+        raise ValueError(f"limit must be a whole number from 1 to {MAX_HEARTBEATS}.")
+    return limit
+
+
 async def heartbeat(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-    """A stream that only beats: lets a client (and the tests) prove the streams path is up."""
+    """A stream that only beats: lets a client (and the tests) prove the streams path is up.
+
+    ``?limit=`` ends it after that many beats (400 when it is not 1 to ``MAX_HEARTBEATS``).
+    Under WSGI it sends one beat and ends (see the module's docstring)."""
     user = await request.auser()
     if not user.is_authenticated:
         return HttpResponse(status=401)
-    limit = request.GET.get("limit")
+    try:
+        limit = _heartbeat_limit(request.GET.get("limit"))
+    except ValueError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
     response = StreamingHttpResponse(
-        _heartbeats(int(limit) if limit and limit.isdigit() else None),
+        _heartbeats(limit) if isinstance(request, ASGIRequest) else _heartbeat_poll(),
         content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache"
