@@ -40,6 +40,10 @@ class QueueForbidden(QueueError):
     status = 403
 
 
+class InvalidIdempotencyKey(QueueError):
+    code = "invalid_idempotency_key"
+
+
 class IdempotencyInProgress(QueueError):
     code = "idempotency_in_progress"
     status = 409

@@ -6,10 +6,12 @@ answer is 201 the broker has it (for the database type: the row is committed).
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -20,6 +22,7 @@ from queues.api.errors import (
     IdempotencyInProgress,
     IdempotencyMismatch,
     InvalidBatch,
+    InvalidIdempotencyKey,
     MissingHandler,
     NotAnObject,
     QueueDisabled,
@@ -33,6 +36,9 @@ from queues.services import publishers
 
 #: Most messages one batch request may carry.
 MAX_BATCH = 100
+IN_PROGRESS = "A request with this Idempotency-Key is still running; retry shortly."
+#: The longest ``Idempotency-Key`` (the column's length).
+MAX_IDEMPOTENCY_KEY = IdempotencyKey._meta.get_field("key").max_length or 255
 
 
 def find_queue(*, queue_id: int | None = None, name: str | None = None) -> Queue:
@@ -96,28 +102,72 @@ def publish_batch(queue: Queue, bodies: Any) -> list[dict[str, Any]]:
     return publish(queue, bodies)
 
 
+def claim_timeout() -> dt.timedelta:
+    """How long a claimed key without an answer stays claimed: after that its request is
+    taken for dead (killed mid-publish) and the next request with the key publishes."""
+    return dt.timedelta(
+        seconds=float(getattr(settings, "QUAYMASTER_IDEMPOTENCY_CLAIM_SECONDS", 60))
+    )
+
+
+def check_idempotency_key(key: str) -> None:
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise InvalidIdempotencyKey(
+            f"An Idempotency-Key has at most {MAX_IDEMPOTENCY_KEY} characters; "
+            f"this one has {len(key)}."
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise InvalidIdempotencyKey("An Idempotency-Key may not contain control characters.")
+
+
 def remembered(user: Any, key: str, queue: Queue) -> IdempotencyKey | None:
     """Claim ``key`` for this request, or return the earlier request's record.
 
     The claim commits at once, so a concurrent repeat sees it and is told to wait (409). A
-    key older than ``QUAYMASTER_IDEMPOTENCY_KEY_HOURS`` is forgotten: the request publishes."""
-    expired = timezone.now() - idempotency_ttl()
-    IdempotencyKey.objects.filter(user=user, key=key, created_at__lt=expired).delete()
+    claim still without an answer after ``claim_timeout()`` was left by a request that died
+    mid-publish: the next repeat takes it over (one repeat, however many race) and publishes,
+    so that message may be on the queue twice (publishing is at least once). A key older
+    than ``QUAYMASTER_IDEMPOTENCY_KEY_HOURS`` is forgotten: the request publishes."""
+    check_idempotency_key(key)
+    now = timezone.now()
+    IdempotencyKey.objects.filter(
+        user=user, key=key, created_at__lt=now - idempotency_ttl()
+    ).delete()
+    earlier = None
+    for _attempt in range(3):  # the earlier claim may be forgotten between the two steps
+        if _claim(user, key, queue):
+            return None
+        earlier = IdempotencyKey.objects.filter(user=user, key=key).first()
+        if earlier is not None:
+            break
+    if earlier is None:
+        raise IdempotencyInProgress(IN_PROGRESS)
+    if earlier.queue_id != queue.pk:
+        raise IdempotencyMismatch("This Idempotency-Key was used for another queue; use a new key.")
+    if earlier.response is not None:
+        return earlier
+    if earlier.created_at > now - claim_timeout() or not _take_over(earlier, now):
+        raise IdempotencyInProgress(IN_PROGRESS)
+    return None
+
+
+def _claim(user: Any, key: str, queue: Queue) -> bool:
     try:
         with transaction.atomic():
             IdempotencyKey.objects.create(user=user, key=key, queue=queue)
     except IntegrityError:
-        earlier = IdempotencyKey.objects.get(user=user, key=key)
-        if earlier.queue_id != queue.pk:
-            raise IdempotencyMismatch(
-                "This Idempotency-Key was used for another queue; use a new key."
-            ) from None
-        if earlier.response is None:
-            raise IdempotencyInProgress(
-                "A request with this Idempotency-Key is still running; retry shortly."
-            ) from None
-        return earlier
-    return None
+        return False
+    return True
+
+
+def _take_over(claim: IdempotencyKey, now: dt.datetime) -> bool:
+    """Make an abandoned claim this request's; False when another request took it first
+    (the update only matches the claim as it was read)."""
+    return bool(
+        IdempotencyKey.objects.filter(
+            pk=claim.pk, response__isnull=True, created_at=claim.created_at
+        ).update(created_at=now)
+    )
 
 
 def remember(user: Any, key: str, status: int, response: Any) -> None:

@@ -4,15 +4,20 @@ really holds afterwards (read back with the engine's own client)."""
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
+from queues.api import publishing
+from queues.api.errors import IdempotencyInProgress
 from queues.backends import get_backend
-from queues.models import Queue
+from queues.models import IdempotencyKey, Queue
 from queues.services import publishers
 from tests.queues.backends.engines import Engine, unique_name
 
@@ -256,3 +261,77 @@ def test_requests_are_rate_limited_per_token(monkeypatch: pytest.MonkeyPatch):
     assert post(client_for(second), url, {"handler": "log"}).status_code == 201
     assert queue.database_messages.count() == 4
     cache.clear()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["k" * 256, "k" * 10_000, "order\x0042", "order\n42"])
+def test_an_idempotency_key_too_long_or_with_control_characters_is_400(key: str):
+    """Longer than its column: a 500 on PostgreSQL before; NUL cannot be stored at all."""
+    queue = Queue.objects.create(name="orders", type="database")
+    user, raw = publisher(queue)
+    url = f"/api/v1/zstorage/queue/{queue.pk}/publish"
+
+    refused = post(client_for(raw), url, {"handler": "log"}, HTTP_IDEMPOTENCY_KEY=key)
+
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["code"] == "invalid_idempotency_key"
+    assert queue.database_messages.count() == 0
+    assert not IdempotencyKey.objects.filter(user=user).exists()
+    longest = post(client_for(raw), url, {"handler": "log"}, HTTP_IDEMPOTENCY_KEY="k" * 255)
+    assert longest.status_code == 201, longest.content
+
+
+class Killed(BaseException):
+    """What the request sees of its worker being killed: nothing runs after it."""
+
+
+@pytest.mark.django_db
+def test_a_request_killed_mid_publish_leaves_its_key_claimed_only_for_a_while(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+):
+    settings.QUAYMASTER_IDEMPOTENCY_CLAIM_SECONDS = 60
+    queue = Queue.objects.create(name="orders", type="database")
+    user, raw = publisher(queue)
+    client = client_for(raw)
+    url = f"/api/v1/zstorage/queue/{queue.pk}/publish"
+
+    def killed(*args: Any) -> Any:
+        raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(publishing, "publish", killed)
+        with pytest.raises(Killed):
+            post(client, url, {"handler": "log"}, HTTP_IDEMPOTENCY_KEY="order-42")
+    claim = IdempotencyKey.objects.get(user=user, key="order-42")
+    assert claim.response is None
+
+    running = post(client, url, {"handler": "log"}, HTTP_IDEMPOTENCY_KEY="order-42")
+    assert (running.status_code, running.json()["code"]) == (409, "idempotency_in_progress")
+
+    claim.created_at = timezone.now() - timedelta(seconds=61)
+    claim.save()
+    retried = post(client, url, {"handler": "log"}, HTTP_IDEMPOTENCY_KEY="order-42")
+    assert retried.status_code == 201, retried.content
+    replayed = post(client, url, {"handler": "log"}, HTTP_IDEMPOTENCY_KEY="order-42")
+    assert replayed.status_code == 201
+    assert replayed["Idempotent-Replayed"] == "true"
+    assert replayed.json() == retried.json()
+    assert [m.message_id for m in queue.database_messages.all()] == [
+        uuid.UUID(retried.json()["message-id"])
+    ]
+
+
+@pytest.mark.django_db
+def test_an_abandoned_claim_is_taken_over_by_one_repeat_only():
+    queue = Queue.objects.create(name="orders", type="database")
+    user, _ = publisher(queue)
+    IdempotencyKey.objects.create(user=user, key="order-42", queue=queue)
+    IdempotencyKey.objects.filter(user=user).update(
+        created_at=timezone.now() - timedelta(minutes=5)
+    )
+    claim = IdempotencyKey.objects.get(user=user)
+
+    assert publishing.remembered(user, "order-42", queue) is None  # taken over
+    with pytest.raises(IdempotencyInProgress):
+        publishing.remembered(user, "order-42", queue)  # now young again: still running
+    assert publishing._take_over(claim, timezone.now()) is False  # a racing repeat lost
