@@ -37,8 +37,34 @@ def create_queue(*, secret: str = "", **fields: Any) -> Queue:
     return queue
 
 
+#: The fields that say where a queue's secret is sent and whose it is.
+CONNECTION_FIELDS = ("type", "url", "username")
+SECRET_AGAIN = (
+    "The {fields} changed: send the secret again (or remove it), so that the stored one never "
+    "goes to a server it was not typed for."
+)
+
+
+def secret_required(queue: Queue, fields: Mapping[str, Any], secret: str | None) -> str:
+    """Why this change needs the secret in the same request, or "" when it does not: a stored
+    secret stays only while its type, url and username stay. Whoever may edit a queue but does
+    not know its secret cannot point it at a listener of theirs and press "check"."""
+    if secret is not None or queue.pk is None or not queue.has_secret:
+        return ""
+    moved = [n for n in CONNECTION_FIELDS if n in fields and fields[n] != getattr(queue, n)]
+    if not moved:
+        return ""
+    return SECRET_AGAIN.format(fields=" and ".join(", ".join(moved).rsplit(", ", 1)))
+
+
 def update_queue(queue: Queue, *, secret: str | None = None, **fields: Any) -> Queue:
-    """Change fields; ``secret=None`` keeps the stored secret, ``""`` clears it."""
+    """Change fields; ``secret=None`` keeps the stored secret, ``""`` clears it. Changing the
+    type, url or username of a queue with a stored secret needs ``secret`` too (a
+    ValidationError keyed ``secret`` otherwise, with nothing changed): see
+    ``secret_required``."""
+    problem = secret_required(queue, fields, secret)
+    if problem:
+        raise ValidationError({"secret": [problem]})
     for name, value in fields.items():
         setattr(queue, name, value)
     if secret is not None:

@@ -4,8 +4,10 @@ Like the schema forms, these only gather what a person typed. Whether a queue is
 type is ``Queue.clean``'s call, run by ``queues.services`` (the API runs the same), and
 ``apply_queue_errors`` puts its errors next to the inputs they concern.
 
-The secret is write-only: the input never renders a value back (``render_value=False``), a
-blank one keeps the stored secret, and removing it is a separate, explicit checkbox.
+The secret is write-only: the input never renders a value back (``render_value=False``) and
+no page shows any of it, a blank one keeps the stored secret, and removing it is a separate,
+explicit checkbox. Changing the type, URL or user name of a queue with a stored secret needs
+the secret typed again (or removed): ``queues.services.update_queue`` refuses it otherwise.
 """
 
 from __future__ import annotations
@@ -110,9 +112,10 @@ class QueueForm(forms.Form):
             del self.fields["clear_secret"]
             self.fields["secret"].help_text = "Stored encrypted; never shown again."
         else:
-            self.fields[
-                "secret"
-            ].help_text = f"A secret is stored ({queue.masked_secret}). Leave blank to keep it."
+            self.fields["secret"].help_text = (
+                "A secret is stored. Leave blank to keep it; changing the type, URL or user name "
+                "needs it typed again (or removed)."
+            )
 
     def values(self) -> dict[str, Any]:
         """The queue's fields as ``create_queue``/``update_queue`` take them, and the secret:

@@ -1,20 +1,27 @@
-"""Queue shapes for the API. The secret is write-only: answers carry ``masked_secret``."""
+"""Queue shapes for the API. The secret is write-only: answers say only ``secret_set``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from rest_framework import serializers
 
+from queues import services
 from queues.models import Queue
 
 
 class QueueSerializer(serializers.ModelSerializer[Queue]):
     secret = serializers.CharField(
         write_only=True, required=False, allow_blank=True, trim_whitespace=False,
-        help_text="Password or secret key; never returned. Omit to keep the stored one.",
+        help_text='Password or secret key; never returned. Omit to keep the stored one, "" '
+        "removes it. Changing type, url or username of a queue with a stored secret needs it "
+        "again in the same request (a new one, or \"\"), else 400 with fields.secret.",
     )  # fmt: skip
-    masked_secret = serializers.CharField(read_only=True)
+    secret_set = serializers.BooleanField(
+        source="has_secret", read_only=True, help_text="Whether a secret is stored."
+    )
 
     class Meta:
         model = Queue
@@ -26,7 +33,7 @@ class QueueSerializer(serializers.ModelSerializer[Queue]):
             "region",
             "username",
             "secret",
-            "masked_secret",
+            "secret_set",
             "visibility_timeout",
             "max_attempts",
             "fifo",
@@ -40,20 +47,34 @@ class QueueSerializer(serializers.ModelSerializer[Queue]):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Run the model's per-type validation so the API and the pages say the same."""
-        secret = attrs.pop("secret", None)
-        queue = Queue(**{**self._current(), **attrs})
+        secret = attrs.get("secret")
+        if self.instance is not None:
+            problem = services.secret_required(self.instance, attrs, secret)
+            if problem:
+                raise serializers.ValidationError({"secret": [problem]})
+        queue = Queue(**{**self._current(), **{k: v for k, v in attrs.items() if k != "secret"}})
         if secret is not None:
             queue.set_secret(secret)
-        from django.core.exceptions import ValidationError
-
         try:
             queue.full_clean(exclude=["secret_ciphertext"], validate_unique=False)
         except ValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
         attrs["partitions"] = queue.partitions
-        if secret is not None:
-            attrs["secret_ciphertext"] = queue.secret_ciphertext
         return attrs
+
+    def create(self, validated_data: dict[str, Any]) -> Queue:
+        return self._saved(lambda: services.create_queue(**validated_data))
+
+    def update(self, instance: Queue, validated_data: dict[str, Any]) -> Queue:
+        return self._saved(lambda: services.update_queue(instance, **validated_data))
+
+    @staticmethod
+    def _saved(save: Callable[[], Queue]) -> Queue:
+        """Save through ``queues.services`` (the one path the pages take too)."""
+        try:
+            return save()
+        except ValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
 
     def _current(self) -> dict[str, Any]:
         if self.instance is None:

@@ -1,8 +1,9 @@
 """Queues as data: where a queue lives (type, connection, credentials) and how it delivers.
 
 The secret (password, SQS secret key) is stored only as Fernet ciphertext (``queues.crypto``)
-and shown back masked. What differs per type (which options apply, how the connection is
-validated, which setting a blank url falls back to) is asked of the type's backend class.
+and never shown back, not even in part: pages and the API say only whether one is set. What
+differs per type (which options apply, how the connection is validated, which setting a blank
+url falls back to) is asked of the type's backend class.
 The backends sit above the models (the database backend's rows are a model), so the queues
 app's ``ready`` hands ``queues.backends.backend_class`` to ``use_engines`` rather than this
 module importing it. ``DatabaseMessage`` holds the messages of ``database`` queues, the
@@ -35,7 +36,6 @@ KAFKA_MAX_PARTITIONS = 1000
 #: RabbitMQ accepts x-max-priority up to 255 and recommends at most 10 (each level costs).
 RABBITMQ_MAX_PRIORITY = 10
 DEFAULT_PARTITIONS = 3
-MASK = "••••"
 
 
 class QueueType(models.TextChoices):
@@ -147,17 +147,6 @@ class Queue(models.Model):
     @property
     def has_secret(self) -> bool:
         return bool(self.secret_ciphertext)
-
-    @property
-    def masked_secret(self) -> str:
-        """``••••1234`` (last four shown only when the secret has at least 12 characters)."""
-        if not self.secret_ciphertext:
-            return ""
-        try:
-            secret = self.get_secret()
-        except BadConfiguration:  # a page must still render when a key went missing
-            return MASK
-        return MASK + secret[-4:] if len(secret) >= 12 else MASK
 
     # -- connection ---------------------------------------------------------------------------
 
