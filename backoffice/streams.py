@@ -110,17 +110,24 @@ def _hostname(host: str) -> str:
 
 
 def allowed_origin(request: HttpRequest) -> str | None:
-    """The request's ``Origin`` when a page of ours may read this stream: the same host on
-    another port (the web process beside the streams process), or a CSRF-trusted origin."""
+    """The request's ``Origin`` when a page of ours may read this stream (with the user's
+    cookies): exactly one of ``QUAYMASTER_WEB_ORIGIN`` or ``CSRF_TRUSTED_ORIGINS`` (scheme,
+    host and port). Only in development without ``QUAYMASTER_WEB_ORIGIN``
+    (``QUAYMASTER_STREAMS_SAME_HOST``): any http(s) page on the request's own host name, as
+    ``make run`` serves web and streams on two ports of one host."""
     origin = request.headers.get("Origin")
     if not origin:
+        return None
+    if origin in getattr(settings, "QUAYMASTER_WEB_ORIGIN", []):
+        return origin
+    if origin in getattr(settings, "CSRF_TRUSTED_ORIGINS", []):
+        return origin
+    if not getattr(settings, "QUAYMASTER_STREAMS_SAME_HOST", False):
         return None
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     if parts.hostname.lower() == _hostname(request.get_host()):
-        return origin
-    if origin in getattr(settings, "CSRF_TRUSTED_ORIGINS", []):
         return origin
     return None
 

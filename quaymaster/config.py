@@ -6,8 +6,10 @@ encrypted queue credentials readable; production refuses to start without them.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
@@ -50,3 +52,32 @@ def split_keys(raw: str) -> list[str]:
                 "(32 url-safe base64-encoded bytes)."
             ) from exc
     return keys
+
+
+def proxy_ssl_header(raw: str) -> tuple[str, str]:
+    """``X-Forwarded-Proto=https`` (the value defaults to ``https``) as Django's
+    ``SECURE_PROXY_SSL_HEADER``: ``("HTTP_X_FORWARDED_PROTO", "https")``."""
+    name, _, value = raw.partition("=")
+    name, value = name.strip(), value.strip() or "https"
+    if not re.fullmatch(r"[A-Za-z0-9-]+", name):
+        raise ImproperlyConfigured(
+            "QUAYMASTER_PROXY_SSL_HEADER must be a header name and its value for HTTPS, "
+            "e.g. X-Forwarded-Proto=https."
+        )
+    return "HTTP_" + name.upper().replace("-", "_"), value
+
+
+def web_origins(values: list[str]) -> list[str]:
+    """Origins as browsers send them: ``scheme://host[:port]``, no path (a trailing slash is
+    dropped); anything else is refused at start rather than never matching."""
+    origins = []
+    for value in values:
+        origin = value.strip().rstrip("/")
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+            raise ImproperlyConfigured(
+                f"QUAYMASTER_WEB_ORIGIN holds {value!r}: give origins such as "
+                "https://quaymaster.example (scheme, host and port only)."
+            )
+        origins.append(origin)
+    return origins

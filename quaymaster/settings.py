@@ -10,7 +10,13 @@ from pathlib import Path
 
 import environ
 
-from quaymaster.config import persistent_secret, required_in_production, split_keys
+from quaymaster.config import (
+    persistent_secret,
+    proxy_ssl_header,
+    required_in_production,
+    split_keys,
+    web_origins,
+)
 
 env = environ.Env()
 
@@ -150,9 +156,30 @@ vars().update(EMAIL_CONFIG)  # EMAIL_BACKEND, EMAIL_HOST, … as django-environ 
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="quaymaster@localhost")
 
 if PRODUCTION:
+    if DEBUG:
+        raise environ.ImproperlyConfigured(
+            "DEBUG must be off when QUAYMASTER_ENV=production (its error pages show settings "
+            "and code)."
+        )
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Browsers come back over HTTPS only; a proxy that redirects itself may turn ours off.
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    # Orchestrators probe /healthz over plain HTTP from inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Trusted only when a proxy that sets (and overwrites) the header is configured: otherwise
+# any client could claim HTTPS with it.
+_proxy_ssl_header = env.str("QUAYMASTER_PROXY_SSL_HEADER", default="")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = proxy_ssl_header(_proxy_ssl_header)
+
+# Pages of these origins may read the streams process's answers with the user's cookies (CORS):
+# scheme, host and port must match exactly. Unset in development: a page on the request's own
+# host name (any port), as `make run` serves web and streams on two ports of one host.
+QUAYMASTER_WEB_ORIGIN = web_origins(env.list("QUAYMASTER_WEB_ORIGIN", default=[]))
+QUAYMASTER_STREAMS_SAME_HOST = not PRODUCTION and not QUAYMASTER_WEB_ORIGIN
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -67,3 +67,49 @@ def test_a_heartbeat_limit_that_is_not_1_to_1000_is_400(limit: str):
     response = client.get("/streams/heartbeat", {"limit": limit})
     assert response.status_code == 400
     assert "limit must be a whole number from 1 to 1000" in response.content.decode()
+
+
+def _allowed(origin: str) -> str | None:
+    """What the streams process answers a page of ``origin`` (a refusal carries CORS headers
+    too, so this needs no login)."""
+    response = Client().get("/streams/lifecycle", headers={"Origin": origin})
+    assert response.status_code == 401
+    return response.get("Access-Control-Allow-Origin")
+
+
+@pytest.mark.django_db
+def test_with_a_configured_web_origin_the_streams_let_only_that_origin_read(settings: Any):
+    """The attack: a page on another port or scheme of the same host (any service there, or
+    plain http beside https) reading a user's live streams with their cookies."""
+    settings.QUAYMASTER_WEB_ORIGIN = ["https://testserver"]
+    settings.QUAYMASTER_STREAMS_SAME_HOST = False
+    settings.CSRF_TRUSTED_ORIGINS = ["https://ops.example.com"]
+    assert _allowed("https://testserver") == "https://testserver"
+    assert _allowed("https://ops.example.com") == "https://ops.example.com"
+    for origin in [
+        "http://testserver",
+        "https://testserver:8443",
+        "http://testserver:8000",
+        "https://evil.testserver",
+        "https://testserver.evil.example",
+        "https://TESTSERVER.",
+        "null",
+    ]:
+        assert _allowed(origin) is None, origin
+
+
+@pytest.mark.django_db
+def test_production_without_a_web_origin_lets_no_other_origin_read(settings: Any):
+    settings.QUAYMASTER_WEB_ORIGIN = []
+    settings.QUAYMASTER_STREAMS_SAME_HOST = False
+    settings.CSRF_TRUSTED_ORIGINS = []
+    for origin in ["http://testserver:8000", "https://testserver"]:
+        assert _allowed(origin) is None, origin
+
+
+@pytest.mark.django_db
+def test_development_keeps_the_same_host_rule(settings: Any):
+    settings.QUAYMASTER_WEB_ORIGIN = []
+    settings.QUAYMASTER_STREAMS_SAME_HOST = True
+    assert _allowed("http://testserver:8000") == "http://testserver:8000"
+    assert _allowed("http://evil.example:8000") is None
