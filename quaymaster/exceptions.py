@@ -3,22 +3,45 @@ human ``detail`` and, for validation errors, ``fields`` (field key → messages)
 
 Domain exceptions (``zstorage.errors``, ``queues.errors``) carry ``code`` and ``status``; DRF's
 own exceptions keep their codes (``not_authenticated``, ``permission_denied``, ``throttled``…).
+An exception with a ``public_detail`` (an engine's error: its host, the driver's words) says
+that instead to anyone but an admin; its own message goes to the log.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from accounts.roles import is_admin
 
-def _domain_error(exc: Exception) -> Response | None:
+logger = logging.getLogger(__name__)
+
+
+def _detail(exc: Exception, code: str, context: dict[str, Any]) -> str:
+    detail: str = getattr(exc, "message", str(exc))
+    public = getattr(exc, "public_detail", None)
+    if not isinstance(public, str):
+        return detail
+    request = context.get("request")
+    logger.warning(
+        "%s %s answered %s: %s",
+        getattr(request, "method", "?"),
+        getattr(request, "path", "?"),
+        code,
+        detail,
+    )
+    return detail if is_admin(getattr(request, "user", None)) else public
+
+
+def _domain_error(exc: Exception, context: dict[str, Any]) -> Response | None:
     code = getattr(exc, "code", None)
     if not isinstance(code, str) or isinstance(exc, exceptions.APIException):
         return None
-    body: dict[str, Any] = {"code": code, "detail": getattr(exc, "message", str(exc))}
+    body: dict[str, Any] = {"code": code, "detail": _detail(exc, code, context)}
     errors = getattr(exc, "errors", None)
     if errors is not None:
         body["fields"] = {str(key): value for key, value in errors.items()}
@@ -29,7 +52,7 @@ def _domain_error(exc: Exception) -> Response | None:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    domain = _domain_error(exc)
+    domain = _domain_error(exc, context)
     if domain is not None:
         return domain
     response = drf_exception_handler(exc, context)

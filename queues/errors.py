@@ -25,6 +25,9 @@ class Published(Protocol):
 class QueueError(Exception):
     code = "queue_error"
     status = 400
+    #: What an API answer says instead of ``message`` to anyone but an admin, when the message
+    #: carries an engine's words (its host, the driver's error): None shows the message.
+    public_detail: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -36,6 +39,7 @@ class BrokerUnavailable(QueueError):
 
     code = "broker_unavailable"
     status = 503
+    public_detail = "The queue's broker is unavailable; try again later."
 
 
 class QueueMissing(QueueError):
@@ -43,6 +47,7 @@ class QueueMissing(QueueError):
 
     code = "queue_missing"
     status = 404
+    public_detail = "The queue does not exist on its broker yet; an admin must provision it."
 
 
 class MessageTooLarge(QueueError):
@@ -65,6 +70,7 @@ class BadConfiguration(QueueError):
     """The queue's settings or credentials are refused by the engine (or are incomplete)."""
 
     code = "bad_configuration"
+    public_detail = "The broker refused the queue's configuration; an admin must check it."
 
 
 class BadMessage(QueueError):
@@ -82,6 +88,9 @@ class PublishFailed(QueueError):
 
     code = "publish_failed"
     status = 502
+    public_detail = (
+        "The broker refused some messages of the batch; sending the whole batch again is safe."
+    )
 
     def __init__(
         self, published: Sequence[Published], failed: Mapping[str, str], message: str = ""

@@ -33,15 +33,15 @@ def _tokens(request: HttpRequest) -> QuerySet[ApiToken]:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def token_list(request: HttpRequest) -> HttpResponse:
-    form = TokenForm(request.POST or None)
+    form = TokenForm(request.POST or None, user=request.user)
     new_key = ""
     status = 200
     if request.method == "POST":
         if form.is_valid():
             with transaction.atomic():
                 token, new_key = ApiToken.issue(cast(User, request.user), form.cleaned_data["name"])
-                token.queues.set(form.cleaned_data["queues"])
-            form = TokenForm()
+                token.queues.set(form.chosen_queues())
+            form = TokenForm(user=request.user)
             status = 201
         else:
             status = 422

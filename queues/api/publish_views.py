@@ -29,8 +29,14 @@ IDEMPOTENCY = OpenApiParameter(
 )
 
 
+def _queue(request: Request, **lookup: Any) -> Queue:
+    """The queue named in the URL, if the caller may publish to it (403 before 404: see
+    ``publishing.find_queue``)."""
+    return publishing.find_queue(request.user, request.auth, **lookup)
+
+
 def _respond(request: Request, queue: Queue, produce: Callable[[], Any]) -> Response:
-    publishing.check_may_publish(request.user, request.auth, queue)
+    publishing.check_enabled(queue)
     key = request.headers.get("Idempotency-Key", "").strip()
     if key:
         earlier = publishing.remembered(request.user, key, queue)
@@ -70,22 +76,22 @@ def _batch(request: Request, queue: Queue) -> Response:
 class PublishByIdView(APIView):
     @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_id: int) -> Response:
-        return _single(request, publishing.find_queue(queue_id=queue_id))
+        return _single(request, _queue(request, queue_id=queue_id))
 
 
 class PublishByNameView(APIView):
     @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_name: str) -> Response:
-        return _single(request, publishing.find_queue(name=queue_name))
+        return _single(request, _queue(request, name=queue_name))
 
 
 class PublishBatchByIdView(APIView):
     @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_id: int) -> Response:
-        return _batch(request, publishing.find_queue(queue_id=queue_id))
+        return _batch(request, _queue(request, queue_id=queue_id))
 
 
 class PublishBatchByNameView(APIView):
     @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_name: str) -> Response:
-        return _batch(request, publishing.find_queue(name=queue_name))
+        return _batch(request, _queue(request, name=queue_name))

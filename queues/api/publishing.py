@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.authentication import allows_queue
 from accounts.models import ApiToken
-from accounts.roles import is_admin
+from accounts.roles import may_publish
 from queues.api.errors import (
     IdempotencyInProgress,
     IdempotencyMismatch,
@@ -41,25 +41,32 @@ IN_PROGRESS = "A request with this Idempotency-Key is still running; retry short
 MAX_IDEMPOTENCY_KEY = IdempotencyKey._meta.get_field("key").max_length or 255
 
 
-def find_queue(*, queue_id: int | None = None, name: str | None = None) -> Queue:
+def find_queue(
+    user: Any, token: Any, *, queue_id: int | None = None, name: str | None = None
+) -> Queue:
+    """The queue a request may publish to, checked in an order that tells the caller nothing
+    more than it may know. Admins and holders of ``queues.publish_queue`` may publish (403
+    for anyone else, before any lookup: whether the queue exists or not); a token naming
+    queues narrows that to those, with the same 403 for a queue outside them and for a queue
+    that does not exist. Only who may publish to every queue learns that one is missing (404)."""
+    if not may_publish(user):
+        raise QueueForbidden("You may not publish messages.")
     queue = (
         Queue.objects.filter(pk=queue_id).first()
         if queue_id is not None
         else Queue.objects.filter(name=name).first()
     )
+    # No queue has id 0: a missing queue is allowed only by a token without a limit.
+    if isinstance(token, ApiToken) and not allows_queue(token, queue.pk if queue else 0):
+        raise QueueForbidden("This token may not publish to this queue.")
     if queue is None:
         what = f"id {queue_id}" if queue_id is not None else f"name {name!r}"
         raise QueueNotFound(f"No queue with {what}.")
     return queue
 
 
-def check_may_publish(user: Any, token: Any, queue: Queue) -> None:
-    """Admins and holders of ``queues.publish_queue`` may publish; a token named queues
-    narrows that to those queues."""
-    if not (is_admin(user) or user.has_perm("queues.publish_queue")):
-        raise QueueForbidden("You may not publish messages.")
-    if isinstance(token, ApiToken) and not allows_queue(token, queue.pk):
-        raise QueueForbidden(f"This token may not publish to queue {queue.name!r}.")
+def check_enabled(queue: Queue) -> None:
+    """A disabled queue refuses publishes (409), once the caller may know it exists."""
     if not queue.enabled:
         raise QueueDisabled(f"Queue {queue.name!r} is disabled.")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 
 from accounts.models import ApiToken, digest
@@ -24,6 +24,7 @@ def logged_in(client: Client, name: str, admin: bool = False) -> User:
 
 def test_create_a_scoped_token_shown_once(client: Client):
     user = logged_in(client, "ada")
+    user.user_permissions.add(Permission.objects.get(codename="publish_queue"))
     orders = Queue.objects.create(name="orders", type="database")
     Queue.objects.create(name="emails", type="database")
     page = client.get("/tokens/").content.decode()
@@ -77,3 +78,18 @@ def test_admins_see_and_revoke_every_token(client: Client):
     client.post(f"/tokens/{bobs.pk}/revoke")
     bobs.refresh_from_db()
     assert bobs.revoked
+
+
+def test_someone_who_may_not_publish_is_shown_no_queue_names(client: Client):
+    """Queue names are the admins' and the publishers' business: a business user's token page
+    lists none, and a queue typed into the request anyway is not attached."""
+    user = logged_in(client, "clerk")
+    user.groups.add(Group.objects.get(name="business users"))
+    orders = Queue.objects.create(name="orders-secret-name", type="database")
+    page = client.get("/tokens/").content.decode()
+    assert "orders-secret-name" not in page
+    assert 'name="queues"' not in page
+    response = client.post("/tokens/", {"name": "mine", "queues": [orders.pk]})
+    assert response.status_code == 201
+    assert "orders-secret-name" not in response.content.decode()
+    assert not ApiToken.objects.get(user=user).queues.exists()

@@ -29,13 +29,28 @@ def test_healthz_answers_without_login_and_checks_the_database(client: Client, s
     assert "guest" not in response.content.decode(), "credentials never leave /healthz"
 
 
+DRIVER_TEXT = (
+    'connection to server at "db.internal.example" (10.1.2.3), port 5432 failed: '
+    'FATAL: password authentication failed for user "quaymaster"'
+)
+
+
 @pytest.mark.django_db
-def test_healthz_is_503_when_the_database_does_not_answer(client: Client):
+def test_healthz_is_503_when_the_database_does_not_answer_and_keeps_the_why_in_the_log(
+    client: Client, caplog: pytest.LogCaptureFixture
+):
     with mock.patch(
         "django.db.backends.utils.CursorWrapper.execute",
-        side_effect=OperationalError("connection refused"),
+        side_effect=OperationalError(DRIVER_TEXT),
     ):
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
-    assert "connection refused" in response.json()["database"]["error"]
+    assert (
+        response.json()["database"]["error"]
+        == "The database did not answer; the details are in the web process's log."
+    )
+    text = response.content.decode()
+    for secret in ("db.internal.example", "10.1.2.3", "authentication", "FATAL"):
+        assert secret not in text, secret
+    assert DRIVER_TEXT in caplog.text
