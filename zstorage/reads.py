@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Avg, Case, Count, Max, Min, Q, QuerySet, Sum, TextField, Value, When
 from django.db.models import IntegerField as IntegerOutput
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import IsNull
+from django.utils import timezone
 
 from zstorage.columns import NUMBER, value_of
 from zstorage.dialects import dialect
@@ -33,6 +36,16 @@ MAX_PAGE_SIZE = 500
 
 class BadRequest(ZStorageError):
     code = "invalid_request"
+
+
+class InvalidPageSize(BadRequest):
+    code = "invalid_page_size"
+
+
+class InvalidCursor(BadRequest):
+    """A cursor that is not one this API gave for this sort order: start again without it."""
+
+    code = "invalid_cursor"
 
 
 def fields_of(table: Table) -> dict[str, Field]:
@@ -51,6 +64,7 @@ def records_for(
     records = Record.objects.filter(table=table)
     if query:
         records = records.filter(compile_query(query, list(fields.values())).to_q())
+    search = search.replace("\x00", " ")  # no text holds it (PostgreSQL cannot even take it)
     if search.strip():
         records = records.filter(_search(search, fields))
     return records
@@ -135,15 +149,52 @@ def after_cursor(
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error):
-        raise BadRequest("The cursor is not valid; start again without it.") from None
+        raise InvalidCursor("The cursor is not valid; start again without it.") from None
     if not isinstance(values, list) or len(values) != len(terms):
-        raise BadRequest("The cursor does not match this sort order; start again without it.")
+        raise InvalidCursor("The cursor does not match this sort order; start again without it.")
     condition = Q()
     equal_so_far = Q()
-    for (name, desc), value in zip(terms, values, strict=True):
+    for (name, desc), raw in zip(terms, values, strict=True):
+        value = _cursor_value(records, name, raw)
         condition |= equal_so_far & Q(**{f"{name}__{'lt' if desc else 'gt'}": value})
         equal_so_far &= Q(**{name: value})
     return records.filter(condition)
+
+
+#: Beyond what the columns a cursor walks can hold: ids and ``NUMBER`` (40 digits, 12 places).
+_MAX_ID = 2**63
+_MAX_NUMBER = Decimal(10) ** 28
+
+
+def _cursor_value(records: QuerySet[Record], name: str, raw: Any) -> Any:
+    """``raw`` as a value of the column ``name``, or ``InvalidCursor``: a cursor comes from
+    the client, so nothing in it reaches the query without passing its column's type."""
+    annotation = records.query.annotations.get(name)
+    column = annotation.output_field if annotation is not None else Record._meta.get_field(name)
+    try:
+        if raw is None or isinstance(raw, bool | list | dict):
+            raise TypeError
+        if isinstance(column, IntegerOutput) and not isinstance(raw, int):
+            raise TypeError  # ids and the absent-last flags: 1.5 or "7" is no cursor of ours
+        value = column.to_python(raw)  # type: ignore[union-attr]  # a concrete column
+    except (ValidationError, TypeError, ValueError, ArithmeticError):
+        value = None
+    if value is None or not _storable(value):
+        raise InvalidCursor("The cursor is not valid; start again without it.")
+    return value
+
+
+def _storable(value: Any) -> bool:
+    """Whether every database can compare the column with ``value`` (no overflow, no NUL)."""
+    if isinstance(value, int):
+        return -_MAX_ID <= value < _MAX_ID
+    if isinstance(value, Decimal):
+        return value.is_finite() and abs(value) < _MAX_NUMBER
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, dt.datetime):
+        return timezone.is_aware(value)
+    return True
 
 
 @dataclass
@@ -151,6 +202,16 @@ class CursorPage:
     records: list[Record]
     next_cursor: str | None
     total: int
+
+
+def page_size(raw: Any, default: int = 50) -> int:
+    """A ``page_size`` as a client sent it (text in a query string, or a number)."""
+    if raw is None or raw == "":
+        return default
+    text = str(raw)
+    if isinstance(raw, bool) or not (text.isdecimal() and len(text) <= 9):
+        raise InvalidPageSize(f"The page size must be a whole number from 1 to {MAX_PAGE_SIZE}.")
+    return int(text)
 
 
 def cursor_page(
@@ -162,7 +223,7 @@ def cursor_page(
     size: int = 50,
 ) -> CursorPage:
     if not 1 <= size <= MAX_PAGE_SIZE:
-        raise BadRequest(f"Page size must be from 1 to {MAX_PAGE_SIZE}.")
+        raise InvalidPageSize(f"The page size must be a whole number from 1 to {MAX_PAGE_SIZE}.")
     total = records.count()
     ordered, terms = sorted_records(records, sort, fields)
     if cursor:

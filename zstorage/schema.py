@@ -16,7 +16,8 @@ from django.db import IntegrityError, transaction
 
 from zstorage import indexes
 from zstorage.errors import SchemaChangeRefused, ZStorageError
-from zstorage.fields import InvalidValue, kind_of, registered_types
+from zstorage.fields import InvalidValue, has_nul, kind_of, registered_types
+from zstorage.fields.base import NUL_MESSAGE
 from zstorage.fields.structured import fields_referencing
 from zstorage.models import Field, Record, Rule, Table
 from zstorage.rules import InvalidParams, rule_type
@@ -95,6 +96,10 @@ def _check_field(field: Field) -> None:
         raise SchemaInvalid({**exc.message_dict, **unknown}) from None
     if unknown:
         raise SchemaInvalid(unknown)
+    if not isinstance(field.options, dict):
+        raise SchemaInvalid({"options": ["Give the options as a JSON object, e.g. {}."]})
+    if has_nul(field.options):
+        raise SchemaInvalid({"options": [NUL_MESSAGE]})
     try:
         kind = kind_of(field.type)
         kind.check_options(field.options)
@@ -106,6 +111,8 @@ def _check_field(field: Field) -> None:
             field.default = kind.coerce(field.default, field.options)
         except InvalidValue as exc:
             raise SchemaInvalid({"default": [str(exc)]}) from None
+        if has_nul(field.default):
+            raise SchemaInvalid({"default": [NUL_MESSAGE]})
 
 
 def _rewrite(table: Table, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> int:
@@ -280,6 +287,10 @@ def add_rule(
 ) -> Rule:
     """Add a rule. A uniqueness rule gets its unique index, refused if records collide."""
     rule = Rule(table=table, field=field, kind=kind, message=message)
+    if not isinstance(params or {}, dict):
+        raise SchemaInvalid({"params": ["Give the parameters as a JSON object."]})
+    if has_nul(params):
+        raise SchemaInvalid({"params": [NUL_MESSAGE]})
     rule.params = _rule_params(table, kind, field, dict(params or {}))
     _full_clean(rule, exclude=["table", "field"])
     with transaction.atomic():

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from zstorage.fields import InvalidValue, kind_of
+from zstorage.fields import InvalidValue, has_nul, kind_of
+from zstorage.fields.base import NUL_MESSAGE
 from zstorage.models import Field, Rule, Table
 from zstorage.rules import rule_type
 
@@ -79,6 +80,9 @@ def clean_data(
                 value = kind_of(fld.type).coerce(value, fld.options)
             except InvalidValue as exc:
                 errors.setdefault(key, []).append(str(exc))
+                continue
+            if has_nul(value):
+                errors.setdefault(key, []).append(NUL_MESSAGE)
                 continue
         # Blank before or after coercion: "," chooses nothing from a multiple choice.
         if is_blank(value):

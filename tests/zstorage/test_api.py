@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
@@ -390,3 +392,150 @@ def test_the_api_needs_credentials_and_is_described_by_openapi(admin: APIClient,
     paths = schema.json()["paths"]
     assert "/api/v1/zstorage/tables/{slug}/records/" in paths
     assert "/api/v1/zstorage/tables/{slug}/records/query" in paths
+
+
+def _cursor(values: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("page_size", ["abc", " ", "1.5", "-1", "0", "501", "9" * 40, "²"])
+def test_a_page_size_that_is_not_1_to_500_is_400(admin: APIClient, orders: Table, page_size: str):
+    body = ok(admin.get(f"{API}/tables/orders/records/", {"page_size": page_size}), 400)
+    assert body["code"] == "invalid_page_size"
+    assert "1 to 500" in body["detail"]
+
+
+@pytest.mark.parametrize("sort", ["", "-total,number", "created_at", "-updated_at,id"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "!!!",
+        "a",
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+        _cursor({"a": 1}),
+        _cursor([]),
+        _cursor([None] * 5),
+        _cursor(["x"] * 5),
+        _cursor([[1]] * 5),
+        _cursor([{"a": 1}] * 5),
+        _cursor([True] * 5),
+        _cursor([1.5] * 5),
+        _cursor([10**30] * 5),
+        _cursor([-(10**30)] * 5),
+        _cursor(["1e999999"] * 5),
+        _cursor(["NaN"] * 5),
+        _cursor(["a\u0000b"] * 5),
+        _cursor(["2026-13-45T99:99:99"] * 5),
+        _cursor([None, None]),
+        _cursor(["x", "x"]),
+        _cursor([10**30, 10**30]),
+        _cursor([None]),
+        _cursor(["x"]),
+        _cursor([10**30]),
+        _cursor([1.5]),
+    ],
+)
+def test_a_malformed_cursor_is_400(admin: APIClient, orders: Table, sort: str, cursor: str):
+    _seed(admin, 3)
+    response = admin.get(f"{API}/tables/orders/records/", {"sort": sort, "cursor": cursor})
+    body = ok(response, 400)
+    assert body["code"] == "invalid_cursor"
+    posted = admin.post(
+        f"{API}/tables/orders/records/query", {"sort": sort, "cursor": cursor}, format="json"
+    )
+    assert ok(posted, 400)["code"] == "invalid_cursor"
+
+
+def test_field_options_null_or_not_an_object_is_400_and_changes_nothing(
+    admin: APIClient, orders: Table
+):
+    """``options: null`` is refused (not taken as ``{}``): the column cannot hold it."""
+    fields = f"{API}/tables/orders/fields/"
+    created = ok(
+        admin.post(
+            fields, {"name": "X", "key": "x", "type": "text", "options": None}, format="json"
+        ),
+        400,
+    )
+    assert (created["code"], list(created["fields"])) == ("invalid", ["options"])
+    for options in ([1], "abc", 5):
+        body = {"name": "X", "key": "x", "type": "choice", "options": options}
+        refused = ok(admin.post(fields, body, format="json"), 400)
+        assert (refused["code"], list(refused["fields"])) == ("invalid_schema", ["options"])
+    assert not orders.fields.filter(key="x").exists()
+
+    for options in (None, ["new"]):
+        changed = ok(admin.patch(f"{fields}status/", {"options": options}, format="json"), 400)
+        assert list(changed["fields"]) == ["options"]
+    assert orders.fields.get(key="status").options == {"choices": ["new", "paid", "sent"]}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "code"),
+    [
+        (
+            "post",
+            "fields/",
+            {"name": "C", "key": "c", "type": "choice", "options": {"choices": ["a\x00"]}},
+            "invalid_schema",
+        ),
+        (
+            "post",
+            "fields/",
+            {"name": "C", "key": "c", "type": "text", "options": {"a\x00": 1}},
+            "invalid_schema",
+        ),
+        (
+            "post",
+            "fields/",
+            {"name": "C", "key": "c", "type": "text", "default": "a\x00"},
+            "invalid_schema",
+        ),
+        (
+            "post",
+            "fields/",
+            {"name": "C", "key": "c", "type": "integer", "default": 10**40},
+            "invalid_schema",
+        ),
+        (
+            "post",
+            "rules/",
+            {"kind": "regex", "field": "number", "params": {"pattern": "a\x00"}, "message": "m"},
+            "invalid_schema",
+        ),
+        (
+            "post",
+            "rules/",
+            {"kind": "regex", "field": "number", "params": [1], "message": "m"},
+            "invalid_schema",
+        ),
+        ("post", "records/", {"number": "N-1", "notes": "a\x00b"}, "invalid_record"),
+        ("post", "records/", {"number": "N-1", "customer": 10**30}, "invalid_record"),
+        ("post", "records/", {"number": "N-1", "customer": "9" * 5000}, "invalid_record"),
+        ("post", "records/bulk", {"records": [{"number": "N-1\x00"}]}, "invalid_bulk"),
+        ("post", "records/query", {"query": {"total": {"$gt": "1e999999"}}}, "invalid_query"),
+        ("post", "records/query", {"query": {"total": {"$in": ["-1e-999999"]}}}, "invalid_query"),
+    ],
+)
+def test_odd_values_are_400_and_write_nothing(
+    admin: APIClient, orders: Table, method: str, path: str, body: Any, code: str
+):
+    """What a fuzzer sends (NUL, which PostgreSQL's jsonb cannot hold; numbers beyond the
+    columns): a 400 with a stable code on every engine, never a 500."""
+    before = (orders.fields.count(), orders.rules.count(), Record.objects.count())
+    response = getattr(admin, method)(f"{API}/tables/orders/{path}", body, format="json")
+    assert ok(response, 400)["code"] == code
+    assert (orders.fields.count(), orders.rules.count(), Record.objects.count()) == before
+
+
+def test_odd_versions_and_searches_are_ignored_not_500(admin: APIClient, orders: Table):
+    _seed(admin, 2)
+    record = Record.objects.filter(table=orders).first()
+    assert record is not None
+    url = f"{API}/tables/orders/records/{record.pk}/"
+    for if_match in ["²", "9" * 5000]:
+        ok(admin.patch(url, {"notes": "x"}, format="json", HTTP_IF_MATCH=if_match))
+    stale = ok(admin.patch(url, {"notes": "y"}, format="json", HTTP_IF_MATCH="9" * 18), 409)
+    assert stale["code"] == "version_conflict"
+    assert ok(admin.get(f"{API}/tables/orders/records/", {"search": "fragile\x00"}))["total"] == 1
+    ok(admin.delete(f"{url}?version={'9' * 5000}"), 204)

@@ -60,7 +60,7 @@ def _page(table: Table, options: dict[str, Any]) -> dict[str, Any]:
         reads.parse_sort(options.get("sort"), fields),
         fields,
         cursor=options.get("cursor") or None,
-        size=int(options.get("page_size") or 50),
+        size=reads.page_size(options.get("page_size")),
     )
     return {
         "results": RecordSerializer(page.records, many=True).data,
@@ -80,10 +80,14 @@ def _write_body(request: Request) -> tuple[dict[str, Any], int | None]:
         data, version = dict(body), None
     else:
         raise QueryError("Send the record's data as a JSON object.", path="$")
-    if_match = request.headers.get("If-Match", "").strip('"')
-    if version is None and if_match.isdigit():
-        version = int(if_match)
+    if version is None:
+        version = _version(request.headers.get("If-Match", "").strip('"'))
     return data, version
+
+
+def _version(raw: str) -> int | None:
+    """A version from ``If-Match`` or ``?version=``; anything but a whole number is ignored."""
+    return int(raw) if raw.isdecimal() and len(raw) <= 18 else None
 
 
 class RecordListView(APIView):
@@ -150,7 +154,7 @@ class RecordDetailView(APIView):
     def delete(self, request: Request, slug: str, record_id: int) -> Response:
         table = table_for(request, slug, Action.DELETE)
         raw = request.query_params.get("version") or request.headers.get("If-Match", "").strip('"')
-        version = int(raw) if raw.isdigit() else None
+        version = _version(raw)
         records.delete_record(table, record_id, actor=request.user, expected_version=version)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

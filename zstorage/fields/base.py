@@ -234,5 +234,22 @@ def _ordered() -> list[FieldKind]:
 
 def text_value(value: Any, what: str = "text") -> str:
     if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidValue(NUL_MESSAGE)
         return value
     raise InvalidValue(f"Enter {what}.")
+
+
+NUL_MESSAGE = "Text cannot contain the NUL character."
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a JSON value holds the NUL character in a text or a key: PostgreSQL's ``jsonb``
+    cannot store it, so it is refused on every engine."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False

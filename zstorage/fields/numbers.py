@@ -40,6 +40,13 @@ class IntegerKind(NumberLike):
     domain = Domain.INTEGER
 
     def coerce(self, value: Any, options: dict[str, Any]) -> int:
+        number = self._whole(value)
+        if not -(2**63) <= number < 2**63:
+            raise InvalidValue("Enter a whole number of at most 64 bits (about 19 digits).")
+        return number
+
+    @staticmethod
+    def _whole(value: Any) -> int:
         if isinstance(value, bool):
             raise InvalidValue("Enter a whole number.")
         if isinstance(value, int):

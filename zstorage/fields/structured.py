@@ -102,10 +102,10 @@ class ReferenceKind(FieldKind):
             value = value["id"]
         if isinstance(value, bool):
             raise InvalidValue("Enter the id of a record.")
-        if isinstance(value, int) and value > 0:
+        if isinstance(value, str) and value.strip().isdecimal() and len(value.strip()) <= 19:
+            value = int(value)
+        if isinstance(value, int) and 0 < value < 2**63:
             return value
-        if isinstance(value, str) and value.strip().isdecimal() and int(value) > 0:
-            return int(value)
         raise InvalidValue("Enter the id of a record.")
 
     def check_options(self, options: dict[str, Any]) -> None:
@@ -117,14 +117,12 @@ class ReferenceKind(FieldKind):
             raise InvalidValue(f"No table {options['table']!r} to reference.")
 
     def missing(self, options: Mapping[str, Any], values: Iterable[Any]) -> dict[Any, str]:
-        """The message leaves the referenced table unnamed: whoever writes the record may not
-        be granted that table."""
         target = options["table"]
         wanted = set(values)
         found = set(
             Record.objects.filter(table__slug=target, pk__in=wanted).values_list("pk", flat=True)
         )
-        return {v: f"No record {v} in the referenced table." for v in wanted if v not in found}
+        return {v: f"No record {v} in table {target!r}." for v in wanted if v not in found}
 
     def from_aggregate(self, value: Any) -> Any:
         if isinstance(value, Decimal) and value == value.to_integral():

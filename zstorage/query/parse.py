@@ -30,6 +30,9 @@ from zstorage.query.nodes import (
 
 #: Integers must fit the 64-bit integers both databases compare exactly.
 INT64 = range(-(2**63), 2**63)
+#: A decimal operand's exponent stays within ±this: far beyond any stored value (at most 28
+#: digits before the point), and within what every engine's numeric type can parse.
+DECIMAL_EXPONENTS = 1000
 
 _ID_SPEC = FieldSpec(key=RECORD_ID, type=RECORD_ID)
 _ALL_OPERATORS = {"$exists", "$not", "$ne", "$in", "$nin", *(op.value for op in Op)}
@@ -204,4 +207,6 @@ def _decimal(raw: object, path: str) -> Decimal:
         _fail(path, f"{raw!r} is not a number.")
     if not number.is_finite():
         _fail(path, "the number must be finite.")
+    if number and not -DECIMAL_EXPONENTS <= number.adjusted() < DECIMAL_EXPONENTS:
+        _fail(path, f"the number is out of range (at most 1e{DECIMAL_EXPONENTS}).")
     return number
