@@ -45,7 +45,6 @@ and the latency of the completion event.
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import sys
 import threading
@@ -373,20 +372,25 @@ def start_bulk_create(queue: Any, count: int) -> float:
 
 
 def start_copy(queue: Any, count: int) -> float:
+    """The same rows as ``bulk_create`` writes (every concrete column, with the model's
+    defaults), through ``COPY FROM STDIN``."""
     from django.db import connection, transaction
 
+    from jobs.models import JobInstance
+
+    fields = JobInstance._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     items = params(count)
     started = time.perf_counter()
     with transaction.atomic():
         run = bare_run(queue, count)
-        with connection.cursor() as cursor:
-            copy_sql = (
-                "COPY jobs_jobinstance (id, run_id, index, params, state, attempts, reason)"
-                " FROM STDIN"
-            )
-            with cursor.cursor.copy(copy_sql) as copy:
-                for i, p in enumerate(items):
-                    copy.write_row((uuid.uuid4(), run.pk, i, json.dumps(p), "pending", 0, ""))
+        sql = f"COPY jobs_jobinstance ({columns}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            for i, p in enumerate(items):
+                instance = JobInstance(id=uuid.uuid4(), run=run, index=i, params=p)
+                copy.write_row(
+                    [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+                )
     elapsed = time.perf_counter() - started
     empty_runs(queue)
     return elapsed
