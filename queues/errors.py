@@ -79,6 +79,18 @@ class BadMessage(QueueError):
     code = "bad_message"
 
 
+class QueueInUse(QueueError):
+    """A queue still has rows pointing at it (messages, links, runs…) and cannot be deleted.
+    ``errors`` maps each kind of row in the way to a phrase saying how many."""
+
+    code = "queue_in_use"
+    status = 409
+
+    def __init__(self, message: str, errors: Mapping[str, list[str]]) -> None:
+        super().__init__(message)
+        self.errors = dict(errors)
+
+
 class PublishFailed(QueueError):
     """Some messages of a batch were refused after others were accepted.
 

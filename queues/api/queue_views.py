@@ -1,5 +1,9 @@
 """``/api/v1/queues/``: queue administration for admins — CRUD, check connection,
-provision, stats and a test message."""
+provision, stats and a test message.
+
+``check`` and ``provision`` take no body: whatever is sent is never read. A queue that still
+has rows pointing at it is not deleted: 409 ``queue_in_use`` names them (``queues.deletion``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.roles import is_admin
+from queues import deletion
 from queues.api import publishing
 from queues.api.serializers import QueueSerializer, TestMessageSerializer
 from queues.backends import get_backend
@@ -33,6 +38,15 @@ class QueueViewSet(viewsets.ModelViewSet[Queue]):
 
     def get_queryset(self) -> QuerySet[Queue]:
         return Queue.objects.all()
+
+    @extend_schema(responses={204: None, 409: dict})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Delete the queue; 409 ``queue_in_use`` while messages, unpublished outbox rows,
+        links, job runs, schedules or API tokens limited to it point at it."""
+        return super().destroy(request, *args, **kwargs)
+
+    def perform_destroy(self, instance: Queue) -> None:
+        deletion.delete_queue(instance)
 
     @extend_schema(request=None, responses=dict)
     @action(detail=True, methods=["post"])

@@ -3,12 +3,19 @@ test message."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
-from queues.models import Queue
+from accounts.models import ApiToken
+from jobs.models import JobRun, Schedule
+from queues import deletion
+from queues.api import publishing
+from queues.models import OutboxMessage, OutboxState, Queue, QueueLink
 from tests.queues.backends.engines import Engine, unique_name
+from zstorage.models import Table
 
 API = "/api/v1/queues/"
 
@@ -102,3 +109,98 @@ def test_a_rabbitmq_queue_takes_a_max_priority_and_no_other_type_does(admin: API
     refused = admin.post(API, {"name": "q", "type": "database", "max_priority": 3}, format="json")
     assert refused.status_code == 400
     assert "RabbitMQ queues only" in refused.json()["fields"]["max_priority"][0]
+
+
+def _database_message(queue: Queue) -> None:
+    publishing.publish(queue, [{"handler": "log"}])
+
+
+def _pending_outbox_row(queue: Queue) -> None:
+    OutboxMessage.objects.create(queue=queue, body={"handler": "log"})
+
+
+def _link(queue: Queue) -> None:
+    QueueLink.objects.create(table=Table.objects.create(name="T", slug="t"), queue=queue)
+
+
+def _job_run(queue: Queue) -> None:
+    JobRun.objects.create(job="recompute", queue=queue)
+
+
+def _schedule(queue: Queue) -> None:
+    Schedule.objects.create(name="s", action="publish", kind="cron", cron="0 * * * *", queue=queue)
+
+
+def _limited_token(queue: Queue) -> None:
+    token, _ = ApiToken.issue(User.objects.create_user("publisher"), "limited")
+    token.queues.set([queue])
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (_database_message, "database_messages"),
+        (_pending_outbox_row, "outbox"),
+        (_link, "links"),
+        (_job_run, "job_runs"),  # PROTECT: a 500 at commit before
+        (_schedule, "schedules"),  # PROTECT too
+        (_limited_token, "api_tokens"),  # its only queue gone, the token would reach all
+    ],
+)
+def test_a_queue_with_rows_pointing_at_it_is_not_deleted(
+    admin: APIClient, make: Callable[[Queue], None], kind: str
+):
+    queue = Queue.objects.create(name="orders", type="database")
+    make(queue)
+
+    refused = admin.delete(f"{API}{queue.pk}/")
+
+    assert refused.status_code == 409, refused.content
+    body = refused.json()
+    assert body["code"] == "queue_in_use"
+    assert list(body["fields"]) == [kind]
+    assert "orders" in body["detail"]
+    assert Queue.objects.filter(pk=queue.pk).exists()
+    assert deletion.in_the_way(queue) == {kind: 1}, "nothing was lost"
+
+
+def test_a_queue_is_deleted_once_nothing_but_its_history_points_at_it(admin: APIClient):
+    queue = Queue.objects.create(name="orders", type="database")
+    _database_message(queue)
+    _pending_outbox_row(queue)
+    _link(queue)
+    refused = admin.delete(f"{API}{queue.pk}/")
+    assert refused.status_code == 409
+    assert set(refused.json()["fields"]) == {"database_messages", "outbox", "links"}
+    assert queue.database_messages.count() == 1
+
+    queue.database_messages.all().delete()
+    queue.outbox.update(state=OutboxState.PUBLISHED)  # delivered: history, not a message
+    queue.links.all().delete()
+    assert admin.delete(f"{API}{queue.pk}/").status_code == 204
+    assert not Queue.objects.filter(pk=queue.pk).exists()
+    assert not OutboxMessage.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("[]", "application/json"),
+        ('"text"', "application/json"),
+        ("null", "application/json"),
+        ('{"a": {"b": [1, null, 1e999]}}', "application/json"),
+        ("{not json", "application/json"),
+        ("--x\r\n", "multipart/form-data; boundary=x"),
+        ("zzz", "multipart/form-data"),
+        ("a=%ZZ&b", "application/x-www-form-urlencoded"),
+        (b"\xff\xfe", "text/plain"),
+    ],
+)
+def test_check_and_provision_ignore_whatever_body_is_sent(
+    admin: APIClient, body: str | bytes, content_type: str
+):
+    queue = Queue.objects.create(name="orders", type="database")
+    for action, answer in [("check", {"ok": True}), ("provision", {"ok": True})]:
+        response = admin.post(f"{API}{queue.pk}/{action}/", body, content_type=content_type)
+        assert response.status_code == 200, response.content
+        assert answer.items() <= response.json().items()
