@@ -43,6 +43,7 @@ import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from urllib.parse import SplitResult, urlsplit
 
 from queues.errors import MessageTooLarge, QueueError
 from queues.messages import (
@@ -66,6 +67,19 @@ MIB = 1024 * KIB
 
 #: ``add(field, message)``: how ``clean_queue`` reports a validation error on a queue field.
 AddError = Callable[[str, str], None]
+
+
+def split_url(url: str) -> SplitResult | None:
+    """``url``'s parts, or None when no client could use it: a port that is not a number from
+    0 to 65535, an unclosed IPv6 bracket, white space or control characters."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError:
+        return None
+    return parts
 
 
 @dataclass(frozen=True)

@@ -204,3 +204,28 @@ def test_check_and_provision_ignore_whatever_body_is_sent(
         response = admin.post(f"{API}{queue.pk}/{action}/", body, content_type=content_type)
         assert response.status_code == 200, response.content
         assert answer.items() <= response.json().items()
+
+
+@pytest.mark.parametrize(
+    ("type_", "url"),
+    [
+        ("rabbitmq", "amqp://127.0.0.1:abc/"),
+        ("rabbitmq", "amqp://127.0.0.1:99999/"),
+        ("rabbitmq", "amqp://[::1/"),
+        ("rabbitmq", "amqp://ex ample/"),
+        ("sqs", "http://127.0.0.1:abc"),
+        ("sqs", "http://[::1"),
+        ("sqs", "http://ex ample"),
+    ],
+)
+def test_a_url_no_client_can_use_is_400_never_500(admin: APIClient, type_: str, url: str):
+    """Refused when saved; one stored before that check answers 400 ``bad_configuration``
+    on check, provision and stats (a ValueError from the client's URL parsing before)."""
+    created = admin.post(API, {"name": "orders", "type": type_, "url": url}, format="json")
+    assert created.status_code == 400
+    assert list(created.json()["fields"]) == ["url"]
+
+    queue = Queue.objects.create(name="orders", type=type_, url=url)
+    for method, action in [("post", "check"), ("post", "provision"), ("get", "stats")]:
+        response = getattr(admin, method)(f"{API}{queue.pk}/{action}/")
+        assert (response.status_code, response.json()["code"]) == (400, "bad_configuration")

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 import amqp.exceptions
 
-from queues.backends.base import MIB, AddError, Backend, PrioritySupport, QueueConfig
+from queues.backends.base import (
+    MIB,
+    AddError,
+    Backend,
+    PrioritySupport,
+    QueueConfig,
+    split_url,
+)
 from queues.backends.rabbitmq.client import BINARY, JSON, Names, RabbitClient
 from queues.backends.rabbitmq.consumer import RabbitConsumer, RabbitHandle
 from queues.backends.rabbitmq.dead_letters import RabbitDeadLetters
@@ -56,8 +62,8 @@ class RabbitMqBackend(Backend):
         if (queue.name or "").startswith("amq."):
             add("name", "RabbitMQ reserves queue names starting with 'amq.'.")
         if queue.url:
-            parts = urlsplit(queue.url)
-            if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            parts = split_url(queue.url)
+            if parts is None or parts.scheme not in ("amqp", "amqps") or not parts.hostname:
                 add("url", "An AMQP URL starts with amqp:// or amqps:// and names a host.")
             elif parts.username or parts.password:
                 add("url", "Put the user name and password in their fields, not in the URL.")

@@ -13,13 +13,13 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlunsplit
 
 import amqp.exceptions
 import kombu
 from kombu.exceptions import OperationalError
 
-from queues.backends.base import QueueConfig
+from queues.backends.base import QueueConfig, split_url
 from queues.errors import BadConfiguration, BrokerUnavailable, QueueError, QueueMissing
 from queues.messages import HEADER_MESSAGE_ID
 
@@ -71,8 +71,9 @@ class RabbitClient:
 
     def connect(self) -> kombu.Connection:
         if self._connection is None:
-            url = self.queue.connection_url
-            parts = urlsplit(url)
+            parts = split_url(self.queue.connection_url)
+            if parts is None:
+                raise BadConfiguration("The queue's AMQP URL is not valid; correct it.")
             netloc = parts.hostname or ""
             if ":" in netloc:
                 netloc = f"[{netloc}]"

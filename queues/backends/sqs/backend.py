@@ -8,9 +8,15 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from queues.backends.base import MIB, AddError, Backend, PrioritySupport, QueueConfig
+from queues.backends.base import (
+    MIB,
+    AddError,
+    Backend,
+    PrioritySupport,
+    QueueConfig,
+    split_url,
+)
 from queues.backends.sqs.client import SqsClient, lease_lost
 from queues.backends.sqs.dead_letters import SqsDeadLetters
 from queues.backends.sqs.encoding import (
@@ -95,8 +101,8 @@ class SqsBackend(Backend):
         if queue.visibility_timeout > SQS_MAX_VISIBILITY_TIMEOUT:
             add("visibility_timeout", "SQS visibility timeouts are 0 to 43200 seconds.")
         if queue.url:
-            parts = urlsplit(queue.url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            parts = split_url(queue.url)
+            if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
                 add("url", "An SQS endpoint URL starts with http:// or https:// and names a host.")
             elif parts.username or parts.password:
                 add("url", "Put the access key id and secret key in their fields, not in the URL.")

@@ -20,7 +20,7 @@ from botocore.exceptions import (
 )
 from django.conf import settings
 
-from queues.backends.base import QueueConfig
+from queues.backends.base import QueueConfig, split_url
 from queues.errors import BadConfiguration, BrokerUnavailable, LeaseLost, QueueError, QueueMissing
 from queues.messages import Delivery
 from queues.models import FIFO_SUFFIX, SQS_DLQ_SUFFIX
@@ -76,19 +76,26 @@ class SqsClient:
         """The boto3 client, made on first use."""
         if self._client is None:
             secret = self.queue.get_secret()
+            endpoint = self.queue.connection_url or None
+            invalid = BadConfiguration("The queue's SQS endpoint URL is not valid; correct it.")
+            if endpoint is not None and split_url(endpoint) is None:
+                raise invalid
             session = boto3.session.Session()  # clients are not shared across threads
-            self._client = session.client(
-                "sqs",
-                endpoint_url=self.queue.connection_url or None,
-                region_name=self.queue.region or session.region_name or "us-east-1",
-                aws_access_key_id=self.queue.username or None,
-                aws_secret_access_key=secret or None,
-                config=Config(
-                    connect_timeout=self.connect_timeout,
-                    read_timeout=self.read_timeout,
-                    retries={"max_attempts": 2, "mode": "standard"},
-                ),
-            )
+            try:
+                self._client = session.client(
+                    "sqs",
+                    endpoint_url=endpoint,
+                    region_name=self.queue.region or session.region_name or "us-east-1",
+                    aws_access_key_id=self.queue.username or None,
+                    aws_secret_access_key=secret or None,
+                    config=Config(
+                        connect_timeout=self.connect_timeout,
+                        read_timeout=self.read_timeout,
+                        retries={"max_attempts": 2, "mode": "standard"},
+                    ),
+                )
+            except ValueError:  # botocore's "Invalid endpoint"
+                raise invalid from None
         return self._client
 
     def create(self, name: str, attributes: dict[QueueAttributeNameType, str]) -> str:
