@@ -335,3 +335,16 @@ def test_an_abandoned_claim_is_taken_over_by_one_repeat_only():
     with pytest.raises(IdempotencyInProgress):
         publishing.remembered(user, "order-42", queue)  # now young again: still running
     assert publishing._take_over(claim, timezone.now()) is False  # a racing repeat lost
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body", [{"handler": "log", "note": "a\x00b"}, {"handler": "log", "data": {"k\x00": [1]}}]
+)
+def test_a_nul_character_is_refused_by_a_database_queue_not_a_503(body: Any):
+    """PostgreSQL's jsonb cannot store it: a permanent 400, not a retryable 503."""
+    queue = Queue.objects.create(name="orders", type="database")
+    _, raw = publisher(queue)
+    response = post(client_for(raw), f"/api/v1/zstorage/queue/{queue.pk}/publish", body)
+    assert (response.status_code, response.json()["code"]) == (400, "bad_message")
+    assert queue.database_messages.count() == 0

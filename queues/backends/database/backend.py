@@ -255,11 +255,27 @@ class DatabaseBackend(Backend):
 
     @staticmethod
     def _json_body(message: OutgoingMessage) -> Any:
-        if not isinstance(message.body, bytes):
-            return message.body
-        try:
-            return json.loads(message.body)
-        except ValueError as exc:
+        body = message.body
+        if isinstance(body, bytes):
+            try:
+                body = json.loads(body)
+            except ValueError as exc:
+                raise BadMessage(
+                    f"Message {message.message_id}: database queues store JSON bodies."
+                ) from exc
+        if _holds_nul(body):
+            # PostgreSQL's jsonb cannot store it; refused on SQLite too, the same queue type.
             raise BadMessage(
-                f"Message {message.message_id}: database queues store JSON bodies."
-            ) from exc
+                f"Message {message.message_id}: database queues cannot store the NUL character."
+            )
+        return body
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
