@@ -117,12 +117,14 @@ class ReferenceKind(FieldKind):
             raise InvalidValue(f"No table {options['table']!r} to reference.")
 
     def missing(self, options: Mapping[str, Any], values: Iterable[Any]) -> dict[Any, str]:
+        """The message leaves the referenced table unnamed: whoever writes the record may not
+        be granted that table."""
         target = options["table"]
         wanted = set(values)
         found = set(
             Record.objects.filter(table__slug=target, pk__in=wanted).values_list("pk", flat=True)
         )
-        return {v: f"No record {v} in table {target!r}." for v in wanted if v not in found}
+        return {v: f"No record {v} in the referenced table." for v in wanted if v not in found}
 
     def from_aggregate(self, value: Any) -> Any:
         if isinstance(value, Decimal) and value == value.to_integral():
