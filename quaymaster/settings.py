@@ -253,6 +253,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 QUAYMASTER_OUTBOX_RETENTION_HOURS = env.float("QUAYMASTER_OUTBOX_RETENTION_HOURS", default=24.0)
 QUAYMASTER_IDEMPOTENCY_KEY_HOURS = env.float("QUAYMASTER_IDEMPOTENCY_KEY_HOURS", default=24.0)
+# A publish that claimed its Idempotency-Key and gave no answer for this long died: a repeat
+# of the key takes the claim over instead of being told to wait.
+QUAYMASTER_IDEMPOTENCY_CLAIM_SECONDS = env.float(
+    "QUAYMASTER_IDEMPOTENCY_CLAIM_SECONDS", default=60.0
+)
 
 # Jobs. The queue runs go to when none is given; limits on what one run may be started with;
 # job modules beyond each app's jobs.py.
