@@ -259,6 +259,13 @@ QUAYMASTER_IDEMPOTENCY_CLAIM_SECONDS = env.float(
     "QUAYMASTER_IDEMPOTENCY_CLAIM_SECONDS", default=60.0
 )
 
+# Limits on the work one API request may ask for: the query language's nesting depth, its
+# size (objects, conditions and values) and the values of one $in/$nin; rows per bulk write.
+QUAYMASTER_QUERY_MAX_DEPTH = env.int("QUAYMASTER_QUERY_MAX_DEPTH", default=32)
+QUAYMASTER_QUERY_MAX_NODES = env.int("QUAYMASTER_QUERY_MAX_NODES", default=2000)
+QUAYMASTER_QUERY_MAX_LIST = env.int("QUAYMASTER_QUERY_MAX_LIST", default=1000)
+QUAYMASTER_BULK_MAX_ROWS = env.int("QUAYMASTER_BULK_MAX_ROWS", default=1000)
+
 # Jobs. The queue runs go to when none is given; limits on what one run may be started with;
 # job modules beyond each app's jobs.py.
 QUAYMASTER_JOB_QUEUE = env.str("QUAYMASTER_JOB_QUEUE", default="jobs")

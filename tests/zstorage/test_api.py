@@ -288,6 +288,22 @@ def test_a_bad_query_is_400_naming_the_path(admin: APIClient, orders: Table):
     assert "nope" in body["detail"]
 
 
+def test_an_oversized_query_is_400_naming_the_path(admin: APIClient, orders: Table):
+    deep: dict[str, Any] = {"status": "new"}
+    for _ in range(100):
+        deep = {"$not": deep}
+    url = f"{API}/tables/orders/records/query"
+    body = ok(admin.post(url, {"query": deep}, format="json"), 400)
+    assert body["code"] == "invalid_query"
+    assert body["path"] == ".".join(["$not"] * 33)
+    body = ok(admin.post(url, {"query": {"number": {"$in": ["N"] * 2_000}}}, format="json"), 400)
+    assert (body["code"], body["path"]) == ("invalid_query", "number.$in")
+    # Too deep for the JSON decoder itself: still a 400, not a RecursionError.
+    text = '{"$not": ' * 100_000 + '{"status": "new"}' + "}" * 100_000
+    body = ok(admin.get(f"{API}/tables/orders/records/", {"query": text}), 400)
+    assert body["code"] == "invalid_query"
+
+
 def test_search_finds_words_in_text_fields(admin: APIClient, orders: Table):
     _seed(admin, 3)
     body = ok(admin.get(f"{API}/tables/orders/records/", {"search": "fragile care"}))

@@ -298,3 +298,57 @@ def test_bad_queries_raise_query_error_naming_the_exact_path(
     assert error.path == path
     assert detail in error.detail
     assert str(error) == error.message == f"{path}: {error.detail}"
+
+
+def _nested_not(depth: int) -> dict[str, Any]:
+    query: dict[str, Any] = {"qty": 1}
+    for _ in range(depth):
+        query = {"$not": query}
+    return query
+
+
+def test_deep_nesting_is_a_query_error_not_a_recursion_error(table: Table):
+    with pytest.raises(QueryError) as caught:
+        compile_query(_nested_not(10_000), table.fields.all())
+    assert "nests too deeply" in caught.value.detail
+    assert caught.value.path == ".".join(["$not"] * 33)
+
+
+def test_a_long_in_list_is_a_query_error_naming_the_list(table: Table):
+    with pytest.raises(QueryError) as caught:
+        compile_query({"qty": {"$in": list(range(2_000))}}, table.fields.all())
+    assert caught.value.path == "qty.$in"
+    assert "at most 1000 values" in caught.value.detail
+    with pytest.raises(QueryError) as caught:
+        compile_query({"$and": [{"qty": {"$nin": list(range(1_001))}}]}, table.fields.all())
+    assert caught.value.path == "$and[0].qty.$nin"
+    compile_query({"qty": {"$in": list(range(1_000))}}, table.fields.all())
+
+
+def test_the_limits_come_from_settings(table: Table, settings: Any):
+    fields = table.fields.all()
+    settings.QUAYMASTER_QUERY_MAX_DEPTH = 3
+    settings.QUAYMASTER_QUERY_MAX_NODES = 8
+    settings.QUAYMASTER_QUERY_MAX_LIST = 2
+    compile_query(_nested_not(2), fields)
+    with pytest.raises(QueryError, match="nests too deeply") as caught:
+        compile_query(_nested_not(3), fields)
+    assert caught.value.path == "$not.$not.$not.qty"
+    compile_query({"qty": {"$in": [1, 2]}}, fields)
+    with pytest.raises(QueryError, match="at most 2 values") as caught:
+        compile_query({"qty": {"$in": [1, 2, 3]}}, fields)
+    with pytest.raises(QueryError, match="too large") as caught:
+        compile_query(
+            {"$or": [{"qty": {"$gt": 1, "$lt": 5}}, {"qty": {"$gt": 1, "$lt": 5}}]}, fields
+        )
+    assert caught.value.path == "$or[1].qty.$lt"
+    with pytest.raises(QueryError, match="too large"):
+        compile_query(
+            {
+                "qty": {"$gt": 1, "$gte": 2, "$lt": 5, "$ne": 3},
+                "total": 1,
+                "paid": True,
+                "name": "x",
+            },
+            fields,
+        )

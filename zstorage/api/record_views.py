@@ -48,6 +48,8 @@ def _json_param(raw: str | None) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise QueryError(f"The query is not valid JSON: {exc}.", path="$") from None
+    except RecursionError:
+        raise QueryError("The query nests too deeply.", path="$") from None
 
 
 def _page(table: Table, options: dict[str, Any]) -> dict[str, Any]:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import NoReturn
+
+from django.conf import settings
 
 from zstorage.errors import QueryError
 from zstorage.fields import InvalidValue, kind_of
@@ -38,8 +41,43 @@ _ID_SPEC = FieldSpec(key=RECORD_ID, type=RECORD_ID)
 _ALL_OPERATORS = {"$exists", "$not", "$ne", "$in", "$nin", *(op.value for op in Op)}
 
 
+#: Defaults for the settings that bound the work one query may ask for.
+MAX_DEPTH = 32
+MAX_NODES = 2000
+MAX_LIST = 1000
+
+
+@dataclass
+class _Budget:
+    """How deep and how big a query may be; checked before recursing, so a deeply nested
+    query is a 400 and never reaches Python's recursion limit."""
+
+    max_depth: int
+    max_nodes: int
+    max_list: int
+    nodes: int = 0
+
+    def enter(self, depth: int, path: str) -> None:
+        if depth > self.max_depth:
+            _fail(path, f"the query nests too deeply (at most {self.max_depth} levels).")
+
+    def count(self, path: str, n: int = 1) -> None:
+        self.nodes += n
+        if self.nodes > self.max_nodes:
+            _fail(path, f"the query is too large (at most {self.max_nodes} conditions and values).")
+
+    def list_size(self, size: int, path: str, name: str) -> None:
+        if size > self.max_list:
+            _fail(path, f"{name} takes at most {self.max_list} values, not {size}.")
+
+
 def parse(query: object, fields: Mapping[str, FieldSpec]) -> Node:
-    return _query(query, fields, "")
+    budget = _Budget(
+        max_depth=getattr(settings, "QUAYMASTER_QUERY_MAX_DEPTH", MAX_DEPTH),
+        max_nodes=getattr(settings, "QUAYMASTER_QUERY_MAX_NODES", MAX_NODES),
+        max_list=getattr(settings, "QUAYMASTER_QUERY_MAX_LIST", MAX_LIST),
+    )
+    return _query(query, fields, "", budget, 0)
 
 
 def _fail(path: str, detail: str) -> NoReturn:
@@ -72,7 +110,11 @@ def _all(parts: list[Node]) -> Node:
     return parts[0] if len(parts) == 1 else And(tuple(parts))
 
 
-def _query(query: object, fields: Mapping[str, FieldSpec], path: str) -> Node:
+def _query(
+    query: object, fields: Mapping[str, FieldSpec], path: str, budget: _Budget, depth: int
+) -> Node:
+    budget.enter(depth, path)
+    budget.count(path)
     if not isinstance(query, dict):
         _fail(path, f"a query must be a JSON object, not {_kind(query)}.")
     parts: list[Node] = []
@@ -85,22 +127,28 @@ def _query(query: object, fields: Mapping[str, FieldSpec], path: str) -> Node:
                 _fail(here, f"{name} takes a list of queries, not {_kind(value)}.")
             if not value:
                 _fail(here, f"{name} needs at least one query.")
-            children = tuple(_query(q, fields, _at(here, f"[{i}]")) for i, q in enumerate(value))
+            budget.list_size(len(value), here, name)
+            children = tuple(
+                _query(q, fields, _at(here, f"[{i}]"), budget, depth + 1)
+                for i, q in enumerate(value)
+            )
             parts.append(And(children) if name == "$and" else Or(children))
         elif name == "$not":
-            parts.append(Not(_query(value, fields, here)))
+            parts.append(Not(_query(value, fields, here, budget, depth + 1)))
         elif name.startswith("$"):
             _fail(here, f"unknown operator {name}; a query combines fields with $and, $or, $not.")
         else:
             spec = _ID_SPEC if name == RECORD_ID else fields.get(name)
             if spec is None:
                 _fail(here, f"unknown field {name!r}.")
-            parts.append(_field(spec, value, here))
+            parts.append(_field(spec, value, here, budget, depth + 1))
     return _all(parts)
 
 
-def _field(spec: FieldSpec, condition: object, path: str) -> Node:
+def _field(spec: FieldSpec, condition: object, path: str, budget: _Budget, depth: int) -> Node:
     """One field's condition: a bare value (implicit ``$eq``) or an object of operators."""
+    budget.enter(depth, path)
+    budget.count(path)
     _domain(spec, path)
     if not isinstance(condition, dict):
         return _leaf(spec, Op.EQ, condition, path)
@@ -109,6 +157,7 @@ def _field(spec: FieldSpec, condition: object, path: str) -> Node:
     parts: list[Node] = []
     for name, operand in condition.items():
         here = _at(path, str(name))
+        budget.count(here)
         if name not in _ALL_OPERATORS:
             _fail(here, f"unknown operator {name!r}.")
         if name not in ("$exists", "$not") and name not in OPERATORS.get(spec.type, ()):
@@ -122,10 +171,12 @@ def _field(spec: FieldSpec, condition: object, path: str) -> Node:
         elif name == "$not":
             if not isinstance(operand, dict):
                 _fail(here, f"$not takes an object of operators, not {_kind(operand)}.")
-            parts.append(Not(_field(spec, operand, here)))
+            parts.append(Not(_field(spec, operand, here, budget, depth + 1)))
         elif name in ("$in", "$nin"):
             if not isinstance(operand, list):
                 _fail(here, f"{name} takes a list of values, not {_kind(operand)}.")
+            budget.list_size(len(operand), here, name)
+            budget.count(here, len(operand))
             any_of = Or(
                 tuple(
                     _leaf(spec, Op.EQ, item, _at(here, f"[{i}]")) for i, item in enumerate(operand)
