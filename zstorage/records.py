@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
@@ -21,6 +22,7 @@ from zstorage.errors import (
     RecordNotFound,
     RecordReferenced,
     VersionConflict,
+    ZStorageError,
 )
 from zstorage.events import RecordChanged, changed_fields, emit
 from zstorage.fields import kind_of
@@ -115,6 +117,23 @@ def _audit_and_emit(
             at=timezone.now(),
         )
     )
+
+
+class TooManyRows(ZStorageError):
+    """A bulk write of more rows than ``QUAYMASTER_BULK_MAX_ROWS``: refused before any write."""
+
+    code = "too_many_rows"
+    status = 413
+
+
+def check_bulk_size(rows: Sequence[object]) -> None:
+    """Refuse an API bulk write over the row cap, so one transaction never holds the write
+    lock for long. The bulk endpoints call it before any work."""
+    limit: int = getattr(settings, "QUAYMASTER_BULK_MAX_ROWS", 1000)
+    if len(rows) > limit:
+        raise TooManyRows(
+            f"Nothing was written: a bulk write takes at most {limit} rows, not {len(rows)}."
+        )
 
 
 def create_record(table: Table, data: Mapping[str, Any], *, actor: Actor = None) -> Record:

@@ -219,6 +219,30 @@ def test_bulk_create_is_all_or_nothing_with_per_row_errors(admin: APIClient, ord
     assert not Record.objects.filter(table=orders, data__status="paid").exists()
 
 
+def test_a_bulk_write_over_the_row_cap_is_413_and_writes_nothing(admin: APIClient, orders: Table):
+    url = f"{API}/tables/orders/records/bulk"
+    rows = [{"number": f"C-{i}"} for i in range(10_000)]
+    body = ok(admin.post(url, {"records": rows}, format="json"), 413)
+    assert body["code"] == "too_many_rows"
+    assert "at most 1000 rows" in body["detail"]
+    assert Record.objects.filter(table=orders).count() == 0
+
+    created = ok(admin.post(url, {"records": rows[:1000]}, format="json"), 201)
+    updates = [{"id": r["id"], "data": {"status": "paid"}} for r in created] * 2
+    body = ok(admin.patch(url, {"records": updates}, format="json"), 413)
+    assert body["code"] == "too_many_rows"
+    assert not Record.objects.filter(table=orders, data__status="paid").exists()
+
+
+def test_the_row_cap_comes_from_settings(admin: APIClient, orders: Table, settings: Any):
+    settings.QUAYMASTER_BULK_MAX_ROWS = 2
+    url = f"{API}/tables/orders/records/bulk"
+    rows = [{"number": f"S-{i}"} for i in range(3)]
+    assert ok(admin.post(url, {"records": rows}, format="json"), 413)["code"] == "too_many_rows"
+    assert Record.objects.filter(table=orders).count() == 0
+    ok(admin.post(url, {"records": rows[:2]}, format="json"), 201)
+
+
 def _seed(admin: APIClient, count: int) -> None:
     rows = [
         {"number": f"N-{i:02d}", "total": str(i * 3 % 7), "status": ["new", "paid", "sent"][i % 3]}

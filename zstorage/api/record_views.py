@@ -172,6 +172,7 @@ class RecordBulkView(APIView):
         rows = request.data.get("records") if isinstance(request.data, dict) else request.data
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise QueryError('Send {"records": [{...}, ...]}: a list of objects.', path="records")
+        records.check_bulk_size(rows)
         created = records.bulk_create(table, rows, actor=request.user)
         return Response(RecordSerializer(created, many=True).data, status=status.HTTP_201_CREATED)
 
@@ -181,6 +182,8 @@ class RecordBulkView(APIView):
     def patch(self, request: Request, slug: str) -> Response:
         table = table_for(request, slug, Action.CHANGE)
         rows = request.data.get("records") if isinstance(request.data, dict) else request.data
+        if isinstance(rows, list):
+            records.check_bulk_size(rows)  # before validating each row
         body = BulkUpdateItemSerializer(data=rows, many=True)
         body.is_valid(raise_exception=True)
         updated = records.bulk_update(table, body.validated_data, actor=request.user)
