@@ -265,6 +265,8 @@ QUAYMASTER_QUERY_MAX_DEPTH = env.int("QUAYMASTER_QUERY_MAX_DEPTH", default=32)
 QUAYMASTER_QUERY_MAX_NODES = env.int("QUAYMASTER_QUERY_MAX_NODES", default=2000)
 QUAYMASTER_QUERY_MAX_LIST = env.int("QUAYMASTER_QUERY_MAX_LIST", default=1000)
 QUAYMASTER_BULK_MAX_ROWS = env.int("QUAYMASTER_BULK_MAX_ROWS", default=1000)
+# On PostgreSQL, the Record API's reads (list, query, aggregate) stop after this; 0: no limit.
+QUAYMASTER_API_STATEMENT_TIMEOUT_MS = env.int("QUAYMASTER_API_STATEMENT_TIMEOUT_MS", default=15000)
 
 # Jobs. The queue runs go to when none is given; limits on what one run may be started with;
 # job modules beyond each app's jobs.py.

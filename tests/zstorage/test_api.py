@@ -328,6 +328,29 @@ def test_an_oversized_query_is_400_naming_the_path(admin: APIClient, orders: Tab
     assert body["code"] == "invalid_query"
 
 
+@pytest.mark.postgres
+def test_a_read_that_runs_past_the_statement_timeout_is_503(
+    admin: APIClient, orders: Table, settings: Any, monkeypatch: pytest.MonkeyPatch
+):
+    from django.db import connection
+
+    from zstorage import reads
+
+    def slow_page(*args: Any, **kwargs: Any) -> Any:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(2)")
+        return page(*args, **kwargs)
+
+    page = reads.cursor_page
+    settings.QUAYMASTER_API_STATEMENT_TIMEOUT_MS = 100
+    monkeypatch.setattr(reads, "cursor_page", slow_page)
+    body = ok(admin.get(f"{API}/tables/orders/records/"), 503)
+    assert body["code"] == "query_timeout"
+    settings.QUAYMASTER_API_STATEMENT_TIMEOUT_MS = 0
+    monkeypatch.setattr(reads, "cursor_page", page)
+    assert ok(admin.get(f"{API}/tables/orders/records/"))["total"] == 0
+
+
 def test_search_finds_words_in_text_fields(admin: APIClient, orders: Table):
     _seed(admin, 3)
     body = ok(admin.get(f"{API}/tables/orders/records/", {"search": "fragile care"}))

@@ -8,9 +8,13 @@ Optimistic concurrency: send the version you read (``"version"`` in the body, or
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import OperationalError, connection, transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
@@ -28,7 +32,7 @@ from zstorage.api.serializers import (
     RecordSerializer,
     RecordWriteSerializer,
 )
-from zstorage.errors import QueryError
+from zstorage.errors import QueryError, ZStorageError
 from zstorage.models import Record, Table
 from zstorage.permissions import Action, can
 
@@ -52,7 +56,42 @@ def _json_param(raw: str | None) -> Any:
         raise QueryError("The query nests too deeply.", path="$") from None
 
 
+class QueryTimeout(ZStorageError):
+    code = "query_timeout"
+    status = 503
+
+
+#: PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout.
+_QUERY_CANCELED = "57014"
+
+
+@contextmanager
+def _time_limit() -> Iterator[None]:
+    """On PostgreSQL, reads run in a transaction whose statements stop after
+    ``QUAYMASTER_API_STATEMENT_TIMEOUT_MS``: a costly query is a 503, not a held worker."""
+    limit = int(getattr(settings, "QUAYMASTER_API_STATEMENT_TIMEOUT_MS", 0))
+    if connection.vendor != "postgresql" or limit <= 0:
+        yield
+        return
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(limit)])
+            yield
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != _QUERY_CANCELED:
+            raise
+        raise QueryTimeout(
+            f"The query took longer than {limit} ms and was stopped: narrow it and retry."
+        ) from None
+
+
 def _page(table: Table, options: dict[str, Any]) -> dict[str, Any]:
+    with _time_limit():
+        return _read_page(table, options)
+
+
+def _read_page(table: Table, options: dict[str, Any]) -> dict[str, Any]:
     fields = reads.fields_of(table)
     found = reads.records_for(
         table, query=options.get("query"), search=options.get("search", ""), fields=fields
@@ -201,13 +240,14 @@ class RecordAggregateView(APIView):
         found = reads.records_for(
             table, query=options["query"], search=options["search"], fields=fields
         )
-        rows = reads.aggregate(
-            found,
-            fields,
-            function=options["function"],
-            field=options["field"],
-            group_by=options["group_by"],
-        )
+        with _time_limit():
+            rows = reads.aggregate(
+                found,
+                fields,
+                function=options["function"],
+                field=options["field"],
+                group_by=options["group_by"],
+            )
         return Response({"results": rows})
 
 
