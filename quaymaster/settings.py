@@ -182,6 +182,11 @@ QUAYMASTER_WEB_ORIGIN = web_origins(env.list("QUAYMASTER_WEB_ORIGIN", default=[]
 QUAYMASTER_STREAMS_SAME_HOST = not PRODUCTION and not QUAYMASTER_WEB_ORIGIN
 
 REST_FRAMEWORK = {
+    "DEFAULT_PARSER_CLASSES": [
+        "quaymaster.parsers.JsonParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an API client without credentials gets 401 with WWW-Authenticate.
         "accounts.authentication.ApiTokenAuthentication",
