@@ -18,8 +18,8 @@ Threading model (Dramatiq's, for the same reason: broker clients are not thread-
   consumer never fetches more than ``concurrency - in_flight``; so at most N messages are
   fetched-but-unfinished and every fetched message has a free thread. (RabbitMQ's basic.qos
   is 2N: N more wait unstarted in the backend's buffer, see ``Backend.prepare``.)
-* Finished jobs are settled in a batch: every ready acknowledgement goes in one
-  ``Backend.ack_many`` (one round trip on each engine).
+* Finished jobs are settled in a batch by ``workers.settlement.Settler``: every ready
+  acknowledgement goes in one ``Backend.ack_many`` (one round trip on each engine).
 * Fetching waits (long polls) only when nothing is in flight; while handlers run the consumer
   polls without waiting and otherwise blocks on the results queue, so an acknowledgement is
   carried out as soon as the handler returns, not after a long poll.
@@ -76,6 +76,7 @@ from workers.models import EventKind, Level, WorkerProcess
 from workers.options import WorkerOptions
 from workers.registry import Registry
 from workers.registry import registry as default_registry
+from workers.settlement import Settler
 
 logger = logging.getLogger("workers.runtime")
 
@@ -132,6 +133,8 @@ class Worker:
             in_flight=MappingProxyType(self.in_flight),
             leases=backend_class(queue.type).leases,
         )
+        #: Carries out the handlers' decisions with the engine (consumer thread only).
+        self.settler = Settler(queue, self.in_flight, self.hooks, self.view)
         #: Set by an unexpected error in the consumer thread (the process should exit non-zero).
         self.error: BaseException | None = None
         #: Set when the consumer thread has ended (stopped, or failed).
@@ -156,7 +159,7 @@ class Worker:
             concurrency=self.options.concurrency,
         )
         self.process_id = self.events.worker_id = process.pk
-        self.view = replace(self.view, process_id=process.pk)
+        self.view = self.settler.view = replace(self.view, process_id=process.pk)
         self.events.start()
         try:
             self.hooks.before_worker_boot(self.view)
@@ -235,7 +238,7 @@ class Worker:
         errors = 0
         concurrency = self.options.concurrency
         while not self._stopping.is_set():
-            self._settle_ready(backend, timeout=0)
+            self.settler.settle_ready(backend, self._results, timeout=0)
             wake = self.hooks.next_deadline(self.view, backend)
             free = concurrency - len(self.in_flight)
             now = time.monotonic()
@@ -269,34 +272,36 @@ class Worker:
                 timeout = self._fetch_not_before - now
             if wake is not None:
                 timeout = wake if timeout is None else min(timeout, wake)
-            self._settle_ready(backend, timeout=timeout)
+            self.settler.settle_ready(backend, self._results, timeout=timeout)
 
     def _drain(self, backend: Backend) -> None:
         self.hooks.before_worker_shutdown(self.view)
         for job in list(self.in_flight.values()):
             if job.cancel():
-                self._settle(backend, job, Outcome(Settlement.RELEASE))
+                self.settler.settle(backend, job, Outcome(Settlement.RELEASE))
         deadline = time.monotonic() + self._drain_seconds
         while self.in_flight:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             wake = self.hooks.next_deadline(self.view, backend)
-            self._settle_ready(backend, timeout=remaining if wake is None else min(remaining, wake))
+            self.settler.settle_ready(
+                backend, self._results, timeout=remaining if wake is None else min(remaining, wake)
+            )
         for job in list(self.in_flight.values()):
             logger.warning(
                 "Handler for %s still running after %ss: giving the message back",
                 job.message_id,
                 self._drain_seconds,
             )
-            self._settle(backend, job, Outcome(Settlement.RELEASE))
+            self.settler.settle(backend, job, Outcome(Settlement.RELEASE))
 
     def _give_back_all(self, backend: Backend) -> None:
         """After an unexpected error: give back what can be given back, as best we can (what
         cannot, comes back when its lease ends or when the backend closes)."""
         for job in list(self.in_flight.values()):
             try:
-                self._settle(backend, job, Outcome(Settlement.RELEASE))
+                self.settler.settle(backend, job, Outcome(Settlement.RELEASE))
             except Exception:
                 logger.exception("Could not give message %s back", job.message_id)
 
@@ -310,7 +315,7 @@ class Worker:
         """Fetched as the stop came: give them back without running them."""
         for job in self._jobs(deliveries, fetched_at):
             job.cancel()
-            self._settle(backend, job, Outcome(Settlement.RELEASE))
+            self.settler.settle(backend, job, Outcome(Settlement.RELEASE))
 
     def _jobs(self, deliveries: list[Delivery], fetched_at: float) -> list[Job]:
         jobs = []
@@ -321,70 +326,6 @@ class Worker:
             self.hooks.after_fetch(self.view, job)
             jobs.append(job)
         return jobs
-
-    def _settle_ready(self, backend: Backend, timeout: float | None) -> None:
-        """Settle finished jobs: wait up to ``timeout`` for the first (None: forever), then take
-        every other one that is ready; their acknowledgements go in one ``ack_many``."""
-        try:
-            if timeout is not None and timeout <= 0:
-                item = self._results.get_nowait()
-            else:
-                item = self._results.get(timeout=timeout)
-        except queue_module.Empty:
-            return
-        acks: list[Job] = []
-        while True:
-            if item is not None:
-                outcome = item.outcome
-                if item.seq in self.in_flight and outcome and outcome.settlement == Settlement.ACK:
-                    acks.append(item)
-                else:
-                    self._settle(backend, item)
-            try:
-                item = self._results.get_nowait()
-            except queue_module.Empty:
-                break
-        if acks:
-            self._settle_acks(backend, acks)
-
-    def _settle_acks(self, backend: Backend, jobs: list[Job]) -> None:
-        for job in jobs:
-            del self.in_flight[job.seq]
-            job.settlement = Settlement.ACK
-        errors: list[Exception | None]
-        try:
-            errors = list(backend.ack_many([job.delivery for job in jobs]))
-        except QueueError as exc:
-            errors = [exc] * len(jobs)
-        for job, error in zip(jobs, errors, strict=True):
-            if error is not None:
-                logger.warning("Could not ack message %s: %s", job.message_id, error)
-            self.hooks.after_settle(self.view, job, error)
-
-    def _settle(self, backend: Backend, job: Job, outcome: Outcome | None = None) -> None:
-        if self.in_flight.pop(job.seq, None) is None:
-            return  # given back at shutdown already; the late result is void
-        outcome = outcome or job.outcome or Outcome(Settlement.NOT_ACKED)
-        job.settlement = outcome.settlement
-        delivery = job.delivery
-        error: Exception | None = None
-        try:
-            if outcome.settlement == Settlement.ACK:
-                backend.ack(delivery)
-            elif outcome.settlement == Settlement.RETRY:
-                backend.retry_later(delivery, outcome.delay or 0.0)
-            elif outcome.settlement == Settlement.DEAD_LETTER:
-                backend.dead_letter(delivery, outcome.reason)
-            elif outcome.settlement == Settlement.NOT_ACKED:
-                job.note = backend.not_acked(
-                    delivery, int(self.queue.max_attempts), float(self.queue.visibility_timeout)
-                )
-            else:
-                job.note = backend.release(delivery)
-        except QueueError as exc:
-            error = exc
-            logger.warning("Could not %s message %s: %s", outcome.settlement, job.message_id, exc)
-        self.hooks.after_settle(self.view, job, error)
 
     def _fetch_failed(self, exc: Exception, errors: int, delay: float) -> None:
         logger.warning(
