@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.roles import is_admin
+from accounts.permissions import IsPlatformAdmin
 from jobs import runs
 from jobs.api.serializers import StartRunSerializer
 from jobs.models import JobInstance, JobRun, Trigger
@@ -32,15 +32,12 @@ from jobs.states import TERMINAL_RUN_STATES, InstanceState, RunState
 MAX_WAIT_SECONDS = 30.0
 
 
-class IsPlatformAdmin(permissions.BasePermission):
+class JobAdmins(IsPlatformAdmin):
     message = "Only admins run jobs."
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return is_admin(request.user)
 
 
 class AdminView(APIView):
-    permission_classes = [permissions.IsAuthenticated, IsPlatformAdmin]
+    permission_classes = [permissions.IsAuthenticated, JobAdmins]
 
 
 class JobListView(AdminView):

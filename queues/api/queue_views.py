@@ -15,9 +15,8 @@ from rest_framework import permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from accounts.roles import is_admin
+from accounts.permissions import IsPlatformAdmin
 from queues import deletion
 from queues.api import publishing
 from queues.api.serializers import QueueSerializer, TestMessageSerializer
@@ -25,16 +24,13 @@ from queues.backends import get_backend
 from queues.models import Queue
 
 
-class IsPlatformAdmin(permissions.BasePermission):
+class QueueAdmins(IsPlatformAdmin):
     message = "Only admins manage queues."
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return is_admin(request.user)
 
 
 class QueueViewSet(viewsets.ModelViewSet[Queue]):
     serializer_class = QueueSerializer
-    permission_classes = [permissions.IsAuthenticated, IsPlatformAdmin]
+    permission_classes = [permissions.IsAuthenticated, QueueAdmins]
 
     def get_queryset(self) -> QuerySet[Queue]:
         return Queue.objects.all()
