@@ -13,6 +13,10 @@ consumer thread carries it out with the broker when the handler returns (backend
 thread-safe; see ``workers.runtime``). A handler that returns without settling leaves the
 message to be delivered again; one that raises is retried with backoff.
 
+A batch handler (``@handler("sync_orders", batch=100)``, see ``workers.batching``) gets a list
+of ``BatchMessage`` — each a ``Context`` of its own delivery plus its ``body`` — and a
+``BatchContext`` with the same services; each message is settled on its own.
+
 ZStorage access goes through the same services as the REST API and the CRUD pages
 (``zstorage.records`` for writes, ``zstorage.reads`` for reads), so a handler's writes are
 validated, audited and emit the same change events (hence reach the outbox) as anyone's.
@@ -202,7 +206,59 @@ class Publisher:
         self.backends.close()
 
 
-class Context:
+class Services:
+    """What every handler gets besides its messages: ZStorage, files, locks, circuit breakers
+    and publishing. Shared by ``Context`` (one delivery) and ``BatchContext`` (a batch)."""
+
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        handler: str,
+        publisher: Publisher | None = None,
+        breakers: Circuits = circuits,
+    ) -> None:
+        self.queue = queue
+        self.handler = handler
+        self.records = Records()
+        self.files = Files()
+        self._publisher = publisher
+        self._breakers = breakers
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self.queue.max_attempts)
+
+    def lock(self, name: str, *, ttl: float = 60.0, timeout: float = 10.0) -> DistributedLock:
+        """A lock shared by all workers: ``with ctx.lock("customer:42", ttl=30): ...``."""
+        return DistributedLock(name, ttl=ttl, timeout=timeout)
+
+    def publish(
+        self,
+        queue_name: str,
+        payload: Mapping[str, Any],
+        *,
+        ordering_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """Chain work: publish ``payload`` (with its ``handler``) to another queue; returns the
+        new message's id."""
+        if self._publisher is None:
+            self._publisher = Publisher()
+        return self._publisher.publish(
+            queue_name, payload, ordering_key=ordering_key, headers=headers
+        )
+
+    def circuit(
+        self, name: str, *, failure_threshold: int = 5, reset_timeout: float = 30.0
+    ) -> CircuitBreaker:
+        """The process's breaker for ``name``: ``with ctx.circuit("crm"): call_crm()``."""
+        return self._breakers.get(
+            name, failure_threshold=failure_threshold, reset_timeout=reset_timeout
+        )
+
+
+class Context(Services):
     """One delivery's view of the platform. Not shared between threads."""
 
     def __init__(
@@ -215,21 +271,12 @@ class Context:
         publisher: Publisher | None = None,
         breakers: Circuits = circuits,
     ) -> None:
-        self.queue = queue
+        super().__init__(queue=queue, handler=handler, publisher=publisher, breakers=breakers)
         self.message_id = delivery.message_id
         self.attempt = delivery.attempt
         self.headers: dict[str, str] = dict(delivery.headers)
-        self.handler = handler
         self.log = HandlerLog(events or EventSink(), queue.name, delivery.message_id, handler)
-        self.records = Records()
-        self.files = Files()
-        self._publisher = publisher
-        self._breakers = breakers
         self._outcome: Outcome | None = None
-
-    @property
-    def max_attempts(self) -> int:
-        return int(self.queue.max_attempts)
 
     @property
     def is_last_attempt(self) -> bool:
@@ -263,32 +310,55 @@ class Context:
             )
         self._outcome = outcome
 
-    # -- services ---------------------------------------------------------------------------
 
-    def lock(self, name: str, *, ttl: float = 60.0, timeout: float = 10.0) -> DistributedLock:
-        """A lock shared by all workers: ``with ctx.lock("customer:42", ttl=30): ...``."""
-        return DistributedLock(name, ttl=ttl, timeout=timeout)
+class BatchMessage(Context):
+    """One message of a batch handler's list: its ``body`` and everything a single handler's
+    ``ctx`` has for one delivery (``message_id``, ``attempt``, ``headers``, ``log``), with its
+    own settlement: ``ack()``, ``retry(delay)``, ``dead_letter(reason)``. Each message is
+    settled on its own, as if a single handler had run it."""
 
-    def publish(
+    def __init__(self, body: dict[str, Any], **context: Any) -> None:
+        super().__init__(**context)
+        self.body = body
+
+    @property
+    def settled(self) -> bool:
+        return self._outcome is not None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.body[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.body.get(key, default)
+
+    def __repr__(self) -> str:
+        return f"<BatchMessage {self.message_id} attempt {self.attempt}>"
+
+
+class BatchContext(Services):
+    """A batch handler's ``ctx``: the services every handler has, ``messages`` (the same list
+    the handler got), ``log`` (lines about the batch as a whole) and ``ack_all()``."""
+
+    def __init__(
         self,
-        queue_name: str,
-        payload: Mapping[str, Any],
         *,
-        ordering_key: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> str:
-        """Chain work: publish ``payload`` (with its ``handler``) to another queue; returns the
-        new message's id."""
-        if self._publisher is None:
-            self._publisher = Publisher()
-        return self._publisher.publish(
-            queue_name, payload, ordering_key=ordering_key, headers=headers
-        )
+        queue: Queue,
+        handler: str,
+        messages: list[BatchMessage],
+        events: EventSink | None = None,
+        publisher: Publisher | None = None,
+        breakers: Circuits = circuits,
+    ) -> None:
+        super().__init__(queue=queue, handler=handler, publisher=publisher, breakers=breakers)
+        self.messages = messages
+        self.log = HandlerLog(events or EventSink(), queue.name, "", handler)
 
-    def circuit(
-        self, name: str, *, failure_threshold: int = 5, reset_timeout: float = 30.0
-    ) -> CircuitBreaker:
-        """The process's breaker for ``name``: ``with ctx.circuit("crm"): call_crm()``."""
-        return self._breakers.get(
-            name, failure_threshold=failure_threshold, reset_timeout=reset_timeout
-        )
+    @property
+    def unsettled(self) -> list[BatchMessage]:
+        return [message for message in self.messages if not message.settled]
+
+    def ack_all(self) -> None:
+        """Acknowledge every message not settled yet (those retried or dead-lettered first
+        keep their settlement)."""
+        for message in self.unsettled:
+            message.ack()

@@ -72,6 +72,8 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     lease_lost: bool = False
+    #: The batch this job was gathered into (``workers.batching``); None: run on its own.
+    batch: int | None = None
     #: What the consumer thread did (set when settling), and a note for the log.
     settlement: Settlement | None = None
     note: str = ""

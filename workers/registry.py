@@ -1,4 +1,6 @@
-"""Handlers by name: ``@handler("send_email")`` registers a function ``(message, ctx)``.
+"""Handlers by name: ``@handler("send_email")`` registers a function ``(message, ctx)``;
+``@handler("sync_orders", batch=100, max_wait=0.5)`` a batch handler ``(messages, ctx)`` that
+gets up to ``batch`` messages at once (see ``workers.batching``).
 
 A message names the handler it wants (``{"handler": "send_email", ...}``); a worker looks the
 name up here. Handler modules are found at start-up, as Django finds ``admin.py``: the
@@ -12,33 +14,74 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 
 from workers.errors import HandlerAlreadyRegistered, HandlerNotFound
 
-if TYPE_CHECKING:
-    from workers.context import Context
-
-HandlerFunction = Callable[[dict[str, Any], "Context"], Any]
+HandlerFunction = Callable[[Any, Any], Any]
 
 #: Python modules imported by ``discover`` besides every installed app's ``handlers``.
 SETTING = "QUAYMASTER_HANDLER_MODULES"
+
+#: The largest ``batch``: every message of a batch is held (leased, unacknowledged) by one
+#: worker until the handler returns, and RabbitMQ's prefetch must cover it; past a thousand a
+#: handler is better served by a job over a table.
+MAX_BATCH = 1000
+#: The longest ``max_wait``, in seconds: the first message of a batch waits that long at most
+#: before its handler even starts.
+MAX_WAIT = 60.0
+DEFAULT_MAX_WAIT = 1.0
 
 
 @dataclass(frozen=True)
 class Handler:
     name: str
     fn: HandlerFunction
+    #: Batch handlers: at most this many messages per call (None: one message per call).
+    batch: int | None = None
+    #: Batch handlers: seconds a batch is gathered, from its first message, before it runs
+    #: with what it has.
+    max_wait: float = DEFAULT_MAX_WAIT
 
     @property
     def path(self) -> str:
         return f"{self.fn.__module__}.{self.fn.__qualname__}"
 
-    def __call__(self, message: dict[str, Any], ctx: Context) -> Any:
+    @property
+    def label(self) -> str:
+        """The name and, for a batch handler, its settings (the worker's start-up line)."""
+        if self.batch is None:
+            return self.name
+        return f"{self.name} (batch {self.batch}, max_wait {self.max_wait:g}s)"
+
+    def __call__(self, message: Any, ctx: Any) -> Any:
+        """A single handler's ``(message, ctx)``, a batch handler's ``(messages, ctx)``."""
         return self.fn(message, ctx)
+
+
+def check_batch(batch: object, max_wait: object) -> tuple[int | None, float]:
+    """The batch settings as given to ``@handler``, or ValueError saying what is wrong."""
+    if batch is None:
+        if max_wait is not None:
+            raise ValueError("max_wait applies to batch handlers only: give batch=… as well.")
+        return None, DEFAULT_MAX_WAIT
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise ValueError(f"batch must be a whole number from 1 to {MAX_BATCH}, not {batch!r}.")
+    if max_wait is None:
+        return batch, DEFAULT_MAX_WAIT
+    if (
+        isinstance(max_wait, bool)
+        or not isinstance(max_wait, int | float)
+        or not 0 < max_wait <= MAX_WAIT
+    ):
+        raise ValueError(
+            f"max_wait must be a number of seconds above 0 and at most {MAX_WAIT:g}, "
+            f"not {max_wait!r}."
+        )
+    return batch, float(max_wait)
 
 
 class Registry:
@@ -47,14 +90,21 @@ class Registry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
+        #: Batch handlers' names and sizes (replaced whole on each ``add``: read lock-free).
+        self._batch_sizes: dict[str, int] = {}
 
-    def handler(self, name: str) -> Callable[[HandlerFunction], HandlerFunction]:
-        """Decorator: register the function under ``name`` and return it unchanged."""
+    def handler(
+        self, name: str, *, batch: int | None = None, max_wait: float | None = None
+    ) -> Callable[[HandlerFunction], HandlerFunction]:
+        """Decorator: register the function under ``name`` and return it unchanged. With
+        ``batch``, it is a batch handler: ``fn(messages, ctx)`` with up to ``batch`` messages,
+        called once ``batch`` are there or ``max_wait`` seconds after the first."""
         if not isinstance(name, str) or not name.strip():
             raise ValueError("A handler name is a non-empty string.")
+        size, wait = check_batch(batch, max_wait)
 
         def register(fn: HandlerFunction) -> HandlerFunction:
-            self.add(Handler(name, fn))
+            self.add(Handler(name, fn, size, wait))
             return fn
 
         return register
@@ -68,7 +118,18 @@ class Registry:
                     f"Handler {handler.name!r} is registered by {known.path}; "
                     f"{handler.path} cannot take the name too."
                 )
+            if known is not None and (known.batch, known.max_wait) != (
+                handler.batch,
+                handler.max_wait,
+            ):
+                raise HandlerAlreadyRegistered(
+                    f"Handler {handler.name!r} ({known.path}) is registered already as "
+                    f"{known.label!r}; it cannot be registered again as {handler.label!r}."
+                )
             self._handlers[handler.name] = handler
+            self._batch_sizes = {
+                h.name: h.batch for h in self._handlers.values() if h.batch is not None
+            }
 
     def get(self, name: str) -> Handler:
         try:
@@ -76,8 +137,20 @@ class Registry:
         except KeyError:
             raise HandlerNotFound(name) from None
 
+    def find(self, name: str) -> Handler | None:
+        return self._handlers.get(name)
+
     def names(self) -> list[str]:
         return sorted(self._handlers)
+
+    def labels(self) -> list[str]:
+        """Every handler by name, batch handlers with their settings."""
+        return [self._handlers[name].label for name in self.names()]
+
+    @property
+    def batch_sizes(self) -> dict[str, int]:
+        """The batch handlers' sizes by name (empty: the worker never gathers batches)."""
+        return self._batch_sizes
 
     def __contains__(self, name: object) -> bool:
         return name in self._handlers

@@ -18,6 +18,8 @@ Threading model (Dramatiq's, for the same reason: broker clients are not thread-
   consumer never fetches more than ``concurrency - in_flight``; so at most N messages are
   fetched-but-unfinished and every fetched message has a free thread. (RabbitMQ's basic.qos
   is 2N: N more wait unstarted in the backend's buffer, see ``Backend.prepare``.)
+* Batch handlers (``workers.batching``): the consumer gathers their deliveries into batches
+  (which take no thread while they fill) and hands each closed batch to one worker thread.
 * Finished jobs are settled in a batch by ``workers.settlement.Settler``: every ready
   acknowledgement goes in one ``Backend.ack_many`` (one round trip on each engine).
 * Fetching waits (long polls) only when nothing is in flight; while handlers run the consumer
@@ -56,6 +58,7 @@ from queues.backends.base import Backend
 from queues.errors import QueueError
 from queues.messages import Delivery
 from queues.models import Queue
+from workers.batching import Batch, Batcher, run_batch
 from workers.context import Context, Publisher
 from workers.errors import Permanent
 from workers.events import Event, EventWriter
@@ -74,7 +77,7 @@ from workers.middleware import (
 )
 from workers.models import EventKind, Level, WorkerProcess
 from workers.options import WorkerOptions
-from workers.registry import Registry
+from workers.registry import Handler, Registry
 from workers.registry import registry as default_registry
 from workers.settlement import Settler
 
@@ -133,15 +136,19 @@ class Worker:
             in_flight=MappingProxyType(self.in_flight),
             leases=backend_class(queue.type).leases,
         )
+        #: Gathers batch handlers' deliveries into batches (consumer thread only).
+        self.batcher = Batcher(self.registry)
         #: Carries out the handlers' decisions with the engine (consumer thread only).
-        self.settler = Settler(queue, self.in_flight, self.hooks, self.view)
+        self.settler = Settler(
+            queue, self.in_flight, self.hooks, self.view, settled=self.batcher.settled
+        )
         #: Set by an unexpected error in the consumer thread (the process should exit non-zero).
         self.error: BaseException | None = None
         #: Set when the consumer thread has ended (stopped, or failed).
         self.finished = threading.Event()
         self._drain_seconds = self.options.drain_seconds
         self._stopping = threading.Event()
-        self._work: queue_module.SimpleQueue[Job | None] = queue_module.SimpleQueue()
+        self._work: queue_module.SimpleQueue[Job | Batch | None] = queue_module.SimpleQueue()
         self._results: queue_module.SimpleQueue[Job | None] = queue_module.SimpleQueue()
         self._seq = 0
         self._fetch_not_before = 0.0
@@ -216,7 +223,9 @@ class Worker:
         backend: Backend | None = None
         try:
             backend = self.backend_factory(self.queue)
-            backend.prepare(self.options.concurrency)
+            # A batch's messages are all unacknowledged at once (RabbitMQ's prefetch must let
+            # a whole batch in, beside a message per thread).
+            backend.prepare(self.options.concurrency + self.batcher.largest)
             self._loop(backend)
             self._drain(backend)
         except Exception as exc:
@@ -237,16 +246,28 @@ class Worker:
     def _loop(self, backend: Backend) -> None:
         errors = 0
         concurrency = self.options.concurrency
+        batcher = self.batcher
         while not self._stopping.is_set():
             self.settler.settle_ready(backend, self._results, timeout=0)
             wake = self.hooks.next_deadline(self.view, backend)
-            free = concurrency - len(self.in_flight)
             now = time.monotonic()
+            due = None
+            if batcher.gathering:
+                self._dispatch_batches(now)
+                due = batcher.next_due(now)
+                wake = due if wake is None else wake if due is None else min(wake, due)
+            running = len(self.in_flight) - batcher.held  # each takes a thread
+            free = concurrency - running
             timeout: float | None = None
             if free > 0 and now >= self._fetch_not_before:
-                busy = bool(self.in_flight)
+                busy = running > 0
+                # Idle but gathering: wait for more messages only until the batch is due.
+                wait = 0.0 if busy else self.options.poll_seconds
+                if due is not None:
+                    wait = min(wait, due)
+                want = free + batcher.room() if batcher.active else free
                 try:
-                    deliveries = backend.fetch(free, 0 if busy else self.options.poll_seconds)
+                    deliveries = backend.fetch(want, wait)
                 except QueueError as exc:
                     errors += 1
                     delay = min(self.options.max_error_backoff, 0.5 * 2 ** (errors - 1))
@@ -265,7 +286,7 @@ class Worker:
                 else:
                     # The fetch waited; if it returned early (an SQS short poll, say), wait
                     # out the rest so that an empty queue is not polled in a tight loop.
-                    timeout = self.options.poll_seconds - (time.monotonic() - now)
+                    timeout = wait - (time.monotonic() - now)
                     if timeout <= 0:
                         continue
             elif free > 0:
@@ -276,6 +297,7 @@ class Worker:
 
     def _drain(self, backend: Backend) -> None:
         self.hooks.before_worker_shutdown(self.view)
+        self.batcher.clear()  # batches still gathering are given back unrun, below
         for job in list(self.in_flight.values()):
             if job.cancel():
                 self.settler.settle(backend, job, Outcome(Settlement.RELEASE))
@@ -306,8 +328,16 @@ class Worker:
                 logger.exception("Could not give message %s back", job.message_id)
 
     def _dispatch(self, deliveries: list[Delivery], fetched_at: float) -> None:
+        gather = self.batcher.active
         for job in self._jobs(deliveries, fetched_at):
-            self._work.put(job)
+            if not (gather and self.batcher.add(job)):
+                self._work.put(job)
+        if gather:
+            self._dispatch_batches(time.monotonic())
+
+    def _dispatch_batches(self, now: float) -> None:
+        for batch in self.batcher.take_ready(now):
+            self._work.put(batch)
 
     def _give_back_unrun(
         self, backend: Backend, deliveries: list[Delivery], fetched_at: float
@@ -355,6 +385,9 @@ class Worker:
                 job = self._work.get()
                 if job is None:
                     break
+                if isinstance(job, Batch):
+                    self._run_batch(job.handler, [j for j in job.jobs if j.claim()], publisher)
+                    continue
                 if not job.claim():
                     continue
                 try:
@@ -369,14 +402,29 @@ class Worker:
             finally:
                 self.hooks.before_worker_thread_shutdown(self.view)
 
+    def _run_batch(self, handler: Handler, jobs: list[Job], publisher: Publisher) -> None:
+        try:
+            if jobs:
+                run_batch(handler, jobs, self.hooks, self.view, publisher)
+        except BaseException:
+            logger.exception("Processing a batch of %s failed in the worker itself", handler.name)
+        finally:
+            for job in jobs:
+                self._results.put(job)
+
     def _process(self, job: Job, publisher: Publisher) -> None:
         try:
-            job.message = decode(job.delivery)
-            job.handler = self.registry.get(job.message.handler)
+            if job.message is None:  # else decoded by the batcher already
+                job.message = decode(job.delivery)
+            handler = self.registry.get(job.message.handler)
         except Permanent as exc:
             job.exception = exc
             job.outcome = Outcome.dead_letter(f"{type(exc).__name__}: {exc}")
             self.hooks.after_process_message(self.view, job)
+            return
+        job.handler = handler
+        if handler.batch is not None:  # registered after its message was routed: alone
+            run_batch(handler, [job], self.hooks, self.view, publisher)
             return
         self.hooks.before_process_message(self.view, job)
         ctx = Context(

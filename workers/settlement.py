@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue as queue_module
+from collections.abc import Callable
 
 from queues.backends.base import Backend
 from queues.errors import QueueError
@@ -26,10 +27,17 @@ class Settler:
     unsettled jobs (by sequence number), which settling empties."""
 
     def __init__(
-        self, queue: Queue, in_flight: dict[int, Job], hooks: Hooks, view: WorkerView
+        self,
+        queue: Queue,
+        in_flight: dict[int, Job],
+        hooks: Hooks,
+        view: WorkerView,
+        settled: Callable[[Job], None] | None = None,
     ) -> None:
         self.queue = queue
         self.in_flight = in_flight
+        #: Told of each job leaving ``in_flight`` (the batcher keeps its counts by it).
+        self.settled = settled
         self.hooks = hooks
         #: What middleware sees (the worker replaces it once its process row exists).
         self.view = view
@@ -68,6 +76,8 @@ class Settler:
         for job in jobs:
             del self.in_flight[job.seq]
             job.settlement = Settlement.ACK
+            if self.settled is not None:
+                self.settled(job)
         errors: list[Exception | None]
         try:
             errors = list(backend.ack_many([job.delivery for job in jobs]))
@@ -81,6 +91,8 @@ class Settler:
     def settle(self, backend: Backend, job: Job, outcome: Outcome | None = None) -> None:
         if self.in_flight.pop(job.seq, None) is None:
             return  # given back at shutdown already; the late result is void
+        if self.settled is not None:
+            self.settled(job)
         outcome = outcome or job.outcome or Outcome(Settlement.NOT_ACKED)
         job.settlement = outcome.settlement
         delivery = job.delivery

@@ -81,7 +81,7 @@ class Command(BaseCommand):
         worker.start()
         self.stdout.write(
             f"worker: serving {queue.type} queue {queue.name} with concurrency "
-            f"{options['concurrency']}; handlers: {', '.join(registry.names()) or 'none'}"
+            f"{options['concurrency']}; handlers: {', '.join(registry.labels()) or 'none'}"
         )
         self.stdout.flush()
         while not (stopping.wait(0.2) or worker.finished.is_set()):
