@@ -1,17 +1,49 @@
-"""SQLite, the embedded default: one writer at a time, no NOTIFY (waiters poll), UUIDs stored
-as 32 hex digits, datetimes adapted to text by Django's operations."""
+"""SQLite, the embedded default: one writer at a time, UUIDs stored as 32 hex digits,
+datetimes adapted to text by Django's operations.
+
+Wake-ups. SQLite has no NOTIFY, and polling it costs the embedded default its latency (the
+relay's 0.5 s poll, the worker's 0.2 s). Every process of a deployment on one SQLite file runs
+on one machine, so a wake-up is a datagram on a Unix socket: a ``listen(channel)`` binds a
+socket of its own in a directory named for the database file and the channel (under the
+temporary directory, so the path stays inside ``AF_UNIX``'s 108 bytes), and a commit that
+``notify``-ed the channel sends one empty datagram to every socket there. As on PostgreSQL the
+datagram goes after the commit and never for a rollback (a Django ``on_commit`` callback,
+dropped with a rolled-back savepoint), and only once per transaction and channel. Nothing is
+queued for a process that is not listening: a waiter looks at the database after it starts
+listening (the relay's first pass, the fetch's first claim), and its poll stays the fallback.
+
+Why not ``PRAGMA data_version`` polled every few milliseconds: it changes at every commit of
+any connection, the relay's own and the workers' claims, acks and lifecycle log included, so
+each waiter would wake several times per message and run its query for nothing; the socket
+wakes the relay only for outbox rows and a queue's workers only for that queue's messages.
+
+A listener's socket that outlived its process (SIGKILL) refuses datagrams: the first sender
+that meets it removes it. A socket that cannot be made (a read-only or foreign temporary
+directory) leaves ``listen`` returning None, and its waiter polls as before. ``listens`` stays
+False: the database itself delivers no notification.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import hashlib
 import json
+import os
+import select
+import socket
+import tempfile
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.db import connection, transaction
 
-from queues.dialects.base import Dialect, OutboxHead, Renewal
+from queues.dialects.base import Dialect, Listener, OutboxHead, Renewal
 from queues.models import OutboxMessage, OutboxState, RelayLease
 
 OUTBOX = OutboxMessage._meta.db_table
@@ -27,6 +59,31 @@ RENEW_LEASE = f"UPDATE {LEASES} SET expires_at = %s WHERE queue_id = %s AND owne
 
 class SQLite(Dialect):
     vendor = "sqlite"
+
+    # -- wake-ups (see the module docstring) -----------------------------------------------------
+
+    def insert_outbox(self, rows: list[OutboxMessage], channel: str) -> None:
+        OutboxMessage.objects.bulk_create(rows)
+        self.notify_at_commit(channel)
+
+    def notify_at_commit(self, channel: str) -> None:
+        wake = Wake(channel_directory(str(connection.settings_dict["NAME"]), channel))
+        if connection.in_atomic_block and any(e[1] == wake for e in connection.run_on_commit):
+            return  # this transaction wakes the channel already
+        transaction.on_commit(wake)
+
+    def notify(self, channel: str) -> None:
+        self.notify_at_commit(channel)
+
+    def listen(self, channel: str) -> Listener | None:
+        """A socket of this process's own in the channel's directory, or None (the caller
+        polls) when the temporary directory does not take one."""
+        try:
+            return SocketListener(channel_directory(str(connection.settings_dict["NAME"]), channel))
+        except OSError:
+            return None
+
+    # -- the relay ----------------------------------------------------------------------------
 
     def outbox_head(
         self, queue_id: int, now: dt.datetime, limit: int, skip: set[int]
@@ -74,3 +131,90 @@ class SQLite(Dialect):
         values = [tuple(adapt(v) if isinstance(v, dt.datetime) else v for v in row) for row in rows]
         for start in range(0, len(values), batch_size):
             cursor.executemany(sql, values[start : start + batch_size])
+
+
+# -- wake-ups on Unix sockets (see the module docstring) ------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def channel_directory(database: str, channel: str) -> Path:
+    """Where the listeners of ``channel`` on the SQLite file ``database`` bind their sockets:
+    one directory per file and channel, named by a digest so that the path stays short."""
+    if database != ":memory:" and not database.startswith("file:"):
+        database = os.path.realpath(database)
+    digest = hashlib.sha256(f"{database}\0{channel}".encode()).hexdigest()[:24]
+    return Path(tempfile.gettempdir()) / f"quaymaster-{os.getuid()}" / digest
+
+
+class SocketListener(Listener):
+    """One waiter's socket: any datagram on it is a wake-up (how many does not matter)."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.parent.mkdir(mode=0o700, exist_ok=True)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        self.path = str(directory / f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            self.socket.bind(self.path)
+        except OSError:
+            self.socket.close()
+            raise
+        self.socket.setblocking(False)
+
+    def wait(self, seconds: float) -> None:
+        """Until a datagram (one already queued returns at once) or ``seconds``; then every
+        queued datagram is read, so a burst of commits is one wake-up."""
+        select.select([self.socket], [], [], max(0.0, seconds))
+        while True:
+            try:
+                self.socket.recv(16)
+            except BlockingIOError:
+                return
+
+    def close(self) -> None:
+        self.socket.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+@dataclass(frozen=True)
+class Wake:
+    """The on-commit callback that wakes a channel's listeners (equal for one channel, so a
+    transaction registers it once)."""
+
+    directory: Path
+
+    def __call__(self) -> None:
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return  # nobody ever listened here
+        sender = _sender()
+        for name in names:
+            path = os.path.join(self.directory, name)
+            try:
+                sender.sendto(b"!", path)
+            except BlockingIOError:
+                pass  # its queue is full: it has a wake-up waiting already
+            except (ConnectionRefusedError, FileNotFoundError):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)  # its process is gone (a socket nobody holds refuses)
+            except OSError:
+                pass  # the waiter still finds the rows at its next poll
+
+
+_sender_lock = threading.Lock()
+_senders: dict[int, socket.socket] = {}
+
+
+def _sender() -> socket.socket:
+    """This process's sending socket (unbound, non-blocking; made again after a fork)."""
+    pid = os.getpid()
+    with _sender_lock:
+        sender = _senders.get(pid)
+        if sender is None:
+            sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sender.setblocking(False)
+            _senders.clear()
+            _senders[pid] = sender
+        return sender

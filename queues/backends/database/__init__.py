@@ -27,11 +27,11 @@ row with a few states:
 * Publishing inserts in the caller's transaction: a rolled-back caller publishes nothing. A
   message id already in the queue is not inserted twice (its row id is returned); once acked
   (deleted), the same id can be published again.
-* Wake-up (``wakeup.py``): on PostgreSQL publishing also sends
-  ``NOTIFY quaymaster_queue_<id>`` (delivered when the transaction commits) and a waiting
-  ``fetch`` LISTENs on it, so a worker claims a new message at once instead of at its next
-  poll (every 0.2 s, still the fallback and the only way on SQLite, and what finds retries
-  whose delay ran out).
+* Wake-up (``wakeup.py``): publishing also wakes the channel ``quaymaster_queue_<id>`` when
+  the transaction commits (PostgreSQL: NOTIFY; SQLite: a datagram on the listeners' Unix
+  sockets) and a waiting ``fetch`` listens on it, so a worker claims a new message at once
+  instead of at its next poll (every 0.2 s, still the fallback, and what finds retries whose
+  delay ran out).
 
 Times come from the application's clock (``timezone.now()``), not the database's: in a
 transaction PostgreSQL's ``now()`` is the transaction's start time.

@@ -1,9 +1,10 @@
 """How a waiting fetch of a database queue learns of a new message.
 
-On PostgreSQL publishing sends ``NOTIFY quaymaster_queue_<id>`` (delivered when the
-transaction commits) and a waiting fetch LISTENs on it, so a worker claims a new message at
-once instead of at its next poll. Polling stays the fallback (a broken listener), the only
-way on SQLite, and what finds retries whose delay ran out.
+Publishing wakes the queue's channel ``quaymaster_queue_<id>`` when its transaction commits
+(PostgreSQL: a NOTIFY; SQLite: a datagram to the listeners' Unix sockets, see
+``queues.dialects.sqlite``) and a waiting fetch listens on it, so a worker claims a new
+message at once instead of at its next poll. Polling stays the fallback (a broken or missing
+listener), and what finds retries whose delay ran out.
 """
 
 from __future__ import annotations
@@ -25,28 +26,28 @@ def notify(queue_id: int) -> None:
 
 
 class Wakeup:
-    """One consumer's wait for its queue: a NOTIFY (PostgreSQL) or a timeout."""
+    """One consumer's wait for its queue: a wake-up of its channel, or a timeout."""
 
     def __init__(self, queue_id: int) -> None:
         self.channel = channel(queue_id)
         self.closed = threading.Event()
-        self._listener: Listener | None = None  # PostgreSQL: a LISTEN session on channel
+        self._listener: Listener | None = None  # the dialect's session on channel
 
     @property
     def listening(self) -> bool:
         return self._listener is not None
 
     def listen(self) -> None:
-        """Start listening (before the first claim: a NOTIFY after it is not missed)."""
-        if self._listener is not None or not dialect().listens:
+        """Start listening (before the first claim: a wake-up after it is not missed)."""
+        if self._listener is not None or self.closed.is_set():
             return
-        import psycopg
-
-        with contextlib.suppress(psycopg.Error):  # if not, polling still finds the messages
+        # psycopg.Error (PostgreSQL unreachable), OSError (no socket): polling still finds
+        # the messages.
+        with contextlib.suppress(Exception):
             self._listener = dialect().listen(self.channel)
 
     def wait(self, seconds: float) -> None:
-        """Until a NOTIFY for this queue (PostgreSQL) or ``seconds``, whichever comes first."""
+        """Until a wake-up for this queue or ``seconds``, whichever comes first."""
         listener = self._listener
         if listener is None:
             self.closed.wait(seconds)
