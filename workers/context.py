@@ -25,7 +25,7 @@ validated, audited and emit the same change events (hence reach the outbox) as a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.core.files.base import ContentFile, File
@@ -143,6 +143,11 @@ class Records:
 
     def create(self, table: Table | str, data: Mapping[str, Any]) -> Record:
         return records.create_record(self.table(table), data)
+
+    def bulk_create(self, table: Table | str, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
+        """Create every row or none, in one transaction (a batch handler's bulk write); a
+        ``RecordInvalid`` names the rows that failed by index."""
+        return records.bulk_create(self.table(table), rows)
 
     def update(
         self,

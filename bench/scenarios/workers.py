@@ -18,6 +18,9 @@ committed offsets; SQS visible + in-flight; the database queue's rows). The rate
 between the samples where 5% and 95% of N were consumed, so a process's start (Django set-up,
 a Kafka group join, Celery's boot) and the last stragglers are not counted. Targets (RabbitMQ,
 concurrency 10): at least 2x Celery, at least 0.5x the bare loop.
+
+Batch row (RabbitMQ, c=10): records written by a batch handler's bulk create against one
+create per message by a single handler, drained the same way (``bench.batch_handlers``).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def _body(n: int) -> bytes:
     return json.dumps({"handler": "noop", "n": n}, separators=(",", ":")).encode()
 
 
-def fill_rabbitmq(name: str, count: int) -> None:
+def fill_rabbitmq(name: str, count: int, body: Callable[[int], bytes] = _body) -> None:
     """Persistent messages as our backend publishes them, without confirms (the fill is not
     measured; ``left`` sees them all arrive before the consumer starts)."""
     import amqp
@@ -71,7 +74,7 @@ def fill_rabbitmq(name: str, count: int) -> None:
             message_id = str(uuid.uuid4())
             channel.basic_publish(
                 amqp.Message(
-                    _body(n),
+                    body(n),
                     delivery_mode=2,
                     content_type="application/json",
                     content_encoding="utf-8",
@@ -261,7 +264,10 @@ def drain_rate(
     return rate
 
 
-def ours(bench: Bench, queue: Any, concurrency: int) -> Callable[[], ConsumerProcess]:
+def ours(
+    bench: Bench, queue: Any, concurrency: int, handlers: str = "bench.noop", label: str = ""
+) -> Callable[[], ConsumerProcess]:
+    label = label or f"ours-{queue.type}-c{concurrency}"
     command = [
         sys.executable,
         "manage.py",
@@ -270,9 +276,9 @@ def ours(bench: Bench, queue: Any, concurrency: int) -> Callable[[], ConsumerPro
         "--concurrency",
         str(concurrency),
         "--handlers-module",
-        "bench.noop",
+        handlers,
     ]
-    return lambda: ConsumerProcess(f"ours-{queue.type}-c{concurrency}", command, bench.child_env())
+    return lambda: ConsumerProcess(label, command, bench.child_env())
 
 
 def bare(bench: Bench, queue: Any, group: str = "") -> Callable[[], ConsumerProcess]:
@@ -348,6 +354,10 @@ def run(bench: Bench, options: Options) -> list[Row]:
         details[engine] = {"messages": count}
         with contextlib.ExitStack() as stack:
             rows.extend(_engine(bench, engine, count, repeats, stack))
+    if "rabbitmq" in options.engines:
+        from bench.batch_handlers import batch_row  # imports Django models: after set-up
+
+        rows.append(batch_row(bench, options.quick, repeats, details))
     bench.details[NAME] = details
     return rows
 
