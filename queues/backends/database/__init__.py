@@ -12,8 +12,8 @@ row with a few states:
   0 when not given; any whole number up to 255), then oldest id. A message that is not ready
   (a delayed retry) waits its time whatever its priority. PostgreSQL locks the candidates with
   ``FOR UPDATE SKIP LOCKED`` so concurrent claimers never wait for, nor share, a row. SQLite
-  has one writer at a time (the settings open IMMEDIATE transactions), and the UPDATE repeats
-  the claimable condition as a guard.
+  has one writer at a time, and the claim is that writer for one statement. A claim is one
+  ``UPDATE … RETURNING``, a batch of acks one ``DELETE … RETURNING`` (see ``claim.py``).
 * A claim sets a fresh lease token; ack, retry_later, dead_letter and extend only touch the row
   while it still carries that token, so a worker whose lease expired and was re-claimed by
   another gets ``LeaseLost`` instead of acknowledging someone else's delivery.

@@ -158,9 +158,9 @@ class DatabaseBackend(Backend):
             self._lost(delivery)
 
     def ack_many(self, deliveries: Sequence[Delivery]) -> list[QueueError | None]:
-        """Delete the rows still leased by these deliveries in one transaction: lock them,
-        keep those whose lease token is still ours, delete those. A database error is every
-        delivery's error (nothing was deleted)."""
+        """Delete the rows still leased by these deliveries in one statement (those whose
+        lease token is still ours). A database error is every delivery's error (nothing was
+        deleted)."""
         results: list[QueueError | None] = [None] * len(deliveries)
         index: dict[int, int] = {}
         tokens: dict[int, uuid.UUID] = {}

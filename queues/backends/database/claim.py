@@ -5,9 +5,12 @@ settlement may still touch.
   ``available_at <= now``, highest priority first, then oldest id (the order of the ``queue,
   -priority, id`` index, so a claim reads that index from its start: ``EXPLAIN`` shows an
   index scan, no sort). PostgreSQL locks the candidates with ``FOR UPDATE SKIP LOCKED`` so
-  concurrent claimers never wait for, nor share, a row. SQLite has one writer at a time (the
-  settings open IMMEDIATE transactions), and the UPDATE repeats the claimable condition as a
-  guard.
+  concurrent claimers never wait for, nor share, a row. SQLite has one writer at a time. The
+  claim is one ``UPDATE … RETURNING`` (``CLAIM``), and an acknowledgement of a batch one
+  ``DELETE … RETURNING`` (``DELETE_LEASED``): one round trip each, no transaction around
+  them, and on SQLite the write lock held for one statement (the ORM's read, update and
+  re-read in an IMMEDIATE transaction held it for three, with Python in between). Both
+  vendors take the same text; only the lock clause differs (``Dialect.row_locks``).
 * A row already delivered ``max_attempts`` times is moved to ``dead`` instead of claimed.
 * A claim sets a fresh lease token: ``leased`` selects a row only while it still carries the
   token of the delivery at hand.
@@ -18,20 +21,40 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection
 from django.utils import timezone
 
 from queues.dialects import dialect
 from queues.messages import Delivery
 from queues.models import DatabaseMessage, MessageState
 
-CLAIMABLE = (MessageState.READY, MessageState.IN_FLIGHT)
-#: The claim's order, the one of the ``queues_dbmessage_priority`` index.
-CLAIM_ORDER = ("-priority", "id")
+TABLE = DatabaseMessage._meta.db_table
+#: The claim, one statement in autocommit (one round trip; on SQLite the write lock is held
+#: for that statement alone): the candidates are read in the order of the
+#: ``queues_dbmessage_priority`` index (``queue, -priority, id``: an index scan, no sort),
+#: locked with ``FOR UPDATE SKIP LOCKED`` where the vendor has row locks, and each is leased,
+#: or moved to ``dead`` when it has had its ``max_attempts`` deliveries. Repeating the
+#: claimable condition in the subquery is SQLite's guard (one writer at a time, and the
+#: statement is that writer).
+CLAIM = (
+    f"UPDATE {TABLE} SET "
+    "state = CASE WHEN attempts >= %s THEN %s ELSE %s END, "
+    "lease_token = CASE WHEN attempts >= %s THEN NULL ELSE %s END, "
+    "lease_owner = CASE WHEN attempts >= %s THEN '' ELSE %s END, "
+    "last_error = CASE WHEN attempts >= %s THEN %s ELSE last_error END, "
+    "available_at = CASE WHEN attempts >= %s THEN available_at ELSE %s END, "
+    "attempts = CASE WHEN attempts >= %s THEN attempts ELSE attempts + 1 END "
+    f"WHERE id IN (SELECT id FROM {TABLE} WHERE queue_id = %s AND state IN (%s, %s) "
+    "AND available_at <= %s ORDER BY priority DESC, id LIMIT %s{lock}) "
+    "RETURNING id, message_id, body, headers, ordering_key, attempts, priority, state"
+)
+#: Only rows still in flight under the acknowledging delivery's lease token are deleted.
+DELETE_LEASED = (
+    f"DELETE FROM {TABLE} WHERE queue_id = %s AND state = %s AND ({{matches}}) RETURNING id"
+)
 
 
 @dataclass(frozen=True)
@@ -56,65 +79,89 @@ def json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def claim_statement(
+    queue_id: int,
+    owner: str,
+    limit: int,
+    max_attempts: int,
+    visibility_timeout: int,
+    now: datetime,
+    token: uuid.UUID,
+) -> tuple[str, list[Any]]:
+    """``CLAIM`` and its parameters (the index test explains the same statement)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    lock = " FOR UPDATE SKIP LOCKED" if dialect().row_locks else ""
+    gave_up = f"Gave up after {max_attempts} attempt(s) without an acknowledgement (max_attempts)."
+    out = max_attempts  # each CASE asks "out of attempts?"
+    params = [
+        *(out, MessageState.DEAD.value, MessageState.IN_FLIGHT.value),  # state
+        *(out, _uuid(token)),  # lease_token
+        *(out, owner),  # lease_owner
+        *(out, gave_up),  # last_error
+        *(out, adapt(now + timedelta(seconds=visibility_timeout))),  # available_at
+        out,  # attempts
+        *(queue_id, MessageState.READY.value, MessageState.IN_FLIGHT.value, adapt(now), limit),
+    ]
+    return CLAIM.format(lock=lock), params
+
+
 def claim(
     queue_id: int, owner: str, limit: int, max_attempts: int, visibility_timeout: int
 ) -> list[Delivery]:
     """Lease up to ``limit`` claimable rows to ``owner``, highest priority first, then oldest;
-    rows out of attempts go to ``dead`` on the way."""
-    now = timezone.now()
+    rows out of attempts go to ``dead`` on the way. One statement (see ``CLAIM``)."""
     token = uuid.uuid4()
-    claimable = rows(queue_id).filter(state__in=CLAIMABLE, available_at__lte=now)
-    with transaction.atomic():
-        candidates = claimable.order_by(*CLAIM_ORDER)
-        candidates = dialect().claimable(candidates)  # PostgreSQL: FOR UPDATE SKIP LOCKED
-        picked = list(candidates.values_list("id", "attempts")[:limit])
-        exhausted = [row_id for row_id, attempts in picked if attempts >= max_attempts]
-        wanted = [row_id for row_id, attempts in picked if attempts < max_attempts]
-        if exhausted:
-            claimable.filter(id__in=exhausted).update(
-                state=MessageState.DEAD,
-                lease_token=None,
-                lease_owner="",
-                last_error=f"Gave up after {max_attempts} attempt(s) without an "
-                "acknowledgement (max_attempts).",
-            )
-        if not wanted:
-            return []
-        # On SQLite the repeated claimable condition is the guard; on PostgreSQL the rows
-        # are already locked by this transaction.
-        claimable.filter(id__in=wanted).update(
-            state=MessageState.IN_FLIGHT,
-            lease_token=token,
-            lease_owner=owner,
-            available_at=now + timedelta(seconds=visibility_timeout),
-            attempts=F("attempts") + 1,
-        )
-        claimed = list(
-            rows(queue_id)
-            .filter(id__in=wanted, lease_token=token)
-            .order_by(*CLAIM_ORDER)
-            .values_list("id", "message_id", "body", "headers", "ordering_key", "attempts")
-        )
+    sql, params = claim_statement(
+        queue_id, owner, limit, max_attempts, visibility_timeout, timezone.now(), token
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        returned = cursor.fetchall()
+    leased = MessageState.IN_FLIGHT.value
+    claimed = sorted(  # RETURNING has no order
+        (row for row in returned if row[7] == leased), key=lambda row: (-row[6], row[0])
+    )
     return [
         Delivery(
-            message_id=str(message_id),
-            body=json_bytes(body),
+            message_id=_uuid_text(message_id),
+            body=json_bytes(_json(body)),
             attempt=attempts,
-            headers=dict(headers or {}),
+            headers=dict(_json(headers) or {}),
             handle=DatabaseHandle(row_id, token),
             ordering_key=ordering_key or None,
         )
-        for row_id, message_id, body, headers, ordering_key, attempts in claimed
+        for row_id, message_id, body, headers, ordering_key, attempts, _, _ in claimed
     ]
 
 
 def delete_leased(queue_id: int, tokens: dict[int, uuid.UUID]) -> set[int]:
-    """Delete, in one transaction, the rows of ``tokens`` (row id → lease token) still leased
+    """Delete, in one statement, the rows of ``tokens`` (row id → lease token) still leased
     with that token; returns the ids deleted."""
-    with transaction.atomic():
-        leased = rows(queue_id).filter(pk__in=list(tokens), state=MessageState.IN_FLIGHT)
-        locked = dialect().locked(leased)
-        held = [pk for pk, token in locked.values_list("pk", "lease_token") if tokens[pk] == token]
-        if held:
-            rows(queue_id).filter(pk__in=held).delete()
-    return set(held)
+    if not tokens:
+        return set()
+    by_token: dict[uuid.UUID, list[int]] = {}
+    for pk, token in tokens.items():
+        by_token.setdefault(token, []).append(pk)
+    # A claim leases its rows with one token: a batch of acks holds a few tokens, not one each.
+    matches = []
+    params: list[Any] = [queue_id, MessageState.IN_FLIGHT.value]
+    for token, pks in by_token.items():
+        matches.append(f"(lease_token = %s AND id IN ({', '.join(['%s'] * len(pks))}))")
+        params += [_uuid(token), *pks]
+    with connection.cursor() as cursor:
+        cursor.execute(DELETE_LEASED.format(matches=" OR ".join(matches)), params)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _uuid(value: uuid.UUID) -> Any:
+    """A UUID as the column takes it (SQLite stores 32 hex digits)."""
+    return value if connection.features.has_native_uuid_field else value.hex
+
+
+def _uuid_text(value: Any) -> str:
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
+
+
+def _json(value: Any) -> Any:
+    """A JSON column read by a raw cursor: text (SQLite, Django's psycopg) or already loaded."""
+    return json.loads(value) if isinstance(value, str | bytes) else value

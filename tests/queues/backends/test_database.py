@@ -318,8 +318,7 @@ def test_the_claim_reads_the_priority_index_without_sorting() -> None:
     an index scan, no sort (``EXPLAIN`` on PostgreSQL, ``EXPLAIN QUERY PLAN`` on SQLite)."""
     from django.utils import timezone
 
-    from queues.backends.database.claim import CLAIM_ORDER, CLAIMABLE, rows
-    from queues.dialects import dialect
+    from queues.backends.database.claim import claim_statement
 
     mine, other = make_queue(), make_queue()
     now = timezone.now()
@@ -335,11 +334,11 @@ def test_the_claim_reads_the_priority_index_without_sorting() -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {DatabaseMessage._meta.db_table}")
-    with transaction.atomic():
-        claim = dialect().claimable(
-            rows(mine.pk).filter(state__in=CLAIMABLE, available_at__lte=now).order_by(*CLAIM_ORDER)
-        )
-        plan = claim.values_list("id", "attempts")[:10].explain()
+    sql, params = claim_statement(mine.pk, "a", 10, 5, 30, now, uuid.uuid4())
+    explain = "EXPLAIN" if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN"
+    with connection.cursor() as cursor:
+        cursor.execute(f"{explain} {sql}", params)
+        plan = "\n".join(" ".join(str(v) for v in row) for row in cursor.fetchall())
     assert "queues_dbmessage_priority" in plan, plan
     if connection.vendor == "postgresql":
         assert "Index Scan" in plan, plan
