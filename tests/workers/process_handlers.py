@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from workers.context import Context
+from workers.context import BatchContext, BatchMessage, Context
 from workers.registry import handler
 
 
@@ -64,6 +64,19 @@ def wait_for_go(message: dict[str, Any], ctx: Context) -> None:
         time.sleep(0.02)
     record(ctx, message, "done")
     ctx.ack()
+
+
+@handler("record_batch", batch=5, max_wait=0.3)
+def record_batch(messages: list[BatchMessage], ctx: BatchContext) -> None:
+    """A batch handler: records each message started, never returns in a process started
+    with ``QM_TEST_HANG=1`` (that process gets SIGKILL), else records each done and acks all."""
+    for message in messages:
+        record(message, message.body, "started")
+    if os.environ.get("QM_TEST_HANG") == "1":
+        threading.Event().wait()
+    for message in messages:
+        record(message, message.body, "done")
+    ctx.ack_all()
 
 
 def _shorter_kafka_sessions() -> None:
