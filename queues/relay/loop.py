@@ -4,8 +4,10 @@ One relay at a time publishes a given queue (a lease that expires, so a killed r
 are taken over: ``leases.py``); it takes the queue's oldest pending rows in id order
 (``rows.py``), sends them as one batch, and marks them published in one statement. A failed
 batch stays pending and the whole queue backs off (retrying later rows first would break
-per-record order). Publishing is at least once: a relay killed between the broker's answer
-and the mark sends those rows again, with the same message ids.
+per-record order); of a batch the broker took in part (``PublishFailed``), only the rows it
+confirmed are marked, and not those behind a refused row of the same ordering key.
+Publishing is at least once: a relay killed between the broker's answer and the mark sends
+those rows again, with the same message ids.
 
 Wake-up: PostgreSQL LISTEN/NOTIFY (one NOTIFY per committed transaction, see ``outbox.py``),
 with polling as the fallback, and the only mechanism on SQLite or with ``listen=False``
@@ -184,10 +186,10 @@ class Relay:
             self.counters.failures += 1
             return 0, True
         if isinstance(outcome, PublishFailed):
-            by_id = {r.message_id: r for r in outcome.published}
-            done = [(row, by_id[row.message_id]) for row in rows if row.message_id in by_id]
+            done = _confirmed_in_order(rows, outcome)
             self._mark_published(done)
-            self._postpone(queue, [row for row in rows if row.message_id not in by_id], outcome)
+            marked = {row.pk for row, _ in done}
+            self._postpone(queue, [row for row in rows if row.pk not in marked], outcome)
             return len(done), True
         if isinstance(outcome, QueueError):
             self._postpone(queue, rows, outcome)
@@ -242,6 +244,24 @@ class Relay:
             return
         with listener:
             yield listener.wait
+
+
+def _confirmed_in_order(
+    rows: list[PendingRow], failed: PublishFailed
+) -> list[tuple[PendingRow, PublishResult]]:
+    """The rows the broker accepted, but those behind a refused row of the same ordering key:
+    they stay pending and go again after it, so the last copy of each record's events that
+    reaches the broker is in commit order."""
+    by_id = {r.message_id: r for r in failed.published}
+    held: set[str] = set()
+    done = []
+    for row in rows:
+        result = by_id.get(row.message_id)
+        if result is not None and row.ordering_key not in held:
+            done.append((row, result))
+        elif row.ordering_key:
+            held.add(row.ordering_key)
+    return done
 
 
 def _messages(rows: list[PendingRow]) -> list[OutgoingMessage]:

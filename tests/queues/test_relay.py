@@ -407,3 +407,38 @@ def test_an_outbox_rows_priority_reaches_the_engine():
     with get_backend(queue) as backend:
         first, second = backend.fetch(2, wait_seconds=0)
     assert (first.message_id, second.message_id) == (str(urgent.message_id), str(plain.message_id))
+
+
+@pytest.mark.django_db
+def test_a_partly_refused_batch_marks_the_accepted_rows_but_not_those_behind_a_refused_key():
+    """The broker refuses the first row of key "a": the other "a" row, accepted, stays pending
+    (sent again after it); "b"'s rows are marked."""
+    from queues.errors import PublishFailed
+
+    queue = Queue.objects.create(name="q", type="database")
+    rows = [_outbox_row(queue, key, f"N{n}") for n, key in enumerate("abab")]
+    refused = str(rows[0].message_id)
+
+    def refusing(queue: Queue) -> Any:
+        backend = get_backend(queue)
+        publish = backend.publish
+
+        def partly(messages: Any) -> Any:
+            results = publish([m for m in messages if m.message_id != refused])
+            raise PublishFailed(results, {refused: "nacked"})
+
+        backend.publish = partly  # type: ignore[method-assign]
+        return backend
+
+    relay = Relay(backend_factory=refusing)
+    try:
+        assert relay.run_once() == 2
+    finally:
+        relay.close()
+    states = {r.pk: r.state for r in OutboxMessage.objects.all()}
+    assert [states[r.pk] for r in rows] == [
+        OutboxState.PENDING,
+        OutboxState.PUBLISHED,
+        OutboxState.PENDING,
+        OutboxState.PUBLISHED,
+    ]

@@ -8,7 +8,10 @@
   back shorter ones behind it.
 * Publish: persistent messages (delivery_mode 2) with the AMQP ``message-id`` property set to
   our id, ``mandatory`` (an unroutable message is an error, not a silent drop) and publisher
-  confirms (one round trip per message; a nack raises). RabbitMQ gives a message no id of its
+  confirms: a batch is sent whole, then its confirms are awaited together (``confirms.py``;
+  about one round trip per batch, not one per message). Only confirmed messages count as
+  published: a nack, a return or a missing confirm fails those messages alone
+  (``PublishFailed`` carries the confirmed ones). RabbitMQ gives a message no id of its
   own, so the API's ``broker-id`` is that ``message-id`` property.
 * Priority: a queue with ``max_priority`` (1 to 10) is declared with ``x-max-priority``, and a
   message's priority is the AMQP ``priority`` property: RabbitMQ delivers the highest first
@@ -28,8 +31,9 @@
   header, then acks the original (rejecting would lose the reason).
 
 The package: ``backend.py`` (the ``Backend``), ``client.py`` (the connection, publishing,
-errors), ``consumer.py`` (prefetch, buffer, settling), ``dead_letters.py`` (reading the DLQ
-with basic.get and requeue, sending back, deleting, purging).
+errors), ``confirms.py`` (a batch and its confirms), ``consumer.py`` (prefetch, buffer,
+settling), ``dead_letters.py`` (reading the DLQ with basic.get and requeue, sending back,
+deleting, purging).
 """
 
 from queues.backends.rabbitmq.backend import RabbitMqBackend

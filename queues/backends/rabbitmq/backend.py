@@ -19,7 +19,7 @@ from queues.backends.base import (
 from queues.backends.rabbitmq.client import BINARY, JSON, Names, RabbitClient
 from queues.backends.rabbitmq.consumer import RabbitConsumer, RabbitHandle
 from queues.backends.rabbitmq.dead_letters import RabbitDeadLetters
-from queues.errors import BadConfiguration, QueueError, QueueMissing
+from queues.errors import BadConfiguration, PublishFailed, QueueError, QueueMissing
 from queues.messages import (
     BrokerIdPublishResult,
     CheckResult,
@@ -167,22 +167,40 @@ class RabbitMqBackend(Backend):
         return len(message.body_bytes()) + headers
 
     def publish(self, messages: Sequence[OutgoingMessage]) -> list[PublishResult]:
+        """The whole batch, then its confirms (``confirms.py``). Only what RabbitMQ confirmed
+        is published: when some messages are refused, returned or unconfirmed in time,
+        ``PublishFailed`` names them and carries the confirmed ones; when none is confirmed,
+        the cause is raised (``BrokerUnavailable``, ``QueueMissing``)."""
         self.check_sizes(messages)
         client = self.client
         if not client.queue_known:
             client.declare_passive(self.name)
             client.queue_known = True
-        for message in messages:
-            client.publish(
-                self.name,
-                message.body_bytes(),
-                message_id=message.message_id,
-                headers=dict(message.headers),
-                content_type=JSON if message.is_json else BINARY,
-                ordering_key=message.ordering_key,
-                priority=message.priority,
-            )
-        return [BrokerIdPublishResult(m.message_id, m.message_id) for m in messages]
+        outcomes = client.publish_batch(
+            self.name,
+            [
+                client.outgoing(
+                    message.body_bytes(),
+                    message_id=message.message_id,
+                    headers=dict(message.headers),
+                    content_type=JSON if message.is_json else BINARY,
+                    ordering_key=message.ordering_key,
+                    priority=message.priority,
+                )
+                for message in messages
+            ],
+        )
+        results: list[PublishResult] = [
+            BrokerIdPublishResult(m.message_id, m.message_id) for m in messages
+        ]
+        if not any(outcomes):
+            return results
+        if all(outcomes):
+            raise client.refusal(self.name, outcomes)
+        raise PublishFailed(
+            [result for result, why in zip(results, outcomes, strict=True) if not why],
+            {m.message_id: why for m, why in zip(messages, outcomes, strict=True) if why},
+        )
 
     def stats(self) -> QueueStats:
         """depth: ready messages; RabbitMQ's AMQP side does not report unacknowledged ones."""

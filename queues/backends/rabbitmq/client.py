@@ -1,5 +1,6 @@
 """One queue's AMQP connection through kombu over py-amqp: connecting, short-lived channels,
-publishing with confirms, and how AMQP's errors become ours.
+publishing with confirms (a batch at a time, ``confirms.py``), and how AMQP's errors become
+ours.
 
 A channel error (404 on a passive declare, 406 on a mismatched one) closes only its channel;
 a connection error closes the connection, and every part that kept state on it (the consumer's
@@ -10,7 +11,7 @@ buffer and unsettled tags) is told through ``on_reset``. Each new connection has
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlunsplit
@@ -20,6 +21,7 @@ import kombu
 from kombu.exceptions import OperationalError
 
 from queues.backends.base import QueueConfig, split_url
+from queues.backends.rabbitmq.confirms import ConfirmChannel, Outgoing
 from queues.errors import BadConfiguration, BrokerUnavailable, QueueError, QueueMissing
 from queues.messages import HEADER_MESSAGE_ID
 
@@ -56,9 +58,7 @@ class RabbitClient:
         #: The main queue was seen to exist (cleared when a message comes back unroutable).
         self.queue_known = False
         self._connection: kombu.Connection | None = None
-        self._publish_channel: Any = None
-        self._producer: kombu.Producer | None = None
-        self._returned: list[str] = []
+        self._confirming: ConfirmChannel | None = None
         self._on_reset: list[Callable[[], None]] = []
 
     @property
@@ -88,7 +88,8 @@ class RabbitClient:
                 connect_timeout=self.connect_timeout,
                 heartbeat=0,
                 transport_options={
-                    "confirm_publish": True,
+                    # No "confirm_publish": it waits for each message's confirm in turn; the
+                    # publish channel confirms whole batches (confirms.py).
                     # Bounds every blocking socket operation (declares, confirms, acks).
                     "read_timeout": self.confirm_timeout,
                     "write_timeout": self.confirm_timeout,
@@ -128,43 +129,75 @@ class RabbitClient:
         expiration: float | None = None,
         priority: int | None = None,
     ) -> None:
-        """Persistent, ``mandatory`` (an unroutable message is an error, not a silent drop),
-        confirmed by the broker (a nack raises); ``priority`` is the AMQP property (a queue
-        without ``x-max-priority`` ignores it)."""
+        """One message, confirmed (a batch of one): a nack raises ``BrokerUnavailable``,
+        an unroutable message ``QueueMissing``."""
+        message = self.outgoing(
+            body,
+            message_id=message_id,
+            headers=headers,
+            content_type=content_type,
+            ordering_key=ordering_key,
+            expiration=expiration,
+            priority=priority,
+        )
+        (reason,) = self.publish_batch(routing_key, [message])
+        if reason:
+            raise self.refusal(routing_key, [reason])
+
+    @staticmethod
+    def outgoing(
+        body: bytes,
+        *,
+        message_id: str,
+        headers: dict[str, str],
+        content_type: str,
+        ordering_key: str | None,
+        expiration: float | None = None,
+        priority: int | None = None,
+    ) -> Outgoing:
+        """Persistent, our id as the ``message-id`` property and header; ``priority`` is the
+        AMQP property (a queue without ``x-max-priority`` ignores it)."""
+        own = {HEADER_MESSAGE_ID: message_id, **headers}
         if ordering_key:
-            headers = {**headers, HEADER_ORDERING_KEY: ordering_key}
+            own[HEADER_ORDERING_KEY] = ordering_key
+        return Outgoing(
+            body,
+            message_id,
+            own,
+            content_type,
+            "utf-8" if content_type == JSON else "binary",
+            expiration,
+            priority,
+        )
+
+    def publish_batch(self, routing_key: str, messages: Sequence[Outgoing]) -> list[str]:
+        """Publish every message (``mandatory``: an unroutable message is an error, not a
+        silent drop), then wait for all the confirms; per message "" (confirmed) or why not.
+        Raises only when nothing of the batch was confirmed for a reason that is not the
+        message's own (the connection failed, a channel error)."""
         with self.errors():
-            producer = self._get_producer()
-            self._returned.clear()
-            producer.publish(
-                body,
-                routing_key=routing_key,
-                exchange="",
-                delivery_mode=2,
-                mandatory=True,
-                content_type=content_type,
-                content_encoding="utf-8" if content_type == JSON else "binary",
-                headers={HEADER_MESSAGE_ID: message_id, **headers},
-                message_id=message_id,
-                expiration=expiration,
-                priority=priority,
-                retry=False,
-                declare=[],
-                timeout=self.confirm_timeout,
-                confirm_timeout=self.confirm_timeout,
-            )
-            if self._returned:
+            channel = self._confirm_channel()
+            outcomes = channel.publish(routing_key, messages, self.confirm_timeout)
+        if any(outcomes):
+            # A late confirm must not land on a later batch, nor a nack's cause linger.
+            self._drop_channels()
+            if any("returned" in reason for reason in outcomes):
                 self.queue_known = False
-                raise QueueMissing(
-                    f"RabbitMQ returned the message: no queue {routing_key!r} "
-                    f"({self._returned[0]})."
-                )
+        return outcomes
+
+    @staticmethod
+    def refusal(routing_key: str, reasons: Sequence[str]) -> QueueError:
+        """The error for a batch of which nothing was confirmed: ``QueueMissing`` when
+        RabbitMQ returned every message (no such queue), else ``BrokerUnavailable``."""
+        failed = [reason for reason in reasons if reason]
+        if failed and all("returned" in reason for reason in failed):
+            return QueueMissing(f"{failed[0]}.")
+        return BrokerUnavailable(f"{failed[0]} ({len(failed)} of {len(reasons)} message(s)).")
 
     def reset(self) -> None:
         """Drop the connection (unacknowledged deliveries go back to their queue)."""
         connection, self._connection = self._connection, None
-        self._producer = None
-        self._publish_channel = None
+        self._confirming = None
         for callback in self._on_reset:
             callback()
         if connection is not None:
@@ -188,9 +221,6 @@ class RabbitClient:
         except amqp.exceptions.AccessRefused as exc:
             self.reset()
             raise BadConfiguration(f"RabbitMQ refused access: {exc.reply_text or exc}.") from exc
-        except amqp.exceptions.MessageNacked as exc:
-            self._drop_channels()
-            raise BrokerUnavailable("RabbitMQ refused (nacked) a message.") from exc
         except OperationalError as exc:
             self.reset()
             cause = exc.__cause__
@@ -201,24 +231,24 @@ class RabbitClient:
             self.reset()
             raise BrokerUnavailable(f"RabbitMQ at {self._where()} failed: {exc!r}") from exc
 
-    def _get_producer(self) -> kombu.Producer:
-        if self._producer is None:
-            self._publish_channel = self.connect().channel()
-            self._producer = kombu.Producer(
-                self._publish_channel, on_return=self._on_return, auto_declare=False
-            )
-        return self._producer
+    def _confirm_channel(self) -> ConfirmChannel:
+        if self._confirming is None:
+            connection = self.connect()
+            raw = connection.connection  # py-amqp's, whose frames the waits read
 
-    def _on_return(self, exception: Any, exchange: str, routing_key: str, message: Any) -> None:
-        self._returned.append(str(exception))
+            def drain(seconds: float) -> None:
+                raw.drain_events(timeout=seconds)
+
+            self._confirming = ConfirmChannel(connection.channel(), drain)
+        return self._confirming
 
     def _drop_channels(self) -> None:
-        """After a channel error the publish channel may be closed; open a new one next time."""
-        self._producer = None
-        if self._publish_channel is not None:
+        """After a channel error (or a batch not wholly confirmed) the publish channel may be
+        closed or hold a stale confirm; open a new one next time."""
+        confirming, self._confirming = self._confirming, None
+        if confirming is not None:
             with contextlib.suppress(Exception):
-                self._publish_channel.close()
-        self._publish_channel = None
+                confirming.channel.close()
 
     def _where(self) -> str:
         return self.queue.url or "AMQP_URL"
