@@ -5,8 +5,9 @@ overhead, not a weaker promise:
 
 * Kafka — confluent-kafka, idempotent producer, ``acks=all``, ``linger.ms=2``, our message-id
   header, one ``flush()`` per batch (the broker acknowledged every message);
-* RabbitMQ — py-amqp, persistent messages, ``mandatory``, publisher confirms, one confirm per
-  message (what kombu does for our backend);
+* RabbitMQ — py-amqp, persistent messages, ``mandatory``, publisher confirms: the batch is
+  sent whole on a channel in confirm mode, then every confirm is awaited (the engine's
+  practice; one confirm at a time, kombu's ``confirm_publish``, is ten times slower);
 * SQS — boto3 ``SendMessageBatch`` of 10 with our message-id attribute;
 * database — psycopg, one multi-row ``INSERT`` into the database queue's table per batch, one
   transaction per batch.
@@ -83,6 +84,10 @@ class KafkaPublisher(Publisher):
 
 
 class RabbitPublisher(Publisher):
+    """py-amqp on a channel in confirm mode: the whole batch is sent, then its confirms are
+    awaited together (RabbitMQ acks many with ``multiple``); the batch is done only when every
+    message is confirmed, and a nack or a missing confirm fails it."""
+
     def __init__(self, queue: str) -> None:
         import amqp
 
@@ -94,11 +99,33 @@ class RabbitPublisher(Publisher):
             password=parts.password or "guest",
             virtual_host=parts.path[1:] or "/",
             connect_timeout=5,
-            confirm_publish=True,
         )
         self.connection.connect()
         self.channel = self.connection.channel()
+        self.channel.confirm_select()
+        self.channel.events["basic_ack"].add(self._on_confirm)
+        self.channel.events["basic_nack"].add(self._on_nack)
+        self.channel.events["basic_return"].add(self._on_return)
+        self.sent = 0  # the last delivery tag
+        self.unconfirmed: set[int] = set()
+        self.low = 1  # every tag below is confirmed
+        self.refused: list[str] = []
         self._message = amqp.Message
+
+    def _on_confirm(self, tag: int, multiple: bool) -> None:
+        if multiple:
+            for earlier in range(self.low, tag + 1):
+                self.unconfirmed.discard(earlier)
+            self.low = max(self.low, tag + 1)
+        else:
+            self.unconfirmed.discard(tag)
+
+    def _on_nack(self, tag: int, multiple: bool) -> None:
+        self.refused.append(f"nack {tag}")
+        self._on_confirm(tag, multiple)
+
+    def _on_return(self, exc: Any, exchange: str, routing_key: str, message: Any) -> None:
+        self.refused.append(f"returned: {exc}")
 
     def publish(self, bodies: Sequence[bytes]) -> None:
         for body in bodies:
@@ -115,8 +142,14 @@ class RabbitPublisher(Publisher):
                 exchange="",
                 routing_key=self.queue,
                 mandatory=True,
-                confirm_timeout=10,
             )
+            self.sent += 1
+            self.unconfirmed.add(self.sent)
+        deadline = time.monotonic() + 10
+        while self.unconfirmed:
+            self.connection.drain_events(timeout=max(deadline - time.monotonic(), 0.001))
+        if self.refused:
+            raise RuntimeError(f"RabbitMQ peer: {self.refused[:3]}")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
