@@ -14,7 +14,7 @@ import pytest
 
 from queues.backends import get_backend
 from queues.models import Queue
-from tests.queues.backends.engines import Engine
+from tests.queues.backends.engines import Engine, KafkaEngine
 from tests.workers.helpers import FAST, events, publish, wait_for, wait_for_events
 from workers.context import BatchContext, BatchMessage, Context
 from workers.models import EventKind
@@ -270,3 +270,34 @@ def test_shutdown_gives_back_a_batch_still_gathering(
     finally:
         second.stop(drain_seconds=5)
     nothing_left(engine, queue)
+
+
+@pytest.mark.parametrize("engine", [pytest.param("kafka", marks=pytest.mark.e2e)], indirect=True)
+def test_kafka_never_commits_past_a_message_still_gathered_in_a_batch(
+    engine: KafkaEngine, make_queue: MakeQueue, registry: Registry, start_worker: StartWorker
+) -> None:
+    queue = make_queue(partitions=1)
+    batches = Batches()
+
+    @registry.handler("gathered", batch=10, max_wait=30)
+    def gathered(messages: list[BatchMessage], ctx: BatchContext) -> None:
+        batches.record(messages)
+        ctx.ack_all()
+
+    @registry.handler("quick")
+    def quick(message: dict[str, Any], ctx: Context) -> None:
+        ctx.ack()
+
+    # Offset 0 waits in a batch (max_wait 30 s); offsets 1 and 2 are acknowledged at once.
+    bodies = [{"handler": "gathered", "n": 0}, {"handler": "quick", "n": 1}]
+    publish(queue, *bodies, {"handler": "quick", "n": 2})
+    worker = start_worker(queue)
+    wait_for_events(queue, 2, kind=EventKind.COMPLETE)
+    assert engine.committed(queue, 0) < 1, "committed past offset 0, still gathered"
+
+    # Nine more fill the batch: it runs, and the commit moves past all twelve.
+    publish(queue, *[{"handler": "gathered", "n": n} for n in range(10, 19)])
+    batches.wait_messages(10)
+    wait_for(lambda: engine.committed(queue, 0) == 12, 15, "the commit to reach offset 12")
+    worker.stop()
+    assert [len(batch) for _, batch in batches.calls] == [10]
