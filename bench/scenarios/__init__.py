@@ -13,6 +13,7 @@ SCENARIOS: dict[str, str] = {
     "workers": "bench.scenarios.workers",
     "end-to-end": "bench.scenarios.end_to_end",
     "jobs": "bench.scenarios.jobs",
+    "scale": "bench.scenarios.scale",
     "memory": "bench.scenarios.memory",
 }
 
