@@ -146,7 +146,7 @@ class Records:
 
     def bulk_create(self, table: Table | str, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
         """Create every row or none, in one transaction (a batch handler's bulk write); a
-        ``RecordInvalid`` names the rows that failed by index."""
+        ``BulkInvalid`` names the rows that failed by index."""
         return records.bulk_create(self.table(table), rows)
 
     def update(
