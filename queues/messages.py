@@ -50,9 +50,18 @@ def user_headers(headers: Mapping[str, Any], foreign: tuple[str, ...] = ()) -> d
     return own
 
 
+class JsonText(bytes):
+    """A body that is JSON text already (as a database hands a stored JSON column over): sent
+    as it is, and still a JSON body (content type, the database queue's column). The relay
+    passes outbox bodies through this way rather than decoding and encoding each again."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """A message to publish. ``body`` is bytes as is, or a JSON-serialisable mapping.
+    """A message to publish. ``body`` is bytes as is, a JSON-serialisable mapping, or
+    ``JsonText``.
     ``priority``: higher first, on the engines that have priorities (None: not given)."""
 
     message_id: str
@@ -70,6 +79,19 @@ class OutgoingMessage:
         priority: int | None = None,
     ) -> OutgoingMessage:
         return cls(str(uuid.uuid4()), body, ordering_key, dict(headers or {}), priority)
+
+    @classmethod
+    def stored(
+        cls, message_id: str, body: bytes | Mapping[str, Any], ordering_key: str | None
+    ) -> OutgoingMessage:
+        """A message without headers or priority read back from a column that holds only
+        UUIDs (the outbox's ``message_id``), built without parsing the id again: that parse
+        was a tenth of the relay's time."""
+        message = object.__new__(cls)
+        message.__dict__.update(
+            message_id=message_id, body=body, ordering_key=ordering_key, headers={}, priority=None
+        )
+        return message
 
     def __post_init__(self) -> None:
         try:
@@ -90,7 +112,7 @@ class OutgoingMessage:
 
     @property
     def is_json(self) -> bool:
-        return not isinstance(self.body, bytes)
+        return not isinstance(self.body, bytes) or isinstance(self.body, JsonText)
 
     def body_bytes(self) -> bytes:
         if isinstance(self.body, bytes):

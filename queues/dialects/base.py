@@ -24,8 +24,9 @@ from django.db.models import QuerySet
 from queues.models import OutboxMessage
 
 #: A pending outbox row as the relay reads it: (id, message id as text, ordering key,
-#: body, attempts, whether it is due now, priority or None).
-OutboxHead = tuple[int, str, str, dict[str, Any], int, bool, int | None]
+#: body — decoded, or its JSON text as stored, which the relay then sends unchanged —,
+#: attempts, whether it is due now, priority or None).
+OutboxHead = tuple[int, str, str, dict[str, Any] | str, int, bool, int | None]
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from queues.backends.cache import BackendCache
 from queues.backoff import backoff
 from queues.dialects import dialect
 from queues.errors import MessageTooLarge, PublishFailed, QueueError
-from queues.messages import OutgoingMessage, PublishResult
+from queues.messages import JsonText, OutgoingMessage, PublishResult
 from queues.models import Queue
 from queues.outbox import NOTIFY_CHANNEL
 from queues.relay.leases import LeaseStore
@@ -265,10 +265,17 @@ def _confirmed_in_order(
 
 
 def _messages(rows: list[PendingRow]) -> list[OutgoingMessage]:
-    return [
-        OutgoingMessage(r.message_id, r.body, r.ordering_key or None, priority=r.priority)
-        for r in rows
-    ]
+    """The rows as messages: a body read as JSON text goes out as it is (``JsonText``)."""
+    messages = []
+    for r in rows:
+        body = JsonText(r.body.encode()) if isinstance(r.body, str) else r.body
+        if r.priority is None:
+            messages.append(OutgoingMessage.stored(r.message_id, body, r.ordering_key or None))
+        else:
+            messages.append(
+                OutgoingMessage(r.message_id, body, r.ordering_key or None, priority=r.priority)
+            )
+    return messages
 
 
 def _send(backend: Backend, messages: list[OutgoingMessage]) -> list[PublishResult] | QueueError:

@@ -29,7 +29,7 @@ class PendingRow:
     pk: int
     message_id: str
     ordering_key: str
-    body: dict[str, Any]
+    body: dict[str, Any] | str  # str: the JSON text as stored (see ``Dialect.outbox_head``)
     attempts: int
     due: bool
     priority: int | None = None

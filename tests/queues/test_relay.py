@@ -442,3 +442,42 @@ def test_a_partly_refused_batch_marks_the_accepted_rows_but_not_those_behind_a_r
         OutboxState.PENDING,
         OutboxState.PUBLISHED,
     ]
+
+
+@pytest.mark.django_db
+def test_the_relay_sends_each_stored_body_as_it_is_a_json_body_with_its_priority():
+    """On PostgreSQL the body goes out as the stored jsonb text (no decode and encode again);
+    either way it is a JSON body, equal to the row's, and a priority travels with it."""
+    from django.db import connection
+
+    from queues.messages import JsonText
+
+    queue = Queue.objects.create(name="q", type="database")
+    plain = _outbox_row(queue, "k", "plain")
+    urgent = _outbox_row(queue, "k", "urgent")
+    OutboxMessage.objects.filter(pk=urgent.pk).update(priority=7)
+    sent: list[OutgoingMessage] = []
+
+    def recording(queue: Queue) -> Any:
+        backend = get_backend(queue)
+        publish = backend.publish
+
+        def record(messages: Any) -> Any:
+            sent.extend(messages)
+            return publish(messages)
+
+        backend.publish = record  # type: ignore[method-assign]
+        return backend
+
+    relay = Relay(backend_factory=recording)
+    try:
+        assert relay.run_once() == 2
+    finally:
+        relay.close()
+    assert [m.message_id for m in sent] == [str(plain.message_id), str(urgent.message_id)]
+    assert all(m.is_json for m in sent)
+    assert [json.loads(m.body_bytes()) for m in sent] == [plain.body, urgent.body]
+    assert [m.priority for m in sent] == [None, 7]
+    if connection.vendor == "postgresql":
+        assert all(isinstance(m.body, JsonText) for m in sent)
+    assert [m.body for m in queue.database_messages.order_by("id")] == [plain.body, urgent.body]
