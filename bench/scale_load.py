@@ -10,6 +10,7 @@ not break the load as long as it has a default or accepts NULL.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -66,8 +67,6 @@ def copy_rows(
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"))
 
 
@@ -92,6 +91,54 @@ def uuids(prefix: int, start: int, stop: int) -> Iterable[uuid.UUID]:
     """Distinct, cheap ids: ``prefix`` in the high 64 bits, the counter in the low."""
     high = (prefix & (2**64 - 1)) << 64
     return (uuid.UUID(int=high | i) for i in range(start, stop))
+
+
+# -- what the loads write ---------------------------------------------------------------------
+
+NOTES = "Leave at the back door; the customer works nights."
+
+
+def total_of(i: int) -> str:
+    """100,000 distinct totals, each once per 100,000 records (7919 is prime to 100,000)."""
+    cents = (i * 7919) % 100_000
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
+def record_rows(start: int, stop: int) -> Iterable[tuple[str]]:
+    """Orders-table records ``start``…``stop - 1``: ``data`` as JSON text."""
+
+    statuses = ("new", "paid", "shipped")
+    for i in range(start, stop):
+        data = {"number": f"SO-{i:07d}", "total": total_of(i), "status": statuses[i % 3]}
+        data["notes"] = NOTES
+        yield (_json(data),)
+
+
+def outbox_rows(prefix: int, start: int, stop: int) -> Iterable[tuple[Any, ...]]:
+    """Pending outbox rows as record events make them: (message_id, ordering_key, body)."""
+
+    for i, message_id in zip(range(start, stop), uuids(prefix, start, stop), strict=True):
+        body = {
+            "handler": "bench",
+            "message_id": str(message_id),
+            "event": "create",
+            "table": "orders",
+            "record_id": i,
+            "version": 1,
+            "data": {"number": f"SO-{i}", "total": "129.90", "status": "new", "notes": NOTES},
+            "changed_fields": ["notes", "number", "status", "total"],
+            "actor": "bench",
+            "time": "2026-11-23T14:02:11.123456+00:00",
+        }
+        yield message_id, f"orders:{i}", _json(body)
+
+
+def message_rows(prefix: int, start: int, stop: int) -> Iterable[tuple[Any, ...]]:
+    """Database-queue messages of ~200 B: (message_id, body)."""
+
+    for i, message_id in zip(range(start, stop), uuids(prefix, start, stop), strict=True):
+        body = {"handler": "bench", "seq": i, "to": "ada@example.com", "pad": "x" * 120}
+        yield message_id, _json(body)
 
 
 # -- what the relay published ------------------------------------------------------------------
@@ -210,3 +257,83 @@ def short(value: float) -> str:
         if value >= size:
             return f"{value / size:g}{suffix}"
     return f"{value:g}"
+
+
+def draw(details: dict[str, Any], folder: Path) -> dict[str, str]:
+    """The scenario's three plots from its details (so a results file can be drawn again):
+    ``scale-records.png``, ``scale-relay.png``, ``scale-claim.png`` in ``folder``."""
+    written: dict[str, str] = {}
+    records = details.get("records")
+    if records:
+        xs = records["sizes"]
+        panels: list[Panel] = []
+        for key, query in records["queries"].items():
+            by = records["results"][key]
+            panels.append(
+                (
+                    query["label"],
+                    "records in the table",
+                    [
+                        ("ours p50", xs, [by[str(n)]["p50"] for n in xs], "C0o-"),
+                        ("ours p99", xs, [by[str(n)]["p99"] for n in xs], "C0o:"),
+                        ("hand SQL p50", xs, [by[str(n)]["peer_p50"] for n in xs], "C1s-"),
+                        ("hand SQL p99", xs, [by[str(n)]["peer_p99"] for n in xs], "C1s:"),
+                    ],
+                    True,
+                )
+            )
+        title = "Record reads: one page of 50 (ours: zstorage.reads, page + total)"
+        written["records"] = str(plot(folder / "scale-records.png", title, "latency [ms]", panels))
+    relay = details.get("relay")
+    if relay:
+        small, big, step = relay["small_drain_rates"], relay["big_step_rates"], relay["step"]
+        panels = [
+            (
+                f"first {relay['window']:,} published",
+                "pending outbox rows at the start",
+                [
+                    (
+                        "manage.py relay",
+                        [relay["small_pending"], relay["big_pending"]],
+                        [relay["small_rate"], relay["big_window_rate"]],
+                        "C0o-",
+                    )
+                ],
+                True,
+            ),
+            (
+                "along the way",
+                "messages published so far",
+                [
+                    (
+                        f"{relay['big_pending']:,} pending, per {step:,}",
+                        [step * (i + 1) for i in range(len(big))],
+                        big,
+                        "C0o-",
+                    ),
+                    (
+                        f"{relay['small_pending']:,} pending, each drain (before and after)",
+                        [relay["small_pending"] * (i + 1) for i in range(len(small))],
+                        small,
+                        "C1s-",
+                    ),
+                ],
+                False,
+            ),
+        ]
+        title = f"Relay drain rate ({relay['engine']})"
+        written["relay"] = str(plot(folder / "scale-relay.png", title, "msg/s", panels, logy=False))
+    claim = details.get("claim")
+    if claim:
+        depths = sorted(int(d) for d in claim["depths"])
+        by = claim["depths"]
+        series: list[Series] = [
+            ("claim + ack p50", depths, [by[str(d)]["p50"] for d in depths], "C0o-"),
+            ("claim + ack p99", depths, [by[str(d)]["p99"] for d in depths], "C0o:"),
+            ("claim alone p50", depths, [by[str(d)]["claim_p50"] for d in depths], "C1s-"),
+            ("claim alone p99", depths, [by[str(d)]["claim_p99"] for d in depths], "C1s:"),
+        ]
+        title = "Database queue: fetch(1) + ack at depth"
+        panel = (f"{claim['claims']} claims", "messages ready in the queue", series, True)
+        written["claim"] = str(plot(folder / "scale-claim.png", title, "latency [ms]", [panel]))
+    return written
