@@ -28,8 +28,9 @@ also draws the plots), then ``VACUUM ANALYZE``d as autovacuum would after a bulk
    1,000,000: the first 20,000 published, timed per 2,000. The million is loaded while its
    queue is disabled, ``VACUUM ANALYZE``d, then the queue enabled and the relay woken: the
    clock starts there. Ratio: 1M / 1k rate, target ≥ 0.8.
-3. **Database-queue claim** at depth 1,000 and 1,000,000: ``fetch(1)`` + ``ack`` through the
-   database backend, ``N`` times at each depth; p50 and p99 of the pair (the claim alone in the
+3. **Database-queue claim** at depth 1,000 and 1,000,000 (two queues side by side in the
+   table): ``fetch(1)`` + ``ack`` through the database backend, ``N`` times at each depth in
+   blocks of ``N/6``, the order rotating; p50 and p99 of the pair (the claim alone in the
    details).
 
 Plots: ``scale-records.png``, ``scale-relay.png``, ``scale-claim.png`` beside the run's JSON.
@@ -430,39 +431,44 @@ def claim_part(bench: Bench, sizes: Sizes, details: dict[str, Any]) -> list[Row]
     from queues.backends import get_backend
     from queues.models import DatabaseMessage
 
-    queue = bench.make_queue("database", "scale-claim")
-    prefix = random.getrandbits(63)
-    written = 0
-    depth = 0
-    found: dict[int, dict[str, Any]] = {}
+    depths = sizes.claim_depths
+    queues = {d: bench.make_queue("database", f"scale-claim-{d}") for d in depths}
+    claims: dict[int, list[float]] = {d: [] for d in depths}
+    pairs: dict[int, list[float]] = {d: [] for d in depths}
+    rounds = 6
     try:
-        with get_backend(queue) as backend:
-            for target in sizes.claim_depths:
-                extra = target + sizes.claims + 10 - depth
-                copy_rows(
-                    DatabaseMessage,
-                    ["message_id", "body"],
-                    message_rows(prefix, written, written + extra),
-                    {
-                        "queue_id": queue.pk,
-                        "available_at": timezone.now() - dt.timedelta(seconds=1),
-                    },
-                )
-                written += extra
-                depth += extra
-                vacuum_analyze(DatabaseMessage)
-                claims, pairs = _claims(backend, 10)  # warm-up
-                claims, pairs = _claims(backend, sizes.claims)
-                depth -= sizes.claims + 10
-                found[target] = {
-                    "claim_p50": percentile(claims, 50),
-                    "claim_p99": percentile(claims, 99),
-                    "p50": percentile(pairs, 50),
-                    "p99": percentile(pairs, 99),
-                    "samples": len(pairs),
-                }
+        for depth, queue in queues.items():
+            copy_rows(
+                DatabaseMessage,
+                ["message_id", "body"],
+                message_rows(random.getrandbits(63), 0, depth + sizes.claims + 10),
+                {"queue_id": queue.pk, "available_at": timezone.now() - dt.timedelta(seconds=1)},
+            )
+        vacuum_analyze(DatabaseMessage)
+        backends = {d: get_backend(q) for d, q in queues.items()}
+        for backend in backends.values():
+            _claims(backend, 10)  # warm-up
+        for repeat in range(rounds):  # blocks of claims at each depth, the order rotating
+            order = depths[repeat % len(depths) :] + depths[: repeat % len(depths)]
+            for depth in order:
+                one, two = _claims(backends[depth], sizes.claims // rounds)
+                claims[depth] += one
+                pairs[depth] += two
+        for backend in backends.values():
+            backend.close()
     finally:
-        delete_where(DatabaseMessage, "queue_id", queue.pk)
+        for queue in queues.values():
+            delete_where(DatabaseMessage, "queue_id", queue.pk)
+    found = {
+        depth: {
+            "claim_p50": percentile(claims[depth], 50),
+            "claim_p99": percentile(claims[depth], 99),
+            "p50": percentile(pairs[depth], 50),
+            "p99": percentile(pairs[depth], 99),
+            "samples": len(pairs[depth]),
+        }
+        for depth in depths
+    }
     details["claim"] = {"depths": {str(k): v for k, v in found.items()}, "claims": sizes.claims}
     low, high = sizes.claim_depths[0], sizes.claim_depths[-1]
     return [
