@@ -27,6 +27,7 @@ from queues.backends.database.claim import (
 )
 from queues.backends.database.dead_letters import DatabaseDeadLetters
 from queues.backends.database.errors import database_errors
+from queues.backends.database.prefetch import Prefetch
 from queues.backends.database.wakeup import Wakeup, notify
 from queues.errors import BadMessage, BrokerUnavailable, LeaseLost, QueueError, QueueMissing
 from queues.messages import (
@@ -57,6 +58,8 @@ class DatabaseBackend(Backend):
         super().__init__(queue)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self.wakeup = Wakeup(queue.pk)
+        #: Claimed, not yet handed out (a worker's backend only, see ``prepare``).
+        self.prefetch = Prefetch(queue.pk, queue.visibility_timeout)
 
     @classmethod
     def priority_support(cls, queue: QueueConfig) -> PrioritySupport:
@@ -70,6 +73,11 @@ class DatabaseBackend(Backend):
             add("username", "Database queues take no credentials.")
         if queue.visibility_timeout < 1:
             add("visibility_timeout", "The visibility timeout must be at least 1 second.")
+
+    def prepare(self, concurrency: int) -> None:
+        """A worker's backend claims a batch at once and hands it out as asked (``prefetch.py``
+        says why, and how the guarantees hold)."""
+        self.prefetch.prepare(concurrency)
 
     # -- producer side ------------------------------------------------------------------------
 
@@ -134,18 +142,23 @@ class DatabaseBackend(Backend):
 
     def fetch(self, max_messages: int = 10, wait_seconds: float = 1.0) -> list[Delivery]:
         self._require_saved()
+        wanted = max(1, max_messages)
+        if self.prefetch:
+            with database_errors("renewing prefetched leases"):
+                return self.prefetch.take(wanted)
         deadline = time.monotonic() + max(0.0, wait_seconds)
         if wait_seconds > 0:
-            self.wakeup.listen()  # before the first claim: a NOTIFY after it is not missed
+            self.wakeup.listen()  # before the first claim: a wake-up after it is not missed
         while True:
             with database_errors("claiming messages"):
                 deliveries = claim(
                     self.queue.pk,
                     self.owner,
-                    max(1, max_messages),
+                    self.prefetch.claim_size(wanted),
                     self.queue.max_attempts,
                     self.queue.visibility_timeout,
                 )
+            deliveries = self.prefetch.hand_out(deliveries, wanted)
             remaining = deadline - time.monotonic()
             if deliveries or remaining <= 0 or self.wakeup.closed.is_set():
                 return deliveries
@@ -212,6 +225,7 @@ class DatabaseBackend(Backend):
 
     def close(self) -> None:
         self.wakeup.close()
+        self.prefetch.release()
 
     # -- administration (dead_letters.py) ----------------------------------------------------
 

@@ -7,7 +7,7 @@ settlement may still touch.
   index scan, no sort). PostgreSQL locks the candidates with ``FOR UPDATE SKIP LOCKED`` so
   concurrent claimers never wait for, nor share, a row. SQLite has one writer at a time. The
   claim is one ``UPDATE … RETURNING`` (``CLAIM``), and an acknowledgement of a batch one
-  ``DELETE … RETURNING`` (``DELETE_LEASED``): one round trip each, no transaction around
+  ``DELETE … RETURNING`` (``delete_leased``): one round trip each, no transaction around
   them, and on SQLite the write lock held for one statement (the ORM's read, update and
   re-read in an IMMEDIATE transaction held it for three, with Python in between). Both
   vendors take the same text; only the lock clause differs (``Dialect.row_locks``).
@@ -50,10 +50,6 @@ CLAIM = (
     f"WHERE id IN (SELECT id FROM {TABLE} WHERE queue_id = %s AND state IN (%s, %s) "
     "AND available_at <= %s ORDER BY priority DESC, id LIMIT %s{lock}) "
     "RETURNING id, message_id, body, headers, ordering_key, attempts, priority, state"
-)
-#: Only rows still in flight under the acknowledging delivery's lease token are deleted.
-DELETE_LEASED = (
-    f"DELETE FROM {TABLE} WHERE queue_id = %s AND state = %s AND ({{matches}}) RETURNING id"
 )
 
 
@@ -137,6 +133,32 @@ def claim(
 def delete_leased(queue_id: int, tokens: dict[int, uuid.UUID]) -> set[int]:
     """Delete, in one statement, the rows of ``tokens`` (row id → lease token) still leased
     with that token; returns the ids deleted."""
+    return _on_leased(f"DELETE FROM {TABLE}", [], queue_id, tokens)
+
+
+def renew_leased(queue_id: int, tokens: dict[int, uuid.UUID], seconds: float) -> set[int]:
+    """Extend the leases of the rows of ``tokens`` still leased with that token to ``seconds``
+    from now; returns the ids extended."""
+    until = connection.ops.adapt_datetimefield_value(timezone.now() + timedelta(seconds=seconds))
+    return _on_leased(f"UPDATE {TABLE} SET available_at = %s", [until], queue_id, tokens)
+
+
+def release_leased(queue_id: int, tokens: dict[int, uuid.UUID]) -> set[int]:
+    """Give back rows claimed but never handed to a handler (a prefetch buffer's): ready now,
+    without the attempt their claim counted; returns the ids given back."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    set_ready = (
+        f"UPDATE {TABLE} SET state = %s, lease_token = NULL, lease_owner = '', "
+        "available_at = %s, attempts = attempts - 1"
+    )
+    return _on_leased(set_ready, [MessageState.READY.value, now], queue_id, tokens)
+
+
+def _on_leased(
+    statement: str, values: list[Any], queue_id: int, tokens: dict[int, uuid.UUID]
+) -> set[int]:
+    """``statement`` (an UPDATE's SET, or a DELETE) on the rows of ``tokens`` still in flight
+    under that token, as one statement; returns the ids it touched."""
     if not tokens:
         return set()
     by_token: dict[uuid.UUID, list[int]] = {}
@@ -144,12 +166,13 @@ def delete_leased(queue_id: int, tokens: dict[int, uuid.UUID]) -> set[int]:
         by_token.setdefault(token, []).append(pk)
     # A claim leases its rows with one token: a batch of acks holds a few tokens, not one each.
     matches = []
-    params: list[Any] = [queue_id, MessageState.IN_FLIGHT.value]
+    params: list[Any] = [*values, queue_id, MessageState.IN_FLIGHT.value]
     for token, pks in by_token.items():
         matches.append(f"(lease_token = %s AND id IN ({', '.join(['%s'] * len(pks))}))")
         params += [_uuid(token), *pks]
+    where = f"WHERE queue_id = %s AND state = %s AND ({' OR '.join(matches)}) RETURNING id"
     with connection.cursor() as cursor:
-        cursor.execute(DELETE_LEASED.format(matches=" OR ".join(matches)), params)
+        cursor.execute(f"{statement} {where}", params)
         return {row[0] for row in cursor.fetchall()}
 
 
