@@ -7,7 +7,8 @@ class QueuesConfig(AppConfig):
 
     def ready(self) -> None:
         """Turn ZStorage's record events into outbox rows, inside the write's transaction; give
-        ``Queue`` its backend classes (which import the models, so not the other way round)."""
+        ``Queue`` its backend classes (which import the models, so not the other way round).
+        (A link or queue change renews its tables' schema tokens by trigger, migration 0005.)"""
         from queues.backends import backend_class
         from queues.models.queue import use_engines
         from queues.outbox import on_record_changed

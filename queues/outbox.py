@@ -11,13 +11,17 @@ is the dialect's (``queues.dialects``).
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from queues.dialects import dialect
 from queues.models import OutboxMessage, QueueLink
 from zstorage.events import RecordChanged
 from zstorage.query import compile_query
+from zstorage.schema_cache import schema_for
 
 NOTIFY_CHANNEL = "quaymaster_outbox"
 
@@ -43,31 +47,58 @@ def ordering_key(event: RecordChanged) -> str:
     return f"{event.table.slug}:{event.record_id}"
 
 
-def on_record_changed(sender: object, event: RecordChanged, **_: Any) -> None:
-    links = [
-        link
-        for link in QueueLink.objects.filter(table=event.table, enabled=True, queue__enabled=True)
-        if link.publishes(str(event.kind))
-    ]
-    if not links:
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An enabled link of an enabled queue, with its filter compiled (None: every record)."""
+
+    link: QueueLink
+    matches: Callable[[dict[str, Any], int], bool] | None
+
+
+def routes(event: RecordChanged) -> list[Route]:
+    """The table's links as of its schema token, kept with its cached schema (a link or queue
+    change gives the table a new token, see ``queues.apps``)."""
+    schema = schema_for(event.table)
+    found: list[Route] | None = schema.extras.get("queues.routes")
+    if found is None:
+        links = QueueLink.objects.filter(table_id=event.table.pk, enabled=True, queue__enabled=True)
+        fields = list(schema.fields.values())
+        found = []
+        for link in links:
+            matches = None
+            if link.filter:
+                compiled = compile_query(link.filter, fields)
+                matches = functools.partial(_matches, compiled)
+            found.append(Route(link, matches))
+        schema.extras["queues.routes"] = found
+    return found
+
+
+def _matches(compiled: Any, data: dict[str, Any], record_id: int) -> bool:
+    return bool(compiled.matches(data, record_id=record_id))
+
+
+def on_record_changed(sender: object, events: list[RecordChanged], **_: Any) -> None:
+    if not events:
         return
-    # The schema is read only when a link filters: most links publish every record.
-    fields = list(event.table.fields.all()) if any(link.filter for link in links) else []
     rows = []
-    for link in links:
-        if link.filter and not compile_query(link.filter, fields).matches(
-            event.data, record_id=event.record_id
-        ):
-            continue
-        message_id = uuid.uuid4()
-        rows.append(
-            OutboxMessage(
-                message_id=message_id,
-                queue_id=link.queue_id,
-                ordering_key=ordering_key(event),
-                body=event_message(event, link, message_id),
+    for event in events:
+        kind = str(event.kind)
+        for route in routes(event):
+            link = route.link
+            if not link.publishes(kind):
+                continue
+            if route.matches is not None and not route.matches(event.data, event.record_id):
+                continue
+            message_id = uuid.uuid4()
+            rows.append(
+                OutboxMessage(
+                    message_id=message_id,
+                    queue_id=link.queue_id,
+                    ordering_key=ordering_key(event),
+                    body=event_message(event, link, message_id),
+                )
             )
-        )
     if not rows:
         return
     dialect().insert_outbox(rows, NOTIFY_CHANNEL)  # PostgreSQL: with one NOTIFY per transaction

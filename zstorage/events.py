@@ -1,5 +1,5 @@
 """The write seam: every record create, update and delete emits one ``RecordChanged``
-inside the write's transaction.
+inside the write's transaction; one call writing many records sends them in one signal.
 
 Receivers run in that transaction, so what they write (the queues app's outbox rows) commits
 or rolls back with the record, and an exception in a receiver undoes the whole write.
@@ -16,7 +16,8 @@ from django.dispatch import Signal
 
 from zstorage.models import EventKind, Table
 
-#: Sent with ``event=RecordChanged`` by ``zstorage.records`` only.
+#: Sent with ``events=[RecordChanged, …]`` (one per record written by one call, in order) by
+#: ``zstorage.records`` only.
 record_changed = Signal()
 
 
@@ -38,8 +39,9 @@ class RecordChanged:
         return (self.new if self.new is not None else self.old) or {}
 
 
-def emit(event: RecordChanged) -> None:
-    record_changed.send(sender=RecordChanged, event=event)
+def emit(events: list[RecordChanged]) -> None:
+    if events:
+        record_changed.send(sender=RecordChanged, events=events)
 
 
 def changed_fields(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[str]:

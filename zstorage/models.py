@@ -6,6 +6,7 @@ each key holds. Uniqueness rules get a real unique index on that JSON (see ``ind
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -56,12 +57,21 @@ class EventKind(models.TextChoices):
     DELETE = "delete", "Deleted"
 
 
+def new_schema_token() -> str:
+    return uuid.uuid4().hex
+
+
 class Table(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=63, unique=True)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    #: Changes whenever what a record write depends on changes (fields, rules, links and their
+    #: queues): processes cache a table's schema under it, and a write checks it in the
+    #: database (``zstorage.schema_cache``). Random, so a rolled-back table's id reused by
+    #: another never meets its old cache entry.
+    schema_token = models.CharField(max_length=32, default=new_schema_token, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -69,6 +79,17 @@ class Table(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Never write ``schema_token`` back from an instance loaded before a schema change:
+        once the row exists, only the database's triggers set it (``zstorage.schema_cache``)."""
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "schema_token"
+            ]
+        super().save(*args, **kwargs)
 
 
 class Field(models.Model):

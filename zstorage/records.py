@@ -5,17 +5,20 @@ handler context). Each write validates, writes the record and its audit row, and
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from zstorage import indexes
+from zstorage.dialects import dialect
 from zstorage.errors import (
     BulkInvalid,
     RecordInvalid,
@@ -27,8 +30,9 @@ from zstorage.errors import (
 from zstorage.events import RecordChanged, changed_fields, emit
 from zstorage.fields import kind_of
 from zstorage.fields.structured import fields_referencing
-from zstorage.models import EventKind, Field, Record, RecordChange, Table
-from zstorage.validation import TableSchema, clean_data
+from zstorage.models import EventKind, Field, Record, Table
+from zstorage.schema_cache import current_token, reload, schema_for
+from zstorage.validation import ALL, TableSchema, clean_data
 
 #: Who writes: a request's user (anonymous users are recorded as nobody) or None.
 Actor = AbstractBaseUser | AnonymousUser | None
@@ -39,27 +43,27 @@ def _user(actor: Actor) -> Any:
     return actor if actor is not None and actor.is_authenticated else None
 
 
-def _validate(
-    schema: TableSchema, data: Mapping[str, Any], *, creating: bool, record_id: int | None
-) -> tuple[dict[str, Any], Errors]:
-    clean, errors = clean_data(schema, dict(data), creating=creating)
-    _check_references(schema, clean, errors)
-    _check_unique(schema, clean, errors, record_id)
-    return clean, errors
-
-
-def _check_references(schema: TableSchema, clean: dict[str, Any], errors: Errors) -> None:
-    """What only the database can tell about a value (a reference to no record)."""
+def _check_references(schema: TableSchema, cleaned: Sequence[dict[str, Any]]) -> list[Errors]:
+    """What only the database can tell about a value (a reference to no record): one query
+    per reference field for all the rows."""
+    found: list[Errors] = [{} for _ in cleaned]
     for key, fld in schema.fields.items():
-        if key in clean:
-            for message in kind_of(fld.type).missing(fld.options, [clean[key]]).values():
-                errors.setdefault(key, []).append(message)
+        values = [clean[key] for clean in cleaned if key in clean]
+        if not values:
+            continue
+        refused = kind_of(fld.type).missing(fld.options, values)
+        if refused:
+            for index, clean in enumerate(cleaned):
+                if key in clean and clean[key] in refused:
+                    found[index].setdefault(key, []).append(refused[clean[key]])
+    return found
 
 
 def _check_unique(
     schema: TableSchema, clean: dict[str, Any], errors: Errors, record_id: int | None
 ) -> None:
-    """A friendly early answer; the unique index is what really decides (see indexes.py)."""
+    """A friendly answer, asked only when a write already has errors or was refused by a
+    unique index (which is what really decides, see indexes.py)."""
     for rule, keys in schema.unique_rules():
         if not all(key in clean for key in keys):
             continue
@@ -70,6 +74,20 @@ def _check_unique(
             errors.setdefault(keys[0], []).append(rule.message)
 
 
+def _check_unique_in_batch(schema: TableSchema, cleaned: Sequence[dict[str, Any]]) -> list[Errors]:
+    """Rows of one bulk write that repeat an earlier row's unique values."""
+    found: list[Errors] = [{} for _ in cleaned]
+    for rule, keys in schema.unique_rules():
+        seen: set[str] = set()
+        for index, clean in enumerate(cleaned):
+            if all(key in clean for key in keys):
+                values = json.dumps([clean[k] for k in keys], sort_keys=True)
+                if values in seen:
+                    found[index].setdefault(keys[0], []).append(rule.message)
+                seen.add(values)
+    return found
+
+
 def _unique_error(schema: TableSchema, error: IntegrityError) -> RecordInvalid:
     rule_id = indexes.violated_rule_id(error)
     for rule, keys in schema.unique_rules():
@@ -78,45 +96,16 @@ def _unique_error(schema: TableSchema, error: IntegrityError) -> RecordInvalid:
     raise error
 
 
-def _save(schema: TableSchema, record: Record) -> None:
-    """Save inside a savepoint so a uniqueness race becomes a clean RecordInvalid."""
-    try:
-        with transaction.atomic():
-            record.save()
-    except IntegrityError as exc:
-        raise _unique_error(schema, exc) from exc
-
-
-def _audit_and_emit(
-    kind: EventKind,
-    record: Record,
-    old: dict[str, Any] | None,
-    new: dict[str, Any] | None,
-    actor: Actor,
-    table: Table,
-) -> None:
+def _changes(old: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[list[str], str]:
+    """The changed keys, and the audit row's ``{key: [old, new]}`` as JSON text."""
     fields = changed_fields(old, new)
-    RecordChange.objects.create(
-        table=table,
-        record_id=record.pk,
-        kind=kind,
-        version=record.version,
-        changes={key: [(old or {}).get(key), (new or {}).get(key)] for key in fields},
-        actor=_user(actor),
-    )
-    emit(
-        RecordChanged(
-            kind=kind,
-            table=table,
-            record_id=record.pk,
-            version=record.version,
-            old=old,
-            new=new,
-            changed_fields=fields,
-            actor=_user(actor),
-            at=timezone.now(),
-        )
-    )
+    changes = {key: [(old or {}).get(key), (new or {}).get(key)] for key in fields}
+    return fields, json.dumps(changes)
+
+
+def _refuse(row_errors: dict[int, Errors], single: bool) -> ZStorageError:
+    transaction.set_rollback(True)
+    return RecordInvalid(row_errors[0]) if single else BulkInvalid(row_errors)
 
 
 class TooManyRows(ZStorageError):
@@ -143,39 +132,123 @@ def create_record(table: Table, data: Mapping[str, Any], *, actor: Actor = None)
 def bulk_create(
     table: Table, rows: Sequence[Mapping[str, Any]], *, actor: Actor = None, _single: bool = False
 ) -> list[Record]:
-    """Create every row or none; errors are reported per row index."""
-    schema = TableSchema.load(table)
+    """Create every row or none; errors are reported per row index.
+
+    Validated against the cached schema; when the INSERT finds the table under another schema
+    token (changed by another process since), validated again against the new one."""
+    schema = schema_for(table)
     with transaction.atomic():
-        records: list[Record] = []
-        row_errors: dict[int, Errors] = {}
-        for index, data in enumerate(rows):
-            clean, errors = _validate(schema, data, creating=True, record_id=None)
-            if errors:
-                row_errors[index] = errors
-                continue
-            record = Record(
-                table=table, data=clean, created_by=_user(actor), updated_by=_user(actor)
-            )
-            try:
-                _save(schema, record)
-            except RecordInvalid as exc:
-                row_errors[index] = exc.errors
-                continue
-            _audit_and_emit(EventKind.CREATE, record, None, clean, actor, table)
-            records.append(record)
-        if row_errors:
-            transaction.set_rollback(True)
-            if _single:
-                raise RecordInvalid(row_errors[0])
-            raise BulkInvalid(row_errors)
-    return records
+        created = _create(schema, rows, actor, _single)
+        if created is None:
+            created = _create(reload(table), rows, actor, _single)
+        if created is None:  # the schema changed twice during one write
+            raise _refuse({0: {ALL: [SCHEMA_CHANGED]}}, True)
+    return created
 
 
-def _locked(table: Table, record_id: int) -> Record:
+#: A write that met a schema changing under it twice in a row.
+SCHEMA_CHANGED = "The table's fields changed during the write; try again."
+
+
+def _create(
+    schema: TableSchema, rows: Sequence[Mapping[str, Any]], actor: Actor, single: bool
+) -> list[Record] | None:
+    """Create the rows, or raise their errors; None when the table's schema token is no
+    longer ``schema.token`` (nothing was written)."""
+    table = schema.table
+    cleaned: list[dict[str, Any]] = []
+    row_errors: dict[int, Errors] = {}
+    for index, data in enumerate(rows):
+        clean, errors = clean_data(schema, dict(data), creating=True)
+        cleaned.append(clean)
+        if errors:
+            row_errors[index] = errors
+    for index, errors in enumerate(_check_references(schema, cleaned)):
+        for key, messages in errors.items():
+            row_errors.setdefault(index, {}).setdefault(key, []).extend(messages)
+    if row_errors:
+        if current_token(table.pk) != schema.token:
+            return None  # judged by a schema that has changed since: judge again
+        raise _unique_errors(schema, cleaned, row_errors, single)
+    user = _user(actor)
+    actor_id = user.pk if user is not None else None
+    at = timezone.now()
+    texts = [json.dumps(clean) for clean in cleaned]
+    audits = [_changes(None, clean) for clean in cleaned]
     try:
-        return Record.objects.select_for_update().get(table=table, pk=record_id)
-    except Record.DoesNotExist:
-        raise RecordNotFound(f"No record {record_id} in table {table.slug!r}.") from None
+        ids = _insert(schema, texts, [audit for _, audit in audits], actor_id, at)
+    except IntegrityError as exc:  # a unique index refused a row
+        raise _unique_errors(schema, cleaned, {}, single, _unique_error(schema, exc)) from exc
+    if len(ids) != len(cleaned):  # the table's schema token changed: nothing was written
+        return None
+    created = []
+    for pk, clean in zip(ids, cleaned, strict=True):
+        record = Record(
+            pk=pk,
+            table=table,
+            data=clean,
+            version=1,
+            created_at=at,
+            updated_at=at,
+            created_by=user,
+            updated_by=user,
+        )
+        record._state.adding = False
+        record._state.db = connection.alias
+        created.append(record)
+    events = [
+        RecordChanged(EventKind.CREATE, table, r.pk, 1, None, r.data, fields, user, at)
+        for r, (fields, _) in zip(created, audits, strict=True)
+    ]
+    emit(events)
+    return created
+
+
+def _insert(
+    schema: TableSchema, texts: list[str], audits: list[str], actor_id: Any, at: Any
+) -> list[int]:
+    """Insert the records and their audit rows; the new ids (none when the table's token is
+    no longer ``schema.token``). Only where a unique rule can refuse a row does it run in a
+    savepoint, so an IntegrityError leaves the caller's transaction usable."""
+    table_id, token = schema.table.pk, schema.token
+
+    def insert() -> list[int]:
+        if len(texts) == 1:
+            pk = dialect().create_record(table_id, token, texts[0], audits[0], actor_id, at)
+            return [] if pk is None else [pk]
+        ids = dialect().insert_records(table_id, token, texts, actor_id, at)
+        if len(ids) == len(texts):
+            changes = [(pk, "create", 1, audit) for pk, audit in zip(ids, audits, strict=True)]
+            dialect().insert_changes(table_id, changes, actor_id, at)
+        return ids
+
+    if not schema.uniques:
+        return insert()
+    with transaction.atomic():
+        return insert()
+
+
+def _unique_errors(
+    schema: TableSchema,
+    cleaned: list[dict[str, Any]],
+    row_errors: dict[int, Errors],
+    single: bool,
+    refused: RecordInvalid | None = None,
+) -> ZStorageError:
+    """Every row's errors, the unique clashes (with stored records, and within the batch)
+    added: the slow path, taken only by a write that is refused. ``refused`` is what the
+    unique index said, for when the checks find nothing (a write that committed after them)."""
+    in_batch = _check_unique_in_batch(schema, cleaned)
+    for index, clean in enumerate(cleaned):
+        errors = row_errors.get(index, {})
+        _check_unique(schema, clean, errors, None)
+        for key, messages in in_batch[index].items():
+            errors.setdefault(key, []).extend(messages)
+        if errors:
+            row_errors[index] = errors
+    if not row_errors and refused is not None:
+        row_errors[0] = refused.errors
+    return _refuse(row_errors, single)
 
 
 def update_record(
@@ -204,39 +277,102 @@ def bulk_update(
     replace: bool = False,
     _single: bool = False,
 ) -> list[Record]:
-    """Update every row (``{"id", "data", "version"?}``) or none."""
-    schema = TableSchema.load(table)
+    """Update every row (``{"id", "data", "version"?}``) or none.
+
+    Each record is read locked together with its table's schema token: a token other than
+    the cached schema's means the schema changed, and it is read again before validating."""
+    schema = schema_for(table)
+    user = _user(actor)
+    actor_id = user.pk if user is not None else None
     with transaction.atomic():
         records: list[Record] = []
+        events: list[RecordChanged] = []
         row_errors: dict[int, Errors] = {}
         for index, row in enumerate(rows):
-            record = _locked(table, int(row["id"]))
+            record_id = int(row["id"])
+            locked = dialect().lock_record(table.pk, record_id)
+            if locked is None:
+                raise RecordNotFound(f"No record {record_id} in table {table.slug!r}.")
+            pk, old, version, created_at, updated_at, created_by, updated_by, token = locked
+            if token != schema.token:
+                schema = reload(table)
             expected = row.get("version")
-            if expected is not None and int(expected) != record.version:
-                raise VersionConflict(record.pk, int(expected), record.version)
-            old = dict(record.data)
+            if expected is not None and int(expected) != version:
+                raise VersionConflict(pk, int(expected), version)
             merged = dict(row["data"]) if replace else {**old, **row["data"]}
-            clean, errors = _validate(schema, merged, creating=False, record_id=record.pk)
+            clean, errors = clean_data(schema, merged, creating=False)
+            for key, messages in _check_references(schema, [clean])[0].items():
+                errors.setdefault(key, []).extend(messages)
             if errors:
+                _check_unique(schema, clean, errors, pk)
                 row_errors[index] = errors
                 continue
+            record = Record(
+                pk=pk,
+                table=table,
+                data=old,
+                version=version,
+                created_at=created_at,
+                updated_at=updated_at,
+                created_by_id=created_by,
+                updated_by_id=updated_by,
+            )
+            record._state.adding = False
+            record._state.db = connection.alias
             if clean == old:
                 records.append(record)
                 continue
-            record.data, record.version, record.updated_by = clean, record.version + 1, _user(actor)
+            at = timezone.now()
+            fields, audit = _changes(old, clean)
             try:
-                _save(schema, record)
+                _write_update(schema, pk, clean, version + 1, fields, audit, actor_id, at)
             except RecordInvalid as exc:
                 row_errors[index] = exc.errors
                 continue
-            _audit_and_emit(EventKind.UPDATE, record, old, clean, actor, table)
+            record.data, record.version, record.updated_at = clean, version + 1, at
+            record.updated_by = user
             records.append(record)
+            events.append(
+                RecordChanged(
+                    EventKind.UPDATE, table, pk, version + 1, old, clean, fields, user, at
+                )
+            )
         if row_errors:
-            transaction.set_rollback(True)
-            if _single:
-                raise RecordInvalid(row_errors[0])
-            raise BulkInvalid(row_errors)
+            raise _refuse(row_errors, _single)
+        emit(events)
     return records
+
+
+def _write_update(
+    schema: TableSchema,
+    pk: int,
+    clean: dict[str, Any],
+    version: int,
+    fields: list[str],
+    audit: str,
+    actor_id: Any,
+    at: Any,
+) -> None:
+    """Only a change to a key some unique rule covers can clash: that one runs in a
+    savepoint, so a clash becomes a clean RecordInvalid."""
+    write = functools.partial(
+        dialect().update_record,
+        schema.table.pk,
+        pk,
+        json.dumps(clean),
+        version,
+        audit,
+        actor_id,
+        at,
+    )
+    if not schema.unique_keys.intersection(fields):
+        write()
+        return
+    try:
+        with transaction.atomic():
+            write()
+    except IntegrityError as exc:
+        raise _unique_error(schema, exc) from exc
 
 
 def referencing_fields(table: Table) -> Iterable[Field]:
@@ -249,17 +385,25 @@ def delete_record(
 ) -> None:
     """Delete a record; refused while other records reference it."""
     with transaction.atomic():
-        record = _locked(table, record_id)
-        if expected_version is not None and expected_version != record.version:
-            raise VersionConflict(record.pk, expected_version, record.version)
+        locked = dialect().lock_record(table.pk, record_id)
+        if locked is None:
+            raise RecordNotFound(f"No record {record_id} in table {table.slug!r}.")
+        pk, old, version, *_, token = locked
+        if token != schema_for(table).token:
+            reload(table)  # the links the event goes to are this token's
+        if expected_version is not None and expected_version != version:
+            raise VersionConflict(pk, expected_version, version)
         children = Q()
         for fld in referencing_fields(table):
-            children |= Q(table=fld.table, **{f"data__{fld.key}": record.pk})
+            children |= Q(table=fld.table, **{f"data__{fld.key}": pk})
         if children and Record.objects.filter(children).exists():
             raise RecordReferenced(
-                f"Record {record.pk} is referenced by other records; delete or change them first."
+                f"Record {pk} is referenced by other records; delete or change them first."
             )
-        old = dict(record.data)
-        record.version += 1
-        Record.objects.filter(pk=record.pk).delete()
-        _audit_and_emit(EventKind.DELETE, record, old, None, actor, table)
+        Record.objects.filter(pk=pk).delete()
+        at = timezone.now()
+        fields, audit = _changes(old, None)
+        user = _user(actor)
+        actor_id = user.pk if user is not None else None
+        dialect().insert_changes(table.pk, [(pk, "delete", version + 1, audit)], actor_id, at)
+        emit([RecordChanged(EventKind.DELETE, table, pk, version + 1, old, None, fields, user, at)])

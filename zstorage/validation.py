@@ -21,7 +21,8 @@ REQUIRED_MESSAGE = "This field is required."
 
 @dataclass
 class TableSchema:
-    """A table's fields and rules, loaded once per write."""
+    """A table's fields and rules as of ``token`` (its ``schema_token`` when they were read);
+    ``zstorage.schema_cache`` keeps one per table per process."""
 
     table: Table
     fields: dict[str, Field]
@@ -29,9 +30,15 @@ class TableSchema:
     table_rules: list[Rule]
     #: What each table rule prepared once (a parsed expression), by rule id.
     prepared: dict[int, Any] = field(default_factory=dict)
+    token: str = ""
+    #: Every uniqueness rule with the field keys it covers.
+    uniques: list[tuple[Rule, list[str]]] = field(default_factory=list)
+    #: What other apps derive from this version of the schema (the queues app: its links).
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, table: Table) -> TableSchema:
+    def load(cls, table: Table, token: str = "") -> TableSchema:
+        """Read the schema (read ``token`` before, so the pair is never newer than it)."""
         fields = {f.key: f for f in table.fields.all()}
         field_rules: dict[str, list[Rule]] = {key: [] for key in fields}
         table_rules: list[Rule] = []
@@ -40,17 +47,22 @@ class TableSchema:
                 field_rules[rule.field.key].append(rule)
             else:
                 table_rules.append(rule)
-        schema = cls(table, fields, field_rules, table_rules)
+        schema = cls(table, fields, field_rules, table_rules, token=token)
         for rule in table_rules:
             schema.prepared[rule.pk] = rule_type(rule.kind).prepare(rule, set(fields))
+        rules = [rule for rules in field_rules.values() for rule in rules] + table_rules
+        found = [(rule, rule_type(rule.kind).unique_keys(rule)) for rule in rules]
+        schema.uniques = [(rule, keys) for rule, keys in found if keys]
         return schema
 
     def unique_rules(self) -> list[tuple[Rule, list[str]]]:
         """Every uniqueness rule with the field keys it covers."""
-        rules = [rule for rules in self.field_rules.values() for rule in rules]
-        found = [(rule, rule_type(rule.kind).unique_keys(rule)) for rule in rules]
-        found += [(rule, rule_type(rule.kind).unique_keys(rule)) for rule in self.table_rules]
-        return [(rule, keys) for rule, keys in found if keys]
+        return self.uniques
+
+    @property
+    def unique_keys(self) -> set[str]:
+        """Keys some uniqueness rule covers: only a change to one of them can clash."""
+        return {key for _, keys in self.uniques for key in keys}
 
 
 def is_blank(value: Any) -> bool:

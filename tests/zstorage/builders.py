@@ -59,13 +59,13 @@ def contacts_table(slug: str = "contacts") -> Table:
 @contextmanager
 def captured_events() -> Iterator[list[RecordChanged]]:
     """Collect every ``record_changed`` event sent while the block runs."""
-    events: list[RecordChanged] = []
+    collected: list[RecordChanged] = []
 
-    def receiver(sender: object, event: RecordChanged, **kwargs: Any) -> None:
-        events.append(event)
+    def receiver(sender: object, events: list[RecordChanged], **kwargs: Any) -> None:
+        collected.extend(events)
 
     record_changed.connect(receiver, weak=False)
     try:
-        yield events
+        yield collected
     finally:
         record_changed.disconnect(receiver)

@@ -403,18 +403,19 @@ def test_every_write_emits_one_event_from_inside_its_transaction():
     user = make_user()
     seen: list[tuple[RecordChanged, bool, bool, bool]] = []
 
-    def receiver(sender: object, event: RecordChanged, **kwargs: Any) -> None:
+    def receiver(sender: object, events: list[RecordChanged], **kwargs: Any) -> None:
         assert sender is RecordChanged
-        seen.append(
-            (
-                event,
-                connection.in_atomic_block,
-                Record.objects.filter(pk=event.record_id, version=event.version).exists(),
-                RecordChange.objects.filter(
-                    record_id=event.record_id, version=event.version
-                ).exists(),
+        for event in events:
+            seen.append(
+                (
+                    event,
+                    connection.in_atomic_block,
+                    Record.objects.filter(pk=event.record_id, version=event.version).exists(),
+                    RecordChange.objects.filter(
+                        record_id=event.record_id, version=event.version
+                    ).exists(),
+                )
             )
-        )
 
     record_changed.connect(receiver, weak=False)
     try:
@@ -457,8 +458,8 @@ class Refused(Exception):
     pass
 
 
-def refuse(sender: object, event: RecordChanged, **kwargs: Any) -> None:
-    raise Refused(event.kind)
+def refuse(sender: object, events: list[RecordChanged], **kwargs: Any) -> None:
+    raise Refused(events[0].kind)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,6 +1,6 @@
-"""Uniqueness is decided by the database's unique index, not by the friendly pre-check:
-two writers that both pass the check and then insert the same value get one winner, and the
-loser gets the rule's message on the field."""
+"""Uniqueness is decided by the database's unique index, not by the friendly check: two
+writers that insert the same value at the same moment get one winner, and the loser gets the
+rule's message on the field. (The friendly check runs only once a write is refused.)"""
 
 from __future__ import annotations
 
@@ -19,24 +19,25 @@ from zstorage.models import Record, RecordChange, Table
 TAKEN = "This email is already registered."
 
 
-def hold_after_the_precheck(
-    monkeypatch: pytest.MonkeyPatch, parties: int
-) -> list[dict[str, list[str]]]:
-    """Make every writer wait, after its pre-check ran, until all writers got there: then
-    they all INSERT at once. Returns the errors each pre-check found."""
+def hold_before_writing(monkeypatch: pytest.MonkeyPatch, parties: int) -> list[str]:
+    """Make every writer wait, validated and about to write, until all writers got there:
+    then they all write at once. Returns which write each one reached."""
     barrier = threading.Barrier(parties, timeout=20)
-    precheck = records._check_unique
-    found: list[dict[str, list[str]]] = []
+    reached: list[str] = []
 
-    def check_then_wait(
-        schema: Any, clean: dict[str, Any], errors: dict[str, list[str]], record_id: int | None
-    ) -> None:
-        precheck(schema, clean, errors, record_id)
-        found.append({key: list(messages) for key, messages in errors.items()})
-        barrier.wait()
+    def held(name: str) -> Callable[..., Any]:
+        write = getattr(records, name)
 
-    monkeypatch.setattr(records, "_check_unique", check_then_wait)
-    return found
+        def wait_then_write(*args: Any, **kwargs: Any) -> Any:
+            reached.append(name)
+            barrier.wait()
+            return write(*args, **kwargs)
+
+        return wait_then_write
+
+    monkeypatch.setattr(records, "_insert", held("_insert"))
+    monkeypatch.setattr(records, "_write_update", held("_write_update"))
+    return reached
 
 
 def race(writers: list[Callable[[], Record]]) -> list[Record | BaseException]:
@@ -73,14 +74,14 @@ def winners_and_losers(
 @pytest.mark.django_db(transaction=True)
 def test_two_creates_racing_on_a_unique_value_have_one_winner(monkeypatch: pytest.MonkeyPatch):
     table = contacts_table()
-    prechecks = hold_after_the_precheck(monkeypatch, 2)
+    reached = hold_before_writing(monkeypatch, 2)
 
     def create(name: str) -> Callable[[], Record]:
         return lambda: records.create_record(table, {"name": name, "email": "race@example.com"})
 
     winners, losers = winners_and_losers(race([create("Ada"), create("Grace")]))
 
-    assert prechecks == [{}, {}]  # both passed the friendly check: the index decided
+    assert reached == ["_insert", "_insert"]  # both were valid when they wrote: the index decided
     assert len(winners) == 1
     assert len(losers) == 1
     assert isinstance(losers[0], RecordInvalid), repr(losers[0])
@@ -96,7 +97,7 @@ def test_two_updates_racing_to_the_same_unique_value_have_one_winner(
 ):
     table = contacts_table()
     ada, grace = records.bulk_create(table, [{"name": "Ada"}, {"name": "Grace"}])
-    prechecks = hold_after_the_precheck(monkeypatch, 2)
+    reached = hold_before_writing(monkeypatch, 2)
 
     def take_email(record: Record) -> Callable[[], Record]:
         return lambda: records.update_record(
@@ -105,7 +106,7 @@ def test_two_updates_racing_to_the_same_unique_value_have_one_winner(
 
     winners, losers = winners_and_losers(race([take_email(ada), take_email(grace)]))
 
-    assert prechecks == [{}, {}]
+    assert reached == ["_write_update", "_write_update"]
     assert len(winners) == 1
     assert len(losers) == 1
     assert isinstance(losers[0], RecordInvalid), repr(losers[0])
