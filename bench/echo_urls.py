@@ -1,7 +1,10 @@
-"""The bare DRF endpoint the publish API is compared with: parse the JSON body, echo it.
+"""The bare DRF endpoints our API is compared with: ``echo`` parses the JSON body and echoes
+it (the publish API's peer); ``insert/<table id>`` writes the body as one record with
+``Record.objects.create`` and answers its id (the record create API's peer).
 
 No authentication, permission or throttle classes: what is left is the cost of gunicorn,
-Django's middleware and DRF's request/response cycle — the floor under any DRF endpoint.
+Django's middleware and DRF's request/response cycle — the floor under any DRF endpoint —
+and, for ``insert``, one INSERT in autocommit.
 """
 
 from __future__ import annotations
@@ -28,4 +31,19 @@ class EchoView(APIView):
         return Response({"ok": True})
 
 
-urlpatterns = [path("echo", EchoView.as_view(), name="echo")]
+class InsertView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[Any] = []
+
+    def post(self, request: Request, table_id: int) -> Response:
+        from zstorage.models import Record
+
+        record = Record.objects.create(table_id=table_id, data=request.data)
+        return Response({"id": record.pk, "data": record.data}, status=status.HTTP_201_CREATED)
+
+
+urlpatterns = [
+    path("echo", EchoView.as_view(), name="echo"),
+    path("insert/<int:table_id>", InsertView.as_view(), name="insert"),
+]

@@ -8,6 +8,7 @@ from types import ModuleType
 #: Scenario name -> module, in the order a full run takes them.
 SCENARIOS: dict[str, str] = {
     "publish-api": "bench.scenarios.publish_api",
+    "record-write": "bench.scenarios.record_write",
     "outbox-write": "bench.scenarios.outbox_write",
     "relay": "bench.scenarios.relay",
     "workers": "bench.scenarios.workers",

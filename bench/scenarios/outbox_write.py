@@ -10,14 +10,21 @@ gunicorn worker, so a request rarely waits for a worker): each kind sees the sam
 shared machine, which a sequential A-then-B comparison cannot promise. Cost of a write = its
 median latency (service time); the ratio is linked / unlinked per repeat. Target: a linked
 write costs at most 1.15 times an unlinked one.
+
+A second measure compares the unlinked create with the floor under any DRF endpoint that
+writes a row: a bare view (``bench/echo_urls.py`` ``insert``) under the same gunicorn, config
+and workers, that writes the same body with ``Record.objects.create`` (no token, no
+validation, no audit row). Each side gets its own load in turn (the order rotates per
+repeat), 2 clients; the ratio is our requests per second over the bare view's. Target: at
+least 0.5.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.harness import Row, Target, paired
-from bench.loadgen import LoadResult, post_once, run_mixed
+from bench.harness import Row, Target, interleave, paired
+from bench.loadgen import LoadResult, post_once, run_load, run_mixed
 from bench.options import BenchError, Options
 from bench.processes import Gunicorn
 from bench.setup import Bench
@@ -27,6 +34,7 @@ TITLE = "Outbox write overhead: record creates with and without a linked queue"
 
 CONCURRENCY = 2  # one request per gunicorn worker: latency is service time
 TARGET = Target(1.15, at_least=False)
+BARE_TARGET = Target(0.5)
 LINKED = ("database", "kafka")
 
 RECORD = {
@@ -71,6 +79,7 @@ def run(bench: Bench, options: Options) -> list[Row]:
             for name, result in zip(order, mixed, strict=True):
                 results[name].append(result)
 
+    bare = _against_bare_insert(bench, tables["unlinked"], repeats, seconds, warmup)
     outbox = {
         engine: OutboxMessage.objects.filter(queue=queue).count()
         for engine, queue in queues.items()
@@ -109,8 +118,60 @@ def run(bench: Bench, options: Options) -> list[Row]:
         "interleaved": "request by request, one load per repeat",
         "results": {name: [r.summary() for r in rs] for name, rs in results.items()},
         "outbox_rows_written": outbox,
+        "against_bare_insert": {side: [r.summary() for r in rs] for side, rs in bare.items()},
     }
+    ours, theirs = bare["ours"], bare["bare"]
+    rows.append(
+        paired(
+            NAME,
+            "create through the API, no link: throughput",
+            "req/s",
+            [r.rate for r in ours],
+            "bare DRF view + Record.objects.create",
+            [r.rate for r in theirs],
+            BARE_TARGET,
+            errors=sum(r.errors for r in ours) + sum(r.errors for r in theirs),
+        )
+    )
     return rows
+
+
+def _against_bare_insert(
+    bench: Bench, table: Any, repeats: int, seconds: float, warmup: float
+) -> dict[str, list[LoadResult]]:
+    ours = Gunicorn(bench.child_env(), "outbox-web-alone")
+    bare = Gunicorn(
+        bench.child_env(DJANGO_SETTINGS_MODULE="bench.settings_echo"),
+        "outbox-bare-insert",
+        app="bench.echo_app",
+        ready_path="/echo",
+    )
+    results: dict[str, list[LoadResult]] = {"ours": [], "bare": []}
+    with ours, bare:
+        urls = {
+            "ours": (ours.url(f"/api/v1/zstorage/tables/{table.slug}/records/"), bench.auth),
+            "bare": (bare.url(f"/insert/{table.pk}"), {}),
+        }
+        for url, headers in urls.values():
+            status, answer = post_once(url, RECORD, headers)
+            if status != 201:
+                raise BenchError(f"POST {url} answered {status}: {str(answer)[:500]}")
+
+        def measure(side: str) -> None:
+            url, headers = urls[side]
+            results[side].append(
+                run_load(
+                    url,
+                    RECORD,
+                    headers=headers,
+                    concurrency=CONCURRENCY,
+                    duration=seconds,
+                    warmup=warmup,
+                )
+            )
+
+        interleave(repeats, lambda _: measure("ours"), lambda _: measure("bare"))
+    return results
 
 
 def _mean(result: LoadResult) -> float:
