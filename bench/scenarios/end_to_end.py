@@ -20,9 +20,11 @@ Configurations:
 
 1. the embedded default: SQLite (one file under ``var/bench/``, migrated by ``manage.py
    migrate``, shared by the writer, the relay and the worker) and the database queue. The
-   relay runs as ``make run`` starts it (``platform/Procfile``: ``python manage.py relay``),
-   that is polling every ``--poll-seconds`` (default 0.5 s; SQLite has no LISTEN); the
-   worker's database fetch looks again every ``DatabaseBackend.poll_interval`` (0.2 s).
+   relay runs as ``make run`` starts it (``platform/Procfile``: ``python manage.py relay``):
+   SQLite has no LISTEN, so the relay and the worker's waiting fetch are woken by a datagram
+   on a Unix socket sent when a write commits (``queues.dialects.sqlite``), with their polls
+   (``--poll-seconds``, default 0.5 s; ``DatabaseBackend.poll_interval``, 0.2 s) as the
+   fallback.
 2. PostgreSQL + RabbitMQ — the issue's target: p99 < 50 ms at 100 writes/s.
 3. PostgreSQL + Kafka, 4. PostgreSQL + database queue, 5. PostgreSQL + SQS (ElasticMQ).
 
@@ -556,9 +558,9 @@ def run(bench: Bench, options: Options) -> list[Row]:
         note = ""
         if config.key.startswith("sqlite"):
             note = (
-                f"relay polls every {defaults['relay_poll_seconds']:g} s (its default, as "
-                f"make run starts it); the worker's fetch looks every "
-                f"{defaults['database_fetch_poll_interval']:g} s"
+                "relay and worker woken through Unix sockets at commit (SQLite has no NOTIFY); "
+                f"their polls ({defaults['relay_poll_seconds']:g} s, "
+                f"{defaults['database_fetch_poll_interval']:g} s) are the fallback"
             )
         held = statistics.median(r["writer"]["held_rate"] for r in config.ours)
         for pct in ("p50", "p99"):
