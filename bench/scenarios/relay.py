@@ -85,6 +85,13 @@ def pending(queue: Any) -> int:
     return OutboxMessage.objects.filter(queue=queue, state=OutboxState.PENDING).count()
 
 
+def any_pending(queue: Any) -> bool:
+    """Cheaper than counting, polled every 5 ms while the relay works on the same database."""
+    from queues.models import OutboxMessage, OutboxState
+
+    return OutboxMessage.objects.filter(queue=queue, state=OutboxState.PENDING).exists()
+
+
 def drain_seconds(queue: Any, count: int, timeout: float) -> float:
     """Fill, then the seconds until the relay left nothing pending for the queue."""
     from queues.models import OutboxMessage
@@ -92,7 +99,7 @@ def drain_seconds(queue: Any, count: int, timeout: float) -> float:
     fill(queue, count)
     started = time.perf_counter()
     deadline = started + timeout
-    while pending(queue):
+    while any_pending(queue):
         if time.perf_counter() > deadline:
             raise BenchError(f"the relay left {pending(queue)} rows of {queue.name} pending")
         time.sleep(0.005)
