@@ -39,8 +39,10 @@ Plots: ``scale-records.png``, ``scale-relay.png``, ``scale-claim.png`` beside th
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -103,10 +105,28 @@ def run(bench: Bench, options: Options) -> list[Row]:
     rows: list[Row] = []
     details: dict[str, Any] = {}
     bench.details[NAME] = details
-    rows += records_part(bench, sizes, details)
-    rows += relay_part(bench, options, sizes, details)
-    rows += claim_part(bench, sizes, details)
-    details["plots"] = draw(details, results_dir())
+    parts: list[tuple[str, Callable[[], list[Row]]]] = [
+        ("records", lambda: records_part(bench, sizes, details)),
+        ("relay", lambda: relay_part(bench, options, sizes, details)),
+        ("claim", lambda: claim_part(bench, sizes, details)),
+    ]
+    for part, measure in parts:
+        # A part that fails (minutes into a run) leaves the others' figures: its row says
+        # INVALID, with no numbers, and the traceback is in the details.
+        try:
+            rows += measure()
+        except Exception:
+            traceback.print_exc()
+            details.setdefault("failed", {})[part] = traceback.format_exc()[-4000:]
+            nan = Stat([math.nan])
+            rows.append(
+                Row(f"{NAME}/{part}", "failed: see details", "", nan, "", nan, nan, errors=1)
+            )
+    try:
+        details["plots"] = draw(details, results_dir())
+    except Exception:
+        traceback.print_exc()
+        details.setdefault("failed", {})["plots"] = traceback.format_exc()[-4000:]
     return rows
 
 
