@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from queues.dialects import dialect
-from queues.models import OutboxMessage, QueueLink
+from queues.dialects import NewOutboxRow, dialect
+from queues.models import QueueLink
 from zstorage.events import RecordChanged
 from zstorage.query import compile_query
 from zstorage.schema_cache import schema_for
@@ -91,14 +91,8 @@ def on_record_changed(sender: object, events: list[RecordChanged], **_: Any) -> 
             if route.matches is not None and not route.matches(event.data, event.record_id):
                 continue
             message_id = uuid.uuid4()
-            rows.append(
-                OutboxMessage(
-                    message_id=message_id,
-                    queue_id=link.queue_id,
-                    ordering_key=ordering_key(event),
-                    body=event_message(event, link, message_id),
-                )
-            )
+            body = event_message(event, link, message_id)
+            rows.append(NewOutboxRow(message_id, link.queue_id, ordering_key(event), body))
     if not rows:
         return
     dialect().insert_outbox(rows, NOTIFY_CHANNEL)  # PostgreSQL: with one NOTIFY per transaction

@@ -103,6 +103,17 @@ def _changes(old: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[li
     return fields, json.dumps(changes)
 
 
+RECORD_COLUMNS = [f.attname for f in Record._meta.concrete_fields]
+
+
+def _record(table: Table, values: tuple[Any, ...]) -> Record:
+    """A record as written, built as Django builds one it read (positional values of every
+    column in order: a third of the cost of keyword arguments), its table attached."""
+    record = Record.from_db(connection.alias, RECORD_COLUMNS, values)
+    record._state.fields_cache["table"] = table
+    return record
+
+
 def _refuse(row_errors: dict[int, Errors], single: bool) -> ZStorageError:
     transaction.set_rollback(True)
     return RecordInvalid(row_errors[0]) if single else BulkInvalid(row_errors)
@@ -181,21 +192,10 @@ def _create(
         raise _unique_errors(schema, cleaned, {}, single, _unique_error(schema, exc)) from exc
     if len(ids) != len(cleaned):  # the table's schema token changed: nothing was written
         return None
-    created = []
-    for pk, clean in zip(ids, cleaned, strict=True):
-        record = Record(
-            pk=pk,
-            table=table,
-            data=clean,
-            version=1,
-            created_at=at,
-            updated_at=at,
-            created_by=user,
-            updated_by=user,
-        )
-        record._state.adding = False
-        record._state.db = connection.alias
-        created.append(record)
+    created = [
+        _record(table, (pk, table.pk, clean, 1, at, at, actor_id, actor_id))
+        for pk, clean in zip(ids, cleaned, strict=True)
+    ]
     events = [
         RecordChanged(EventKind.CREATE, table, r.pk, 1, None, r.data, fields, user, at)
         for r, (fields, _) in zip(created, audits, strict=True)
@@ -307,18 +307,9 @@ def bulk_update(
                 _check_unique(schema, clean, errors, pk)
                 row_errors[index] = errors
                 continue
-            record = Record(
-                pk=pk,
-                table=table,
-                data=old,
-                version=version,
-                created_at=created_at,
-                updated_at=updated_at,
-                created_by_id=created_by,
-                updated_by_id=updated_by,
+            record = _record(
+                table, (pk, table.pk, old, version, created_at, updated_at, created_by, updated_by)
             )
-            record._state.adding = False
-            record._state.db = connection.alias
             if clean == old:
                 records.append(record)
                 continue
@@ -330,7 +321,7 @@ def bulk_update(
                 row_errors[index] = exc.errors
                 continue
             record.data, record.version, record.updated_at = clean, version + 1, at
-            record.updated_by = user
+            record.updated_by_id = actor_id
             records.append(record)
             events.append(
                 RecordChanged(

@@ -8,9 +8,9 @@ import functools
 
 from django.db import NotSupportedError, connection
 
-from queues.dialects.base import Dialect, Listener, OutboxHead, Renewal
+from queues.dialects.base import Dialect, Listener, NewOutboxRow, OutboxHead, Renewal
 
-__all__ = ["Dialect", "Listener", "OutboxHead", "Renewal", "dialect"]
+__all__ = ["Dialect", "Listener", "NewOutboxRow", "OutboxHead", "Renewal", "dialect"]
 
 
 def dialect() -> Dialect:

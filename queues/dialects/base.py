@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from django.db.models import QuerySet
 
@@ -27,6 +28,23 @@ from queues.models import OutboxMessage
 #: body — decoded, or its JSON text as stored, which the relay then sends unchanged —,
 #: attempts, whether it is due now, priority or None).
 OutboxHead = tuple[int, str, str, dict[str, Any] | str, int, bool, int | None]
+
+
+class NewOutboxRow(NamedTuple):
+    """An outbox row to write (a model instance costs more to build than the row to send)."""
+
+    message_id: uuid.UUID
+    queue_id: int
+    ordering_key: str
+    body: dict[str, Any]
+
+    def model(self) -> OutboxMessage:
+        return OutboxMessage(
+            message_id=self.message_id,
+            queue_id=self.queue_id,
+            ordering_key=self.ordering_key,
+            body=self.body,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +100,10 @@ class Dialect(abc.ABC):
 
     # -- the outbox and wake-ups ----------------------------------------------------------------
 
-    def insert_outbox(self, rows: list[OutboxMessage], channel: str) -> None:
-        """Write outbox rows in the caller's transaction and wake ``channel``'s listeners
-        when it commits (where the vendor can)."""
-        OutboxMessage.objects.bulk_create(rows)
+    def insert_outbox(self, rows: Sequence[NewOutboxRow], channel: str) -> None:
+        """Write outbox rows, in order, in the caller's transaction and wake ``channel``'s
+        listeners when it commits (where the vendor can)."""
+        OutboxMessage.objects.bulk_create([row.model() for row in rows])
 
     def notify_at_commit(self, channel: str) -> None:  # noqa: B027
         """Wake ``channel``'s listeners once per transaction, when it commits."""

@@ -43,7 +43,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from queues.dialects.base import Dialect, Listener, OutboxHead, Renewal
+from queues.dialects.base import Dialect, Listener, NewOutboxRow, OutboxHead, Renewal
 from queues.models import OutboxMessage, OutboxState, RelayLease
 
 OUTBOX = OutboxMessage._meta.db_table
@@ -62,8 +62,8 @@ class SQLite(Dialect):
 
     # -- wake-ups (see the module docstring) -----------------------------------------------------
 
-    def insert_outbox(self, rows: list[OutboxMessage], channel: str) -> None:
-        OutboxMessage.objects.bulk_create(rows)
+    def insert_outbox(self, rows: Sequence[NewOutboxRow], channel: str) -> None:
+        OutboxMessage.objects.bulk_create([row.model() for row in rows])
         self.notify_at_commit(channel)
 
     def notify_at_commit(self, channel: str) -> None:
