@@ -29,6 +29,10 @@ MAX_ATTRIBUTES = 10
 RESERVED_ATTRIBUTES = 4
 DEFAULT_GROUP = "default"
 _GROUP_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
+#: Characters an SQS body cannot carry as they are (control characters but tab, newline and
+#: carriage return; U+FFFE, U+FFFF). One regex search: a generator over each character was a
+#: quarter of the relay's publishing time.
+_NOT_SQS_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 Encoded = tuple[str, "dict[str, MessageAttributeValueTypeDef]", int]
 
@@ -39,11 +43,7 @@ def text_body(raw: bytes) -> tuple[str, bool]:
         text = raw.decode()
     except UnicodeDecodeError:
         return base64.b64encode(raw).decode(), True
-    if (
-        any(ord(c) < 0x20 and c not in "\t\n\r" for c in text)
-        or "\ufffe" in text
-        or "\uffff" in text
-    ):
+    if _NOT_SQS_TEXT.search(text):
         return base64.b64encode(raw).decode(), True
     return text, False
 
