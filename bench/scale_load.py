@@ -214,7 +214,7 @@ def plot(
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     columns = min(2, len(panels))
     lines = math.ceil(len(panels) / columns)
@@ -237,6 +237,7 @@ def plot(
             axes.xaxis.set_minor_formatter(NullFormatter())
         if logy:
             axes.set_yscale("log")
+            axes.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
             axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             axes.yaxis.set_minor_formatter(NullFormatter())
         else:
