@@ -21,7 +21,7 @@ import kombu
 from kombu.exceptions import OperationalError
 
 from queues.backends.base import QueueConfig, split_url
-from queues.backends.rabbitmq.confirms import ConfirmChannel, Outgoing
+from queues.backends.rabbitmq.confirms import CONNECTION_FAILED, ConfirmChannel, Outgoing
 from queues.errors import BadConfiguration, BrokerUnavailable, QueueError, QueueMissing
 from queues.messages import HEADER_MESSAGE_ID
 
@@ -178,7 +178,9 @@ class RabbitClient:
         with self.errors():
             channel = self._confirm_channel()
             outcomes = channel.publish(routing_key, messages, self.confirm_timeout)
-        if any(outcomes):
+        if any(reason.startswith(CONNECTION_FAILED) for reason in outcomes):
+            self.reset()
+        elif any(outcomes):
             # A late confirm must not land on a later batch, nor a nack's cause linger.
             self._drop_channels()
             if any("returned" in reason for reason in outcomes):

@@ -26,6 +26,7 @@ import amqp
 #: Why a message was returned: it names the routing key, as the single publish did.
 RETURNED = "RabbitMQ returned the message: no queue {routing_key!r} ({reason})"
 NACKED = "RabbitMQ refused (nacked) the message"
+CONNECTION_FAILED = "the connection failed before RabbitMQ confirmed it"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +126,7 @@ class ConfirmChannel:
             elif batch.confirmed == 0:
                 raise
             else:
-                batch.fail_waiting(f"the connection failed before RabbitMQ confirmed it: {exc!r}")
+                batch.fail_waiting(f"{CONNECTION_FAILED}: {exc!r}")
         finally:
             self.batch = None
         outcomes = [outcome or "" for outcome in batch.outcomes]

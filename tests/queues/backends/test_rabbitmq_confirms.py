@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from queues.backends import get_backend
-from queues.backends.rabbitmq.confirms import Batch
+from queues.backends.rabbitmq.confirms import CONNECTION_FAILED, Batch, ConfirmChannel, Outgoing
 from queues.errors import BrokerUnavailable, PublishFailed
 from queues.messages import OutgoingMessage
 from queues.models import OutboxMessage, OutboxState, Queue
@@ -109,3 +110,67 @@ def test_confirms_settle_singly_or_up_to_a_tag_and_ignore_other_batches() -> Non
     batch.fail_waiting("timed out")
     assert batch.outcomes == ["nacked", "", "nacked", "timed out"]
     assert (batch.waiting, batch.confirmed) == (0, 1)
+
+
+class FakeChannel:
+    """Stands in for py-amqp's channel: records publishes; the test's ``drain`` plays the
+    broker's confirms through the registered ``events``."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, set[Any]] = {"basic_ack": set(), "basic_nack": set()}
+        self.events["basic_return"] = set()
+        self.published: list[Any] = []
+
+    def confirm_select(self) -> None:
+        pass
+
+    def basic_publish(self, message: Any, **_: Any) -> None:
+        self.published.append(message)
+
+    def ack(self, tag: int, multiple: bool = False) -> None:
+        for callback in self.events["basic_ack"]:
+            callback(tag, multiple)
+
+
+def outgoing(n: int) -> list[Outgoing]:
+    return [Outgoing(b"{}", str(uuid.uuid4()), {}, "application/json", "utf-8") for _ in range(n)]
+
+
+def test_a_connection_lost_after_some_confirms_fails_only_the_unconfirmed() -> None:
+    fake = FakeChannel()
+
+    def drain(seconds: float) -> None:
+        if fake.published and not getattr(fake, "acked", False):
+            fake.acked = True  # type: ignore[attr-defined]
+            fake.ack(2, multiple=True)
+            return
+        raise ConnectionResetError("gone")
+
+    channel = ConfirmChannel(fake, drain)
+    outcomes = channel.publish("q", outgoing(4), timeout=5)
+    assert outcomes[:2] == ["", ""]
+    assert all(reason.startswith(CONNECTION_FAILED) for reason in outcomes[2:])
+
+
+def test_a_connection_lost_before_any_confirm_raises() -> None:
+    def drain(seconds: float) -> None:
+        raise ConnectionResetError("gone")
+
+    with pytest.raises(ConnectionResetError):
+        ConfirmChannel(FakeChannel(), drain).publish("q", outgoing(3), timeout=5)
+
+
+def test_confirms_missing_at_the_deadline_fail_those_messages_and_the_next_batch_starts_clean() -> (
+    None
+):
+    fake = FakeChannel()
+    channel = ConfirmChannel(fake, lambda seconds: None)  # the broker never answers
+    outcomes = channel.publish("q", outgoing(2), timeout=0.05)
+    assert all("did not confirm" in reason for reason in outcomes)
+
+    def drain(seconds: float) -> None:
+        fake.ack(1, multiple=True)  # a late confirm of the first batch
+        fake.ack(4, multiple=True)  # this batch's: tags 3 and 4
+
+    channel.drain = drain
+    assert channel.publish("q", outgoing(2), timeout=5) == ["", ""]
