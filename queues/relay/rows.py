@@ -5,6 +5,11 @@ A queue's rows are always read from its head (the oldest pending rows in id orde
 published before any later write of the same record (which waited for that record's row
 lock, so committed after it). A row is pending until marked published with its broker
 reference; a row that can never be published is parked as failed for an admin.
+
+On PostgreSQL the marks are the relay's floor: changing ``state`` (indexed) is never a HOT
+update, so each mark writes a new row version into every index of the table — about 10 ms
+per 500 rows on the bench machine, against 3 ms to read them and 3 ms to delete them. A
+per-queue watermark or delete-on-publish would lift that floor (the bench note says more).
 """
 
 from __future__ import annotations
