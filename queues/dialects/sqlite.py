@@ -185,11 +185,13 @@ class Wake:
     directory: Path
 
     def __call__(self) -> None:
+        """Never raises: it runs after the writer's commit, which must not fail for it (a
+        waiter missed here finds the rows at its next poll)."""
         try:
             names = os.listdir(self.directory)
+            sender = _sender()
         except OSError:
-            return  # nobody ever listened here
-        sender = _sender()
+            return  # nobody ever listened here, or no socket to send with
         for name in names:
             path = os.path.join(self.directory, name)
             try:
@@ -200,7 +202,7 @@ class Wake:
                 with contextlib.suppress(OSError):
                     os.unlink(path)  # its process is gone (a socket nobody holds refuses)
             except OSError:
-                pass  # the waiter still finds the rows at its next poll
+                pass
 
 
 _sender_lock = threading.Lock()
