@@ -72,3 +72,15 @@ class ApiToken(models.Model):
     def allows_queue(self, queue_id: int) -> bool:
         scoped = list(self.queues.values_list("pk", flat=True))
         return not scoped or queue_id in scoped
+
+
+class CacheEpoch(models.Model):
+    """One row whose ``value`` database triggers change with every change to what API
+    requests cache per process (``accounts.epoch``). Random, so a rolled-back change (a
+    test's) cannot bring back a value some process kept entries under."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"cache epoch {self.value}"

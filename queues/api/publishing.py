@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import epoch
 from accounts.authentication import allows_queue
 from accounts.models import ApiToken
 from accounts.roles import may_publish
@@ -49,13 +50,13 @@ def find_queue(
     for anyone else, before any lookup: whether the queue exists or not); a token naming
     queues narrows that to those, with the same 403 for a queue outside them and for a queue
     that does not exist. Only who may publish to every queue learns that one is missing (404)."""
-    if not may_publish(user):
+    if not epoch.cache.get(("may_publish", user.pk), lambda: may_publish(user)):
         raise QueueForbidden("You may not publish messages.")
-    queue = (
-        Queue.objects.filter(pk=queue_id).first()
-        if queue_id is not None
-        else Queue.objects.filter(name=name).first()
-    )
+    # Kept per process under the cache epoch (a queue change renews it).
+    if queue_id is not None:
+        queue = epoch.cache.get(("queue", queue_id), Queue.objects.filter(pk=queue_id).first)
+    else:
+        queue = epoch.cache.get(("queue-name", name), Queue.objects.filter(name=name).first)
     # No queue has id 0: a missing queue is allowed only by a token without a limit.
     if isinstance(token, ApiToken) and not allows_queue(token, queue.pk if queue else 0):
         raise QueueForbidden("This token may not publish to this queue.")
