@@ -3,12 +3,13 @@ that user may publish, a queue by id or name — kept per process while nothing 
 has changed.
 
 "Nothing has changed" is one number in the database, ``accounts_cacheepoch.value``, that
-database triggers raise in the same transaction as any change to those rows: tokens and their
-queue limits, users, groups and their memberships, permissions, queues (migration
-``accounts/0002``) — through the ORM, a queryset update, the Django admin or raw SQL alike. ``EpochMiddleware`` reads it once at the start of each API request
-(one indexed read instead of a query or two per lookup) and a process that finds a new number
-drops everything it kept: a revoked token, a narrowed limit, a disabled queue take effect at
-the next request in every process, with no timeout.
+database triggers set to a new random value in the same transaction as any change to those
+rows: tokens and their queue limits, users, groups and their memberships, permissions, queues
+(migration ``accounts/0002``) — through the ORM, a queryset update, the Django admin or raw
+SQL alike. ``EpochMiddleware`` reads it once at the start of each API request (one indexed
+read instead of a query or two per lookup) and a process that finds a new number drops
+everything it kept: a revoked token, a narrowed limit, a disabled queue take effect at the
+next request in every process, with no timeout.
 
 A process that never reads the number (the relay, a worker) keeps nothing: ``get`` loads
 every time there.
