@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -130,3 +131,21 @@ def test_a_waiting_fetch_wakes_on_the_publish_not_its_poll() -> None:
     finally:
         thread.join(30)
         consumer.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_empty_claim_does_not_wait_for_the_write_lock() -> None:
+    """A worker looks for messages several times per message; on an empty queue that look is
+    a read, which never waits behind another process's write (WAL)."""
+    queue = Queue(name=f"t-db-{uuid.uuid4().hex[:10]}", type=QueueType.DATABASE)
+    queue.full_clean()
+    queue.save()
+    writer = sqlite3.connect(str(connection.settings_dict["NAME"]), isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        began = time.monotonic()
+        assert DatabaseBackend(queue, owner="a").fetch(1, wait_seconds=0) == []
+        assert time.monotonic() - began < 5, "the empty claim waited for the write lock"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

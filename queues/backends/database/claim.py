@@ -51,6 +51,11 @@ CLAIM = (
     "AND available_at <= %s ORDER BY priority DESC, id LIMIT %s{lock}) "
     "RETURNING id, message_id, body, headers, ordering_key, attempts, priority, state"
 )
+#: Whether ``CLAIM`` would find a row (its candidates' condition and parameters).
+ANY_CLAIMABLE = (
+    f"SELECT 1 FROM {TABLE} WHERE queue_id = %s AND state IN (%s, %s) AND available_at <= %s "
+    "LIMIT 1"
+)
 
 
 @dataclass(frozen=True)
@@ -107,10 +112,18 @@ def claim(
     """Lease up to ``limit`` claimable rows to ``owner``, highest priority first, then oldest;
     rows out of attempts go to ``dead`` on the way. One statement (see ``CLAIM``)."""
     token = uuid.uuid4()
+    now = timezone.now()
     sql, params = claim_statement(
-        queue_id, owner, limit, max_attempts, visibility_timeout, timezone.now(), token
+        queue_id, owner, limit, max_attempts, visibility_timeout, now, token
     )
     with connection.cursor() as cursor:
+        if not dialect().row_locks:
+            # One writer at a time (SQLite): an UPDATE takes the write lock even when it
+            # matches nothing, and a worker with handlers running looks several times per
+            # message. A read (which never waits in WAL mode) sees first whether to bother.
+            cursor.execute(ANY_CLAIMABLE, params[-5:-1])  # the candidates' parameters
+            if cursor.fetchone() is None:
+                return []
         cursor.execute(sql, params)
         returned = cursor.fetchall()
     leased = MessageState.IN_FLIGHT.value
