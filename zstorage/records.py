@@ -106,11 +106,16 @@ def _changes(old: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[li
 RECORD_COLUMNS = [f.attname for f in Record._meta.concrete_fields]
 
 
-def _record(table: Table, values: tuple[Any, ...]) -> Record:
+def _record(table: Table, values: tuple[Any, ...], *users: Any) -> Record:
     """A record as written, built as Django builds one it read (positional values of every
-    column in order: a third of the cost of keyword arguments), its table attached."""
+    column in order: a third of the cost of keyword arguments), its table attached, and the
+    users who created and last changed it when the caller has them (``*users``: creator,
+    updater), so reading their names costs no query."""
     record = Record.from_db(connection.alias, RECORD_COLUMNS, values)
     record._state.fields_cache["table"] = table
+    for name, user in zip(("created_by", "updated_by"), users, strict=False):
+        if user is not None or values[RECORD_COLUMNS.index(f"{name}_id")] is None:
+            record._state.fields_cache[name] = user
     return record
 
 
@@ -193,7 +198,7 @@ def _create(
     if len(ids) != len(cleaned):  # the table's schema token changed: nothing was written
         return None
     created = [
-        _record(table, (pk, table.pk, clean, 1, at, at, actor_id, actor_id))
+        _record(table, (pk, table.pk, clean, 1, at, at, actor_id, actor_id), user, user)
         for pk, clean in zip(ids, cleaned, strict=True)
     ]
     events = [
@@ -322,6 +327,7 @@ def bulk_update(
                 continue
             record.data, record.version, record.updated_at = clean, version + 1, at
             record.updated_by_id = actor_id
+            record._state.fields_cache["updated_by"] = user
             records.append(record)
             events.append(
                 RecordChanged(

@@ -125,3 +125,36 @@ def test_unknown_tokens_are_not_kept(client: Client):
         answer = client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer qm_unknown{n}")
         assert answer.status_code == 401
     assert not [key for key in epoch.cache._values if key[0] == "apitoken"]
+
+
+def test_tables_grants_and_schema_changes_move_the_epoch_and_apply_at_the_next_request(
+    client: Client,
+):
+    from zstorage import schema
+    from zstorage.models import Table, TableGrant
+
+    seen = {value()}
+    table = schema.create_table("Orders", "orders")
+    assert value() not in seen, "a table created"
+    seen.add(value())
+    schema.add_field(table, name="Number", key="number", type="text")
+    assert value() not in seen, "a field added (its table's schema token renewed)"
+    clerk = User.objects.create_user("clerk")
+    group = Group.objects.create(name="clerks")
+    clerk.groups.add(group)
+    grant = TableGrant.objects.create(table=table, group=group, can_view=True)
+    _, raw = ApiToken.issue(clerk, "reader")
+
+    def records() -> int:
+        return client.get(
+            "/api/v1/zstorage/tables/orders/records/", HTTP_AUTHORIZATION=f"Bearer {raw}"
+        ).status_code
+
+    assert records() == 200
+    assert records() == 200  # kept now
+    TableGrant.objects.filter(pk=grant.pk).update(can_view=False)
+    assert records() == 404, "the grant withdrawn at once"
+    TableGrant.objects.filter(pk=grant.pk).update(can_view=True)
+    assert records() == 200
+    Table.objects.filter(pk=table.pk).update(slug="purchases")
+    assert records() == 404, "the table renamed at once"

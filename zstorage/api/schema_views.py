@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import epoch
 from accounts.roles import is_admin
 from zstorage import schema
 from zstorage.api.serializers import FieldSerializer, RuleSerializer, TableSerializer
@@ -25,13 +26,21 @@ CONFIRM = OpenApiParameter(
 
 
 def table_for(request: Request, slug: str, action: Action = Action.VIEW) -> Table:
-    """The table, or 404 when the user may not even see it (its existence is not leaked)."""
-    table = Table.objects.filter(slug=slug).first()
-    if table is None or not can(request.user, table, Action.VIEW):
+    """The table, or 404 when the user may not even see it (its existence is not leaked).
+    The table and the user's rights on it are kept per process under the cache epoch
+    (``accounts.epoch``: a change to a table, a grant, a group or a membership renews it)."""
+    table = epoch.cache.get(("table", slug), Table.objects.filter(slug=slug).first)
+    if table is None or not _can(request.user, table, Action.VIEW):
         raise NotFound(f"No table {slug!r}.")
-    if not can(request.user, table, action):
+    if not _can(request.user, table, action):
         raise PermissionDenied(f"You may not {action.value} records of {slug!r}.")
     return table
+
+
+def _can(user: Any, table: Table, action: Action) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return epoch.cache.get(("can", user.pk, table.pk, action), lambda: can(user, table, action))
 
 
 def require_admin(request: Request) -> None:
