@@ -16,8 +16,9 @@ Where the work happens, and why:
   several, may run at once on several threads, beside single handlers).
 * Messages waiting in an open batch are in flight like any other (their leases are extended,
   shutdown gives them back unrun) but take no thread, so a worker with 10 threads can gather
-  a batch of 100. The fetch asks for the free threads plus the room left in the batches (see
-  ``Batcher.room``), so a batch fills in one fetch where the engine allows it.
+  a batch of 100. While a batch is open, the fetch asks for the free threads plus the room
+  left in it (see ``Batcher.room``), so a batch fills in a fetch or two where the engine
+  allows it.
 * Every message then goes through the same middleware and the same settlement as a single
   handler's: its own ``started``/``complete`` lifecycle lines, acknowledgements in one
   ``ack_many``, retries with the queue's backoff and dead letters one by one. A message the
@@ -87,14 +88,15 @@ class Batcher:
         return self._gathered + self._members - len(self._unsettled)
 
     def room(self) -> int:
-        """How many more deliveries one fetch may bring beyond the free threads: the most any
-        batch handler still lacks to fill its batch."""
-        return max(
-            (
-                size - len(self._open[name].jobs) if name in self._open else size
-                for name, size in self.registry.batch_sizes.items()
-            ),
-            default=0,
+        """How many more deliveries one fetch may bring beyond the free threads: the most an
+        open batch still lacks. None open, none more: a queue whose messages are all for
+        single handlers is fetched as if there were no batch handlers (the handlers are the
+        process's, not the queue's, and over-fetching would starve the queue's other
+        workers); the first batch message opens a batch, and the next fetches fill it."""
+        return (
+            max((b.handler.batch or 1) - len(b.jobs) for b in self._open.values())
+            if self._open
+            else 0
         )
 
     def add(self, job: Job) -> bool:

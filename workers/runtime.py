@@ -265,7 +265,7 @@ class Worker:
                 wait = 0.0 if busy else self.options.poll_seconds
                 if due is not None:
                     wait = min(wait, due)
-                want = free + batcher.room() if batcher.active else free
+                want = free + batcher.room()
                 try:
                     deliveries = backend.fetch(want, wait)
                 except QueueError as exc:

@@ -15,7 +15,7 @@ import pytest
 from queues.backends import get_backend
 from queues.models import Queue
 from tests.queues.backends.engines import Engine, KafkaEngine
-from tests.workers.helpers import FAST, events, publish, wait_for, wait_for_events
+from tests.workers.helpers import FAST, events, holds_for, publish, wait_for, wait_for_events
 from workers.context import BatchContext, BatchMessage, Context
 from workers.models import EventKind
 from workers.options import WorkerOptions
@@ -301,3 +301,31 @@ def test_kafka_never_commits_past_a_message_still_gathered_in_a_batch(
     wait_for(lambda: engine.committed(queue, 0) == 12, 15, "the commit to reach offset 12")
     worker.stop()
     assert [len(batch) for _, batch in batches.calls] == [10]
+
+
+def test_batch_handlers_elsewhere_do_not_make_a_single_handler_queue_fetch_more(
+    engine: Engine, make_queue: MakeQueue, registry: Registry, start_worker: StartWorker
+) -> None:
+    queue = make_queue(visibility_timeout=10)
+    release = threading.Event()
+    started: list[str] = []
+
+    @registry.handler("for_another_queue", batch=100)
+    def bulk(messages: list[BatchMessage], ctx: BatchContext) -> None:  # pragma: no cover
+        ctx.ack_all()
+
+    @registry.handler("held")
+    def held(message: dict[str, Any], ctx: Context) -> None:
+        started.append(ctx.message_id)
+        release.wait(20)
+        ctx.ack()
+
+    publish(queue, *[{"handler": "held", "n": n} for n in range(6)])
+    worker = start_worker(queue, concurrency=2)
+    try:
+        wait_for(lambda: len(started) == 2, 20, "two handlers running")
+        holds_for(lambda: len(worker.in_flight) == 2, 0.5, "no more fetched than the threads")
+    finally:
+        release.set()
+    wait_for_events(queue, 6, kind=EventKind.COMPLETE)
+    worker.stop()
