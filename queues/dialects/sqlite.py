@@ -150,12 +150,19 @@ class SocketListener(Listener):
     """One waiter's socket: any datagram on it is a wake-up (how many does not matter)."""
 
     def __init__(self, directory: Path) -> None:
-        directory.parent.mkdir(mode=0o700, exist_ok=True)
-        directory.mkdir(mode=0o700, exist_ok=True)
+        self.directory = directory
         self.path = str(directory / f"{os.getpid()}-{uuid.uuid4().hex[:12]}")
         self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            self.socket.bind(self.path)
+            for attempt in range(2):  # the last listener may remove the directory meanwhile
+                directory.parent.mkdir(mode=0o700, exist_ok=True)
+                directory.mkdir(mode=0o700, exist_ok=True)
+                try:
+                    self.socket.bind(self.path)
+                    break
+                except FileNotFoundError:
+                    if attempt:
+                        raise
         except OSError:
             self.socket.close()
             raise
@@ -172,9 +179,12 @@ class SocketListener(Listener):
                 return
 
     def close(self) -> None:
+        """Close and remove the socket, and the channel's directory if it was the last."""
         self.socket.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            self.directory.rmdir()  # only when empty
 
 
 @dataclass(frozen=True)
