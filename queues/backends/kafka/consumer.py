@@ -90,9 +90,7 @@ class KafkaConsumer:
             timeout = 0.0 if deliveries else min(self.poll_slice, deadline - time.monotonic())
             timeout = max(0.0, timeout)
             try:
-                batch = consumer.consume(
-                    num_messages=max_messages - len(deliveries), timeout=timeout
-                )
+                batch = self._take(consumer, max_messages - len(deliveries), timeout)
             except KafkaException as exc:
                 raise self.client.translate(exc, "consuming") from exc
             taken = [d for d in (self._accept(consumer, m) for m in batch) if d is not None]
@@ -104,6 +102,18 @@ class KafkaConsumer:
                 if not deliveries and self.client.brokers_down:
                     self.client.verify_brokers(consumer)
                 return deliveries
+
+    @staticmethod
+    def _take(consumer: Consumer, count: int, timeout: float) -> list[Any]:
+        """Up to ``count`` messages, returning as soon as the first arrives. (``consume``
+        waits out its whole timeout unless ``count`` arrive: at 100 messages/s a worker of
+        concurrency 10 held each message for half its 0.1 s slice on average.)"""
+        first = consumer.poll(timeout) if timeout > 0 else None
+        if first is None:
+            return list(consumer.consume(num_messages=count, timeout=0)) if timeout <= 0 else []
+        if count <= 1:
+            return [first]
+        return [first, *consumer.consume(num_messages=count - 1, timeout=0)]
 
     def ack(self, delivery: Delivery, handle: KafkaHandle) -> None:
         """Commit synchronously: committed when it returns."""
