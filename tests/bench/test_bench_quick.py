@@ -106,6 +106,7 @@ def test_a_quick_workers_run_measures_ours_the_bare_loop_and_celery(tmp_path: Pa
         "bare consume+ack loop",
         "Celery prefork c=10",
         "Celery threads c=10",
+        "one create_record per message",
     ]
     assert_numbers(rows)
 
@@ -139,3 +140,22 @@ def test_a_quick_jobs_run_measures_fan_out_start_cost_and_completion_latency(tmp
     ]
     assert all(row["errors"] == 0 for row in rows)
     assert_numbers(rows)
+
+
+def test_a_quick_record_write_run_measures_each_write_beside_a_bare_orm_write(tmp_path: Path):
+    """Creates (unlinked, linked), an update and a bulk create beside their bare ORM peers,
+    and the round trips of one linked create."""
+    service_env("DATABASE_URL")
+    results = tmp_path / "latest.json"
+    run_quick(tmp_path, "records", "--scenario", "record-write", timeout=170)
+    rows = json.loads(results.read_text())["rows"]
+    *paired_rows, trips = rows
+    assert [row["peer_name"] for row in paired_rows] == [
+        "bare Record.objects.create",
+        "bare record + outbox row, one transaction",
+        "bare queryset update",
+        "bare bulk_create",
+    ]
+    assert_numbers(paired_rows)
+    assert trips["measure"].startswith("round trips of one linked create")
+    assert 2 <= trips["ours"]["median"] <= 12
