@@ -40,6 +40,8 @@ from workers.models import Level
 HEARTBEAT_SECONDS = 15.0
 #: The most beats a heartbeat stream may be asked for (``?limit=``).
 MAX_HEARTBEATS = 1000
+#: The most events a lifecycle stream may be asked for (``?limit=``).
+MAX_EVENTS = 10_000
 #: How often the lifecycle stream asks the database for new events.
 POLL_SECONDS = 0.75
 #: Under WSGI, how long a lifecycle stream waits for a first event before it ends.
@@ -144,7 +146,10 @@ def _cors(request: HttpRequest, response: HttpResponse | StreamingHttpResponse) 
 
 
 def _int(value: str | None) -> int:
-    return int(value) if value and value.strip().isdigit() else 0
+    """A whole number from a query parameter or header; 0 for anything else (never raises:
+    ``"²"`` is a digit to ``str.isdigit`` and not a number to ``int``)."""
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdecimal() and len(value) <= 18 else 0
 
 
 @dataclass
@@ -213,7 +218,8 @@ async def lifecycle(request: HttpRequest) -> HttpResponse | StreamingHttpRespons
     """The workers' lifecycle log as server-sent events, for admins.
 
     ``?after=`` (an event id; ``Last-Event-ID`` wins when the browser reconnects), ``queue``,
-    ``handler``, ``level`` (a minimum), ``limit`` (end after that many events). It ends when
+    ``handler``, ``level`` (a minimum), ``limit`` (end after that many events, 1 to
+    ``MAX_EVENTS``; 400 otherwise). It ends when
     the client disconnects (ASGI cancels the generator), or as described above under WSGI."""
     user = await request.auser()
     response: HttpResponse | StreamingHttpResponse
@@ -223,6 +229,12 @@ async def lifecycle(request: HttpRequest) -> HttpResponse | StreamingHttpRespons
         response = HttpResponse(status=403)
     elif (level := request.GET.get("level") or None) and level not in Level.values:
         response = HttpResponse(f"Unknown level {level!r}.", status=400, content_type="text/plain")
+    elif (raw := request.GET.get("limit")) and not 1 <= _int(raw) <= MAX_EVENTS:
+        response = HttpResponse(
+            f"limit must be a whole number from 1 to {MAX_EVENTS}.",
+            status=400,
+            content_type="text/plain",
+        )
     else:
         after = max(_int(request.GET.get("after")), _int(request.headers.get("Last-Event-ID")))
         cursor = _Cursor(

@@ -34,6 +34,8 @@ from zstorage.permissions import Action
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 5000
 PREVIEW_ROWS = 20
+
+
 #: Columns an export writes that an import skips: the database sets them.
 SYSTEM_COLUMNS = {"id", "version", "created_at", "updated_at"}
 
@@ -197,6 +199,8 @@ def _preview(
     }
     if not row_errors:
         batch = uuid.uuid4().hex
+        for key in [k for k, _ in request.session.items() if k.startswith("import:")]:
+            del request.session[key]  # one pending import per session: the newest
         request.session[f"import:{batch}"] = {"table": table.pk, "rows": rows}
         preview["batch"] = batch
     return preview

@@ -112,3 +112,12 @@ def test_import_refuses_unknown_columns(admin: Client, contacts: Table):
     preview = upload(admin, "name,shoe size\nAda,40\n")
     assert preview.status_code == 422
     assert "Unknown columns: shoe size" in preview.content.decode()
+
+
+def test_only_the_newest_preview_of_a_session_can_be_confirmed(admin: Client, contacts: Table):
+    first = upload(admin, "name\nAda\n")
+    second = upload(admin, "name\nBob\n")
+    stale = admin.post("/records/contacts/import", {"batch": first.context["batch"]})
+    assert "expired" in stale.content.decode()
+    admin.post("/records/contacts/import", {"batch": second.context["batch"]})
+    assert [r.data["name"] for r in contacts.records.all()] == ["Bob"]

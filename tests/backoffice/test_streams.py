@@ -113,3 +113,23 @@ def test_development_keeps_the_same_host_rule(settings: Any):
     settings.QUAYMASTER_STREAMS_SAME_HOST = True
     assert _allowed("http://testserver:8000") == "http://testserver:8000"
     assert _allowed("http://evil.example:8000") is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("limit", ["abc", "0", "-1", "1.5", "10001", "9" * 30, "²", "1e3"])
+def test_a_lifecycle_limit_that_is_not_1_to_10000_is_400(limit: str):
+    client = Client()
+    client.force_login(User.objects.create_superuser("ops"))
+    response = client.get("/streams/lifecycle", {"limit": limit})
+    assert response.status_code == 400
+    assert "limit must be a whole number from 1 to 10000" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("after", ["²", "9" * 40, "-3", "x"])
+def test_a_lifecycle_cursor_that_is_not_a_number_starts_from_the_beginning(after: str):
+    client = Client()
+    client.force_login(User.objects.create_superuser("ops"))
+    response = client.get("/streams/lifecycle", {"after": after, "limit": "1"})
+    assert response.status_code == 200
+    response.close()
