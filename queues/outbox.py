@@ -11,9 +11,7 @@ is the dialect's (``queues.dialects``).
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,30 +50,26 @@ class Route:
     """An enabled link of an enabled queue, with its filter compiled (None: every record)."""
 
     link: QueueLink
-    matches: Callable[[dict[str, Any], int], bool] | None
+    query: Any
+
+    def matches(self, event: RecordChanged) -> bool:
+        return self.query is None or bool(self.query.matches(event.data, record_id=event.record_id))
 
 
 def routes(event: RecordChanged) -> list[Route]:
     """The table's links as of its schema token, kept with its cached schema (a link or queue
-    change gives the table a new token, see ``queues.apps``)."""
+    change gives the table a new token by trigger, migration ``queues/0005``)."""
     schema = schema_for(event.table)
     found: list[Route] | None = schema.extras.get("queues.routes")
     if found is None:
         links = QueueLink.objects.filter(table_id=event.table.pk, enabled=True, queue__enabled=True)
         fields = list(schema.fields.values())
-        found = []
-        for link in links:
-            matches = None
-            if link.filter:
-                compiled = compile_query(link.filter, fields)
-                matches = functools.partial(_matches, compiled)
-            found.append(Route(link, matches))
+        found = [
+            Route(link, compile_query(link.filter, fields) if link.filter else None)
+            for link in links
+        ]
         schema.extras["queues.routes"] = found
     return found
-
-
-def _matches(compiled: Any, data: dict[str, Any], record_id: int) -> bool:
-    return bool(compiled.matches(data, record_id=record_id))
 
 
 def on_record_changed(sender: object, events: list[RecordChanged], **_: Any) -> None:
@@ -86,9 +80,7 @@ def on_record_changed(sender: object, events: list[RecordChanged], **_: Any) -> 
         kind = str(event.kind)
         for route in routes(event):
             link = route.link
-            if not link.publishes(kind):
-                continue
-            if route.matches is not None and not route.matches(event.data, event.record_id):
+            if not link.publishes(kind) or not route.matches(event):
                 continue
             message_id = uuid.uuid4()
             body = event_message(event, link, message_id)

@@ -31,6 +31,11 @@ CHUNK = 1000
 
 #: The columns a locked read of a record returns, its table's schema token last.
 LockedRow = tuple[int, dict[str, Any], int, dt.datetime, dt.datetime, Any, Any, str]
+LOCK_RECORD = (
+    "SELECT r.id, r.data, r.version, r.created_at, r.updated_at, r.created_by_id, "
+    f"r.updated_by_id, t.schema_token FROM {RECORDS} r JOIN {TABLES} t ON t.id = r.table_id "
+    "WHERE r.id = %s AND r.table_id = %s"
+)
 
 
 class Dialect:
@@ -40,31 +45,27 @@ class Dialect:
     nothing, and the caller validates again under the new schema."""
 
     vendor = ""
-    #: How a JSON parameter is written in a statement.
-    json_param = "%s"
+    #: What the locked read adds to lock the record (nothing where rows do not lock).
+    lock_clause = ""
 
     # -- record writes ------------------------------------------------------------------------
-
-    def _at(self, at: dt.datetime) -> Any:
-        return connection.ops.adapt_datetimefield_value(at)
-
-    def _read_at(self, value: Any) -> dt.datetime:
-        return value
 
     def insert_records(
         self, table_id: int, token: str, datas: Sequence[str], actor_id: Any, at: dt.datetime
     ) -> list[int]:
-        """Insert records (JSON texts) in order; the new ids, in the same order."""
-        ids: list[int] = []
-        when = self._at(at)
-        for start in range(0, len(datas), CHUNK):
-            chunk = datas[start : start + CHUNK]
-            values = ", ".join([f"({self.json_param}, {n})" for n in range(len(chunk))])
-            sql = self.INSERT_RECORDS.format(values=values)
-            with connection.cursor() as cursor:
-                cursor.execute(sql, [when, when, actor_id, actor_id, *chunk, table_id, token])
-                ids += [row[0] for row in cursor.fetchall()]
-        return ids
+        """Insert records (JSON texts) in order; the new ids, in the same order (none when
+        the table no longer holds ``token``)."""
+        raise NotImplementedError
+
+    def insert_changes(
+        self,
+        table_id: int,
+        rows: Sequence[tuple[int, str, int, str]],
+        actor_id: Any,
+        at: dt.datetime,
+    ) -> None:
+        """Audit rows: (record id, kind, version, changes as JSON text)."""
+        raise NotImplementedError
 
     def create_record(
         self,
@@ -82,42 +83,6 @@ class Dialect:
         self.insert_changes(table_id, [(ids[0], "create", 1, changes)], actor_id, at)
         return ids[0]
 
-    def insert_changes(
-        self,
-        table_id: int,
-        rows: Sequence[tuple[int, str, int, str]],
-        actor_id: Any,
-        at: dt.datetime,
-    ) -> None:
-        """Audit rows: (record id, kind, version, changes as JSON text)."""
-        when = self._at(at)
-        one = f"(%s, %s, %s, %s, {self.json_param}, %s, %s)"
-        for start in range(0, len(rows), CHUNK):
-            chunk = rows[start : start + CHUNK]
-            params: list[Any] = []
-            for record_id, kind, version, changes in chunk:
-                params += [table_id, record_id, kind, version, changes, actor_id, when]
-            sql = (
-                f"INSERT INTO {CHANGES} (table_id, record_id, kind, version, changes, actor_id, "
-                f"at) VALUES {', '.join([one] * len(chunk))}"
-            )
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-
-    def lock_record(self, table_id: int, record_id: int) -> LockedRow | None:
-        """The record, locked for the caller's transaction where rows lock, and its table's
-        schema token, in one statement."""
-        with connection.cursor() as cursor:
-            cursor.execute(self.LOCK_RECORD, [record_id, table_id])
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        pk, data, version, created, updated, created_by, updated_by, token = row
-        if isinstance(data, str):
-            data = json.loads(data)
-        created, updated = self._read_at(created), self._read_at(updated)
-        return pk, data, version, created, updated, created_by, updated_by, token
-
     def update_record(
         self,
         table_id: int,
@@ -129,16 +94,25 @@ class Dialect:
         at: dt.datetime,
     ) -> None:
         """Write a locked record's new data and version, and its audit row."""
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {RECORDS} SET data = {self.json_param}, version = %s, "
-                "updated_at = %s, updated_by_id = %s WHERE id = %s",
-                [data, version, self._at(at), actor_id, record_id],
-            )
-        self.insert_changes(table_id, [(record_id, "update", version, changes)], actor_id, at)
+        raise NotImplementedError
 
-    INSERT_RECORDS = ""
-    LOCK_RECORD = ""
+    def lock_record(self, table_id: int, record_id: int) -> LockedRow | None:
+        """The record, locked for the caller's transaction where rows lock, and its table's
+        schema token, in one statement."""
+        with connection.cursor() as cursor:
+            cursor.execute(LOCK_RECORD + self.lock_clause, [record_id, table_id])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        pk, data, version, created, updated, created_by, updated_by, token = row
+        if isinstance(data, str):
+            data = json.loads(data)
+        created, updated = self._read_at(created), self._read_at(updated)
+        return pk, data, version, created, updated, created_by, updated_by, token
+
+    def _read_at(self, value: Any) -> dt.datetime:
+        return value
+
     # -- indexes and search ---------------------------------------------------------------------
 
     def json_value(self, key: str) -> str:
@@ -159,7 +133,7 @@ class PostgreSQL(Dialect):
     read, then the update and its audit row)."""
 
     vendor = "postgresql"
-    json_param = "%s::jsonb"
+    lock_clause = " FOR UPDATE OF r"
 
     # Many rows travel as one JSON document, one parameter: psycopg parses a statement's text
     # for its placeholders, which for a thousand rows of VALUES cost more than the INSERT.
@@ -216,11 +190,6 @@ class PostgreSQL(Dialect):
         f"a AS (INSERT INTO {CHANGES} (table_id, record_id, kind, version, changes, actor_id, "
         "at) SELECT %s, r.id, 'create', 1, %s::jsonb, %s, %s FROM r) "
         "SELECT id FROM r"
-    )
-    LOCK_RECORD = (
-        "SELECT r.id, r.data, r.version, r.created_at, r.updated_at, r.created_by_id, "
-        f"r.updated_by_id, t.schema_token FROM {RECORDS} r JOIN {TABLES} t ON t.id = r.table_id "
-        "WHERE r.id = %s AND r.table_id = %s FOR UPDATE OF r"
     )
     UPDATE_RECORD = (
         f"WITH u AS (UPDATE {RECORDS} SET data = %s::jsonb, version = %s, updated_at = %s, "
@@ -308,11 +277,64 @@ class SQLite(Dialect):
         f"JOIN {TABLES} t ON t.id = %s AND t.schema_token = %s "
         "ORDER BY v.column2 RETURNING id"
     )
-    LOCK_RECORD = (
-        "SELECT r.id, r.data, r.version, r.created_at, r.updated_at, r.created_by_id, "
-        f"r.updated_by_id, t.schema_token FROM {RECORDS} r JOIN {TABLES} t ON t.id = r.table_id "
-        "WHERE r.id = %s AND r.table_id = %s"
+    INSERT_CHANGES = (
+        f"INSERT INTO {CHANGES} (table_id, record_id, kind, version, changes, actor_id, at) "
+        "VALUES {values}"
     )
+    UPDATE_RECORD = (
+        f"UPDATE {RECORDS} SET data = %s, version = %s, updated_at = %s, updated_by_id = %s "
+        "WHERE id = %s"
+    )
+
+    def insert_records(
+        self, table_id: int, token: str, datas: Sequence[str], actor_id: Any, at: dt.datetime
+    ) -> list[int]:
+        ids: list[int] = []
+        when = self._at(at)
+        for start in range(0, len(datas), CHUNK):
+            chunk = datas[start : start + CHUNK]
+            values = ", ".join([f"(%s, {n})" for n in range(len(chunk))])
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    self.INSERT_RECORDS.format(values=values),
+                    [when, when, actor_id, actor_id, *chunk, table_id, token],
+                )
+                ids += [row[0] for row in cursor.fetchall()]
+        return ids
+
+    def insert_changes(
+        self,
+        table_id: int,
+        rows: Sequence[tuple[int, str, int, str]],
+        actor_id: Any,
+        at: dt.datetime,
+    ) -> None:
+        when = self._at(at)
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            params: list[Any] = []
+            for record_id, kind, version, changes in chunk:
+                params += [table_id, record_id, kind, version, changes, actor_id, when]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+            with connection.cursor() as cursor:
+                cursor.execute(self.INSERT_CHANGES.format(values=values), params)
+
+    def update_record(
+        self,
+        table_id: int,
+        record_id: int,
+        data: str,
+        version: int,
+        changes: str,
+        actor_id: Any,
+        at: dt.datetime,
+    ) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.UPDATE_RECORD, [data, version, self._at(at), actor_id, record_id])
+        self.insert_changes(table_id, [(record_id, "update", version, changes)], actor_id, at)
+
+    def _at(self, at: dt.datetime) -> Any:
+        return connection.ops.adapt_datetimefield_value(at)
 
     def _read_at(self, value: Any) -> dt.datetime:
         convert = connection.ops.convert_datetimefield_value  # type: ignore[attr-defined]

@@ -104,6 +104,11 @@ def _changes(old: dict[str, Any] | None, new: dict[str, Any] | None) -> tuple[li
 
 
 RECORD_COLUMNS = [f.attname for f in Record._meta.concrete_fields]
+#: Where the creator's and the updater's ids stand among the columns.
+USER_COLUMNS = (
+    ("created_by", RECORD_COLUMNS.index("created_by_id")),
+    ("updated_by", RECORD_COLUMNS.index("updated_by_id")),
+)
 
 
 def _record(table: Table, values: tuple[Any, ...], *users: Any) -> Record:
@@ -113,8 +118,8 @@ def _record(table: Table, values: tuple[Any, ...], *users: Any) -> Record:
     updater), so reading their names costs no query."""
     record = Record.from_db(connection.alias, RECORD_COLUMNS, values)
     record._state.fields_cache["table"] = table
-    for name, user in zip(("created_by", "updated_by"), users, strict=False):
-        if user is not None or values[RECORD_COLUMNS.index(f"{name}_id")] is None:
+    for (name, index), user in zip(USER_COLUMNS, users, strict=False):
+        if user is not None or values[index] is None:
             record._state.fields_cache[name] = user
     return record
 
