@@ -284,10 +284,14 @@ QUAYMASTER_JOB_RETENTION_DAYS = env.float("QUAYMASTER_JOB_RETENTION_DAYS", defau
 # A schedule's fire that comes later than this after its due time was missed (beat was down).
 QUAYMASTER_SCHEDULE_GRACE_SECONDS = env.float("QUAYMASTER_SCHEDULE_GRACE_SECONDS", default=60.0)
 
-# Workers. Handler modules beyond each app's handlers.py; secrets the webhook handler signs
-# with (a JSON object: name -> secret); heartbeat period; lifecycle log retention.
+# Workers. Handler modules beyond each app's handlers.py; heartbeat period; lifecycle log
+# retention.
 QUAYMASTER_HANDLER_MODULES = env.list("QUAYMASTER_HANDLER_MODULES", default=[])
-QUAYMASTER_WEBHOOK_SECRETS = env.json("QUAYMASTER_WEBHOOK_SECRETS", default={})
+# The built-in webhook handler posts only to endpoints admins configured, and only to public
+# addresses: networks listed here (CIDRs, e.g. "10.1.0.0/16") may be reached as well.
+QUAYMASTER_WEBHOOK_ALLOWED_NETWORKS = env.list("QUAYMASTER_WEBHOOK_ALLOWED_NETWORKS", default=[])
+# The built-in send_email handler sends from DEFAULT_FROM_EMAIL, to at most this many addresses.
+QUAYMASTER_EMAIL_MAX_RECIPIENTS = env.int("QUAYMASTER_EMAIL_MAX_RECIPIENTS", default=50)
 QUAYMASTER_WORKER_HEARTBEAT_SECONDS = env.float("QUAYMASTER_WORKER_HEARTBEAT_SECONDS", default=5.0)
 QUAYMASTER_LIFECYCLE_RETENTION_DAYS = env.float("QUAYMASTER_LIFECYCLE_RETENTION_DAYS", default=7.0)
 QUAYMASTER_LIFECYCLE_MAX_EVENTS = env.int("QUAYMASTER_LIFECYCLE_MAX_EVENTS", default=100_000)
