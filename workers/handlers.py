@@ -1,9 +1,15 @@
 """Built-in handlers: ``send_email``, ``webhook`` and ``log``.
 
-A message these handlers cannot use (a missing key, a bad URL, an unknown secret) raises
-``MalformedMessage``: it is dead-lettered at once, since retrying cannot fix it. A webhook
-that answers with anything but 2xx (or not in time) raises ``WebhookFailed`` and is retried
-with backoff.
+Whoever may publish to a queue writes these messages, so they choose only what is theirs to
+choose: the recipients and text of an email (sent from ``DEFAULT_FROM_EMAIL``), the payload of a
+webhook and which of the queue's endpoints gets it (URL, signing secret and timeout are the
+endpoint's, set by admins; see ``workers.endpoints`` and ``workers.webhook_client``).
+
+A message these handlers cannot use (a missing key, a key that is not the publisher's to set,
+an endpoint the queue may not use) raises ``MalformedMessage``, and an endpoint whose host
+resolves to a non-public address raises ``AddressRefused``: both are dead-lettered at once, since
+retrying cannot fix them. A webhook that answers with anything but 2xx (or not in time) raises
+``WebhookFailed`` and is retried with backoff.
 """
 
 from __future__ import annotations
@@ -11,21 +17,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import urllib.error
-import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
+from django.core.validators import validate_email
 
 from workers.context import Context
-from workers.errors import MalformedMessage, WebhookFailed
+from workers.endpoints import endpoint_for
+from workers.errors import MalformedMessage
 from workers.registry import handler
+from workers.webhook_client import post
 
 SIGNATURE_HEADER = "X-Quaymaster-Signature"
-DEFAULT_TIMEOUT = 10.0
-MAX_TIMEOUT = 60.0
+#: Keys that would choose the sender: the platform does (DEFAULT_FROM_EMAIL).
+SENDER_KEYS = ("from_email", "reply_to", "sender")
+#: Keys of the old webhook message that chose the destination, the secret and the timeout.
+WEBHOOK_SERVER_KEYS = ("url", "secret_name", "timeout")
 
 
 def _required(message: dict[str, Any], key: str, kind: type | tuple[type, ...] = str) -> Any:
@@ -35,25 +44,64 @@ def _required(message: dict[str, Any], key: str, kind: type | tuple[type, ...] =
     return value
 
 
+def _addresses(message: dict[str, Any], key: str, *, required: bool = False) -> list[str]:
+    """``message[key]``: one address or a list of them, each a valid email address."""
+    value = _required(message, key, (str, list)) if required else message.get(key)
+    if value is None or value == [] or value == "":
+        return []
+    found = [value] if isinstance(value, str) else value
+    if not isinstance(found, list):
+        raise MalformedMessage(f"{key!r} must be an address or a list of addresses.")
+    for address in found:
+        try:
+            if not isinstance(address, str):
+                raise ValidationError("not a string")
+            validate_email(address)
+        except ValidationError:
+            shown = repr(address)[:100] if isinstance(address, str) else type(address).__name__
+            raise MalformedMessage(
+                f"{key!r} must be an address or a list of addresses: {shown} is not an email "
+                "address."
+            ) from None
+    return found
+
+
 @handler("send_email")
 def send_email(message: dict[str, Any], ctx: Context) -> None:
-    """``{"handler": "send_email", "to": "a@x" | ["a@x", …], "subject", "body",
-    "from_email"?, "cc"?, "bcc"?, "reply_to"?}`` through Django's email backend."""
-    to = _required(message, "to", (str, list))
-    recipients = [to] if isinstance(to, str) else to
-    if not recipients or not all(isinstance(r, str) and "@" in r for r in recipients):
+    """``{"handler": "send_email", "to": "a@x" | ["a@x", …], "subject", "body", "cc"?,
+    "bcc"?}`` through Django's email backend, from ``DEFAULT_FROM_EMAIL``, to at most
+    ``QUAYMASTER_EMAIL_MAX_RECIPIENTS`` addresses in all."""
+    for key in SENDER_KEYS:
+        if key in message:
+            raise MalformedMessage(
+                f"The message carries {key!r}: the sender is configured by the platform "
+                "(DEFAULT_FROM_EMAIL); remove the key."
+            )
+    to = _addresses(message, "to", required=True)
+    if not to:
         raise MalformedMessage("'to' must be an address or a list of addresses.")
+    cc = _addresses(message, "cc")
+    bcc = _addresses(message, "bcc")
+    cap = int(getattr(settings, "QUAYMASTER_EMAIL_MAX_RECIPIENTS", 50))
+    count = len(to) + len(cc) + len(bcc)
+    if count > cap:
+        raise MalformedMessage(
+            f"The message has {count} recipients in to, cc and bcc; at most {cap} "
+            "(QUAYMASTER_EMAIL_MAX_RECIPIENTS): send it as several messages."
+        )
+    subject = _required(message, "subject")
+    if "\n" in subject or "\r" in subject:
+        raise MalformedMessage("'subject' must be one line (no line breaks).")
     email = EmailMessage(
-        subject=_required(message, "subject"),
+        subject=subject,
         body=_required(message, "body"),
-        from_email=message.get("from_email") or None,
-        to=recipients,
-        cc=message.get("cc") or None,
-        bcc=message.get("bcc") or None,
-        reply_to=message.get("reply_to") or None,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=to,
+        cc=cc or None,
+        bcc=bcc or None,
     )
     email.send(fail_silently=False)
-    ctx.log.info("Sent %r to %s", email.subject, ", ".join(recipients))
+    ctx.log.info("Sent %r to %s", email.subject, ", ".join(to))
     ctx.ack()
 
 
@@ -62,53 +110,36 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirected POST would become a GET (or be replayed elsewhere): treat it as a failure."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 @handler("webhook")
 def webhook(message: dict[str, Any], ctx: Context) -> None:
-    """``{"handler": "webhook", "url", "payload", "secret_name"?, "timeout"?}``: POST the
-    payload as JSON, signed with the secret named ``secret_name`` in the
-    ``QUAYMASTER_WEBHOOK_SECRETS`` setting (secrets never travel in messages)."""
-    url = _required(message, "url")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise MalformedMessage(f"The webhook url must be http(s)://host/…, not {url!r}.")
+    """``{"handler": "webhook", "endpoint"?: "<name>", "payload": …}``: POST the payload as
+    JSON to the named webhook endpoint (left out: the queue's only enabled one), signed with
+    the endpoint's secret when it has one."""
+    for key in WEBHOOK_SERVER_KEYS:
+        if key in message:
+            raise MalformedMessage(
+                f"The message carries {key!r}: a webhook's URL, secret and timeout belong to its "
+                'endpoint, set by admins. Send {"endpoint": "<name>", "payload": {…}} instead.'
+            )
+    endpoint = endpoint_for(ctx.queue, message.get("endpoint"))
     body = json.dumps(message.get("payload", {}), separators=(",", ":")).encode()
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Quaymaster-Webhook/1",
         "X-Quaymaster-Message-Id": ctx.message_id,
     }
-    secret_name = message.get("secret_name")
-    if secret_name is not None:
-        secrets: dict[str, str] = getattr(settings, "QUAYMASTER_WEBHOOK_SECRETS", {})
-        if not isinstance(secret_name, str) or secret_name not in secrets:
-            raise MalformedMessage(
-                f"No webhook secret named {secret_name!r} in QUAYMASTER_WEBHOOK_SECRETS."
-            )
-        headers[SIGNATURE_HEADER] = sign(secrets[secret_name], body)
-    timeout = message.get("timeout", DEFAULT_TIMEOUT)
-    if not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
-        raise MalformedMessage(f"'timeout' must be a number of seconds up to {MAX_TIMEOUT:g}.")
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with _opener.open(request, timeout=timeout) as response:
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        raise WebhookFailed(url, f"HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise WebhookFailed(url, f"no answer: {getattr(exc, 'reason', exc)}") from exc
-    if not 200 <= status < 300:
-        raise WebhookFailed(url, f"HTTP {status}")
-    ctx.log.info("POST %s answered %s", url, status)
+    secret = endpoint.get_secret()
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(secret, body)
+    label = f"endpoint {endpoint.name} ({endpoint.host})"
+    answer = post(endpoint.url, body, headers, timeout=float(endpoint.timeout), label=label)
+    ctx.log.info(
+        "POST to %s at %s answered %s in %.0f ms",
+        label,
+        answer.address,
+        answer.status,
+        answer.seconds * 1000,
+    )
     ctx.ack()
 
 

@@ -1,4 +1,5 @@
-"""What the back-office shows of the workers: live processes and the messages' lifecycle log.
+"""What the back-office shows of the workers: live processes and the messages' lifecycle log;
+and the webhook endpoints the built-in ``webhook`` handler may post to.
 
 ``Lock`` rows implement ``ctx.lock`` on SQLite (PostgreSQL uses advisory locks instead).
 """
@@ -6,12 +7,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from queues import crypto
 from queues.models import Queue
+from workers.webhook_client import check_url
 
 #: Seconds between two heartbeats of a worker process.
 DEFAULT_HEARTBEAT_SECONDS = 5.0
@@ -160,3 +166,73 @@ class Lock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.owner})"
+
+
+def validate_webhook_url(value: str) -> None:
+    try:
+        check_url(value)
+    except ValueError as exc:
+        raise ValidationError(str(exc), code="invalid_url") from None
+
+
+class WebhookEndpoint(models.Model):
+    """Where the built-in ``webhook`` handler may post, configured by admins: a message names
+    the endpoint and brings only the payload, never the URL or the secret. Only the queues
+    listed here may use it. The signing secret is stored only as Fernet ciphertext
+    (``queues.crypto``, the queues' keys) and never shown back; blank: unsigned."""
+
+    name = models.SlugField(
+        max_length=80,
+        unique=True,
+        help_text='What messages name in "endpoint": letters, digits, "-" and "_".',
+    )
+    url = models.CharField(
+        "URL",
+        max_length=500,
+        validators=[validate_webhook_url],
+        help_text="http:// or https://; it must reach a public address (or one inside "
+        "QUAYMASTER_WEBHOOK_ALLOWED_NETWORKS), which is checked at each send after DNS.",
+    )
+    secret_ciphertext = models.TextField(
+        blank=True, editable=False, help_text="The signing secret, Fernet-encrypted."
+    )
+    timeout = models.PositiveSmallIntegerField(
+        "timeout (seconds)",
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(30)],
+        help_text="How long one attempt may take in all, 1 to 30 seconds.",
+    )
+    queues = models.ManyToManyField(
+        Queue,
+        blank=True,
+        related_name="webhook_endpoints",
+        help_text="The queues whose messages may post to it.",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def host(self) -> str:
+        """The URL's host, lower-case ("" for a URL without one)."""
+        try:
+            return (urlsplit(self.url).hostname or "").lower()
+        except ValueError:
+            return ""
+
+    def set_secret(self, plaintext: str) -> None:
+        self.secret_ciphertext = crypto.encrypt(plaintext) if plaintext else ""
+
+    def get_secret(self) -> str:
+        """The plaintext secret, for signing only: never put it in a response or page."""
+        return crypto.decrypt(self.secret_ciphertext) if self.secret_ciphertext else ""
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_ciphertext)
