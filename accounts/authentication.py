@@ -46,7 +46,18 @@ def allows_queue(token: ApiToken, queue_id: int) -> bool:
     scoped: frozenset[int] | None = getattr(token, "scoped_queue_ids", None)
     if scoped is None:
         return token.allows_queue(queue_id)
-    return not scoped or queue_id in scoped
+    return token.all_queues or queue_id in scoped
+
+
+def queue_limit(token: Any) -> frozenset[int] | None:
+    """The queue ids a request's token is limited to; None when it is not limited (a token
+    with all queues, or no token: a browser session)."""
+    if not isinstance(token, ApiToken) or token.all_queues:
+        return None
+    scoped: frozenset[int] | None = getattr(token, "scoped_queue_ids", None)
+    if scoped is None:
+        scoped = frozenset(token.queues.values_list("pk", flat=True))
+    return scoped
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):

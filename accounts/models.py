@@ -1,8 +1,9 @@
 """API tokens: what scripts and external systems authenticate with.
 
 A token is shown once, when it is created; only its SHA-256 digest is stored, so a database
-leak does not leak working tokens. A token acts as its user, can be limited to named queues
-for publishing, and can be revoked.
+leak does not leak working tokens. A token acts as its user within its scopes
+(``accounts.scopes``), publishes only to its queues (or to all, when ``all_queues`` says so
+explicitly: an empty list is no queue), and can be revoked.
 
 The model moved here from ``backoffice`` without moving its rows: it keeps the table
 ``backoffice_apitoken`` (and ``backoffice_apitoken_queues`` for its queues), and the two
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from accounts.scopes import ALL_SCOPES, Scope, parse
 
 TOKEN_PREFIX = "qm_"
 
@@ -39,7 +43,11 @@ class ApiToken(models.Model):
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     #: The first characters, shown in lists so a user can tell tokens apart.
     prefix = models.CharField(max_length=12, editable=False)
-    #: Queues this token may publish to; none named means every queue.
+    #: What the token may be used for: ``accounts.scopes.Scope`` values.
+    scopes = models.JSONField(default=list, blank=True)
+    #: Publish to (and, with the admin scope, manage) every queue, present and future.
+    all_queues = models.BooleanField(default=False)
+    #: Otherwise, the queues it may publish to and manage; none is none.
     queues = models.ManyToManyField("queues.Queue", blank=True, related_name="api_tokens")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -55,11 +63,30 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @classmethod
-    def issue(cls, user: models.Model, name: str) -> tuple[ApiToken, str]:
-        """Create a token; returns it with the raw key, which is never available again."""
+    def issue(
+        cls,
+        user: models.Model,
+        name: str,
+        *,
+        scopes: Iterable[Scope] = ALL_SCOPES,
+        all_queues: bool = True,
+    ) -> tuple[ApiToken, str]:
+        """Create a token; returns it with the raw key, which is never available again.
+        Without ``all_queues``, set its queues after (``token.queues.set``)."""
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, key_hash=digest(raw), prefix=raw[:10])
+        token = cls.objects.create(
+            user=user,
+            name=name,
+            key_hash=digest(raw),
+            prefix=raw[:10],
+            scopes=sorted(Scope(s).value for s in set(scopes)),
+            all_queues=all_queues,
+        )
         return token, raw
+
+    @property
+    def scope_set(self) -> frozenset[Scope]:
+        return parse(self.scopes)
 
     @property
     def revoked(self) -> bool:
@@ -70,8 +97,7 @@ class ApiToken(models.Model):
         self.save(update_fields=["revoked_at"])
 
     def allows_queue(self, queue_id: int) -> bool:
-        scoped = list(self.queues.values_list("pk", flat=True))
-        return not scoped or queue_id in scoped
+        return self.all_queues or self.queues.filter(pk=queue_id).exists()
 
 
 class CacheEpoch(models.Model):

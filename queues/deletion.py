@@ -2,11 +2,12 @@
 
 Deleting the row would otherwise take the queue's database messages and its unpublished
 outbox rows with it (messages lost without a word), fail at commit on the job runs and
-schedules that protect their queue, silently stop the table links that feed it, and widen
-an API token limited to this queue alone to every queue. So ``delete_queue`` refuses with
-``QueueInUse``, naming each kind of row in the way and how many, until an admin has moved or
-deleted them. What only describes the queue goes with it: published outbox rows, the relay's
-lease, idempotency keys and worker heartbeats.
+schedules that protect their queue, and silently stop the table links that feed it. So
+``delete_queue`` refuses with ``QueueInUse``, naming each kind of row in the way and how many,
+until an admin has moved or deleted them. What only describes the queue goes with it:
+published outbox rows, the relay's lease, idempotency keys, worker heartbeats, and its place
+in API tokens' queue lists (a token whose last queue goes may publish nowhere: an empty list
+is no queue, ``accounts.scopes``).
 
 The count and the delete run in one transaction holding the queue's row (``FOR UPDATE`` on
 PostgreSQL, which waits for writers inserting rows that point at it; SQLite's transactions
@@ -28,7 +29,6 @@ IN_THE_WAY = {
     "links": ("table link", "table links"),
     "job_runs": ("job run", "job runs"),
     "schedules": ("schedule", "schedules"),
-    "api_tokens": ("API token limited to it", "API tokens limited to it"),
 }
 
 
@@ -42,7 +42,6 @@ def in_the_way(queue: Queue) -> dict[str, int]:
         "links": queue.links.count(),
         "job_runs": queue.job_runs.count(),
         "schedules": queue.schedules.count(),
-        "api_tokens": queue.api_tokens.count(),
     }
     return {kind: count for kind, count in counts.items() if count}
 
@@ -77,6 +76,6 @@ def _in_use(queue: Queue, found: dict[str, int]) -> QueueInUse:
     return QueueInUse(
         f"Queue {queue.name!r} is still in use: {', '.join(phrases.values())}. Delete or move "
         "them first (purge the queue, retry or delete the outbox rows, delete the links, runs "
-        "and schedules, change the tokens).",
+        "and schedules).",
         {kind: [phrase] for kind, phrase in phrases.items()},
     )

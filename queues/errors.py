@@ -66,6 +66,13 @@ class MessageTooLarge(QueueError):
         self.limit = limit
 
 
+class HandlerNotAllowed(QueueError):
+    """A message names a handler outside its queue's allow-list (``Queue.allowed_handlers``)."""
+
+    code = "handler_not_allowed"
+    status = 403
+
+
 class BadConfiguration(QueueError):
     """The queue's settings or credentials are refused by the engine (or are incomplete)."""
 

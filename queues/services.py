@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from queues.backends import get_backend
 from queues.backends.cache import BackendCache
-from queues.errors import QueueError
+from queues.errors import HandlerNotAllowed, QueueError
 from queues.messages import CheckResult, OutgoingMessage, PublishResult, QueueStats
 from queues.models import OutboxMessage, OutboxState, Queue, QueueLink
 from queues.outbox import notify_at_commit
@@ -191,10 +191,25 @@ def retry_outbox(queue: Queue | None = None) -> tuple[int, int]:
     return due, requeued
 
 
+def check_handlers(queue: Queue, handlers: Sequence[str]) -> None:
+    """Refuse (``HandlerNotAllowed``, 403) handlers outside the queue's allow-list."""
+    refused = sorted({h for h in handlers if not queue.allows_handler(h)})
+    if refused:
+        allowed = ", ".join(queue.allowed_handlers or [])
+        raise HandlerNotAllowed(
+            f"Queue {queue.name!r} does not take messages for handler "
+            f"{', '.join(map(repr, refused))}; it allows: {allowed}."
+        )
+
+
 def save_link(link: QueueLink) -> QueueLink:
     """Validate a table link (its filter against the table's fields: ``ValidationError`` keyed
-    ``filter``) and save it."""
+    ``filter``; a handler outside the queue's allow-list: keyed ``handler``) and save it."""
     link.full_clean()
+    try:
+        check_handlers(link.queue, [link.handler])
+    except HandlerNotAllowed as exc:
+        raise ValidationError({"handler": [str(exc)]}) from exc
     if link.filter:
         try:
             compile_query(link.filter, list(link.table.fields.all()))

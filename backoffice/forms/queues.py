@@ -99,14 +99,22 @@ class QueueForm(forms.Form):
         "It cannot change on an existing RabbitMQ queue: it takes a new queue.",
     )
     enabled = forms.BooleanField(required=False, initial=True)
+    allowed_handlers = forms.CharField(
+        required=False,
+        max_length=5000,
+        label="Allowed handlers",
+        help_text="The handlers messages on this queue may name, separated by commas; the "
+        "publish API refuses others (403 handler_not_allowed). Blank: any handler.",
+    )
 
     def __init__(self, *args: Any, queue: Queue | None = None, **kwargs: Any) -> None:
         self.queue = queue
         if queue is not None:
-            kwargs.setdefault(
-                "initial",
-                {name: getattr(queue, name) for name in self.base_fields if hasattr(queue, name)},
-            )
+            initial = {
+                name: getattr(queue, name) for name in self.base_fields if hasattr(queue, name)
+            }
+            initial["allowed_handlers"] = ", ".join(queue.allowed_handlers or [])
+            kwargs.setdefault("initial", initial)
         super().__init__(*args, **kwargs)
         if queue is None or not queue.has_secret:
             del self.fields["clear_secret"]
@@ -131,6 +139,8 @@ class QueueForm(forms.Form):
         for name in ("url", "region", "username"):
             data[name] = (data.get(name) or "").strip()
         data["max_priority"] = data.get("max_priority") or 0
+        names = [n.strip() for n in (data.get("allowed_handlers") or "").split(",")]
+        data["allowed_handlers"] = [n for n in names if n] or None
         return {**data, "secret": secret}
 
     def apply(self, errors: Mapping[str, list[str]]) -> None:

@@ -205,6 +205,9 @@ def queue_test_message(request: HttpRequest, queue_id: int) -> HttpResponse:
     """Publish ``{"handler": …, "test": true, …payload}`` and show what the broker answered."""
     queue = get_for(request, Queue, pk=queue_id)
     form = TestMessageForm(request.POST)
+    if form.is_valid() and not queue.allows_handler(form.cleaned_data["handler"]):
+        allowed = ", ".join(queue.allowed_handlers or [])
+        form.add_error("handler", f"This queue allows only these handlers: {allowed}.")
     if not form.is_valid():
         return _answer(request, queue, "test", {}, test_form=form, status=422)
     with EngineCall() as call:

@@ -39,7 +39,12 @@ def token_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             with transaction.atomic():
-                token, new_key = ApiToken.issue(cast(User, request.user), form.cleaned_data["name"])
+                token, new_key = ApiToken.issue(
+                    cast(User, request.user),
+                    form.cleaned_data["name"],
+                    scopes=form.chosen_scopes(),
+                    all_queues=form.chosen_all_queues(),
+                )
                 token.queues.set(form.chosen_queues())
             form = TokenForm(user=request.user)
             status = 201

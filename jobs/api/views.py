@@ -20,7 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import IsPlatformAdmin
+from accounts.permissions import IsPlatformAdmin, TokenScope
+from accounts.scopes import Scope
 from jobs import runs
 from jobs.api.serializers import StartRunSerializer
 from jobs.models import JobInstance, JobRun, Trigger
@@ -37,7 +38,8 @@ class JobAdmins(IsPlatformAdmin):
 
 
 class AdminView(APIView):
-    permission_classes = [permissions.IsAuthenticated, JobAdmins]
+    permission_classes = [permissions.IsAuthenticated, TokenScope, JobAdmins]
+    token_scope = Scope.ADMIN
 
 
 class JobListView(AdminView):

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.scopes import Scope
 from queues.api import publishing
 from queues.models import Queue
 
@@ -74,24 +75,32 @@ def _batch(request: Request, queue: Queue) -> Response:
 
 
 class PublishByIdView(APIView):
+    token_scope = Scope.PUBLISH
+
     @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_id: int) -> Response:
         return _single(request, _queue(request, queue_id=queue_id))
 
 
 class PublishByNameView(APIView):
+    token_scope = Scope.PUBLISH
+
     @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_name: str) -> Response:
         return _single(request, _queue(request, name=queue_name))
 
 
 class PublishBatchByIdView(APIView):
+    token_scope = Scope.PUBLISH
+
     @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_id: int) -> Response:
         return _batch(request, _queue(request, queue_id=queue_id))
 
 
 class PublishBatchByNameView(APIView):
+    token_scope = Scope.PUBLISH
+
     @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_name: str) -> Response:
         return _batch(request, _queue(request, name=queue_name))

@@ -33,7 +33,7 @@ from queues.api.errors import (
 from queues.housekeeping import idempotency_ttl
 from queues.messages import OutgoingMessage
 from queues.models import IdempotencyKey, Queue
-from queues.services import publishers
+from queues.services import check_handlers, publishers
 
 #: Most messages one batch request may carry.
 MAX_BATCH = 100
@@ -90,7 +90,8 @@ def check_message(body: Any) -> None:
 def publish(queue: Queue, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Publish the bodies as one batch; the API answer for each, in order. The backend is the
     process's own for this queue (``queues.services.publishers``, a ``BackendCache``), not
-    one per request."""
+    one per request. Handlers outside the queue's allow-list refuse the whole batch (403)."""
+    check_handlers(queue, [body["handler"] for body in bodies])
     messages = [OutgoingMessage(str(uuid.uuid4()), body) for body in bodies]
     with publishers.lease(queue) as backend:
         results = backend.publish(messages)  # the database backend writes its batch atomically

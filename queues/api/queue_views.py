@@ -13,10 +13,13 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.permissions import IsPlatformAdmin
+from accounts.authentication import queue_limit
+from accounts.permissions import IsPlatformAdmin, TokenScope
+from accounts.scopes import Scope
 from queues import deletion
 from queues.api import publishing
 from queues.api.serializers import QueueSerializer, TestMessageSerializer
@@ -29,11 +32,26 @@ class QueueAdmins(IsPlatformAdmin):
 
 
 class QueueViewSet(viewsets.ModelViewSet[Queue]):
+    """An admin token limited to some queues sees and manages only those (any other is a
+    404, as if it did not exist) and cannot create queues."""
+
     serializer_class = QueueSerializer
-    permission_classes = [permissions.IsAuthenticated, QueueAdmins]
+    permission_classes = [permissions.IsAuthenticated, TokenScope, QueueAdmins]
+    token_scope = Scope.ADMIN
 
     def get_queryset(self) -> QuerySet[Queue]:
-        return Queue.objects.all()
+        limit = queue_limit(self.request.auth)
+        queues = Queue.objects.all()
+        return queues if limit is None else queues.filter(pk__in=limit)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if queue_limit(request.auth) is not None:
+            raise PermissionDenied(
+                "This token is limited to some queues: creating a queue needs a token with "
+                "all queues.",
+                code="token_queue_limit",
+            )
+        return super().create(request, *args, **kwargs)
 
     @extend_schema(responses={204: None, 409: dict})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -39,6 +39,7 @@ class QueueSerializer(serializers.ModelSerializer[Queue]):
             "fifo",
             "partitions",
             "max_priority",
+            "allowed_handlers",
             "enabled",
             "created_at",
             "updated_at",

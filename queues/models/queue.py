@@ -125,6 +125,13 @@ class Queue(models.Model):
         "RabbitMQ cannot change it on an existing queue: it takes a new queue.",
     )
     enabled = models.BooleanField(default=True)
+    #: The handlers messages on this queue may name; None: any. Publishes naming another are
+    #: refused (403 ``handler_not_allowed``), and so are links and test messages.
+    allowed_handlers = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The handlers messages on this queue may name (a list of names); empty: any.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -147,6 +154,11 @@ class Queue(models.Model):
     @property
     def has_secret(self) -> bool:
         return bool(self.secret_ciphertext)
+
+    # -- handlers -----------------------------------------------------------------------------
+
+    def allows_handler(self, name: str) -> bool:
+        return self.allowed_handlers is None or name in self.allowed_handlers
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -192,8 +204,39 @@ class Queue(models.Model):
                 add(option, message)
         if backend is not None:
             backend.clean_queue(self, add)
+        for problem in handler_list_problems(self.allowed_handlers):
+            add("allowed_handlers", problem)
         if errors:
             raise ValidationError(errors)
+
+
+MAX_ALLOWED_HANDLERS = 100
+MAX_HANDLER_NAME = 200
+
+
+def handler_list_problems(value: Any) -> list[str]:
+    """What is wrong with an ``allowed_handlers`` value (None, or a list of handler names)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return ["Give a list of handler names, or nothing to allow any handler."]
+    problems = []
+    if not value:
+        problems.append("An empty list would refuse every message: leave it unset to allow any.")
+    if len(value) > MAX_ALLOWED_HANDLERS:
+        problems.append(f"At most {MAX_ALLOWED_HANDLERS} handlers.")
+    bad = [
+        v
+        for v in value
+        if not v.strip() or len(v) > MAX_HANDLER_NAME or any(ord(c) < 32 for c in v)
+    ]
+    if bad:
+        problems.append(
+            f"Not a handler name: {bad[0][:80]!r} (1 to {MAX_HANDLER_NAME} characters)."
+        )
+    if len(set(value)) != len(value):
+        problems.append("A handler is listed twice.")
+    return problems
 
 
 class MessageState(models.TextChoices):

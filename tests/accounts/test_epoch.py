@@ -92,8 +92,12 @@ def test_changes_made_behind_the_process_s_back_apply_at_the_next_request(
     assert publish(client, raw, emails) == 201  # both kept now
 
     token.queues.through.objects.create(apitoken_id=token.pk, queue_id=orders.pk)
+    ApiToken.objects.filter(pk=token.pk).update(all_queues=False)
     assert publish(client, raw, emails) == 403, "the limit applies at once"
     assert publish(client, raw, orders) == 201
+    ApiToken.objects.filter(pk=token.pk).update(scopes=["read"])
+    assert publish(client, raw, orders) == 403, "a narrowed scope applies at once"
+    ApiToken.objects.filter(pk=token.pk).update(scopes=["publish"])
     Queue.objects.filter(pk=orders.pk).update(enabled=False)
     assert publish(client, raw, orders) == 409, "the queue disabled at once"
     User.objects.filter(pk=token.user_id).update(is_active=False)

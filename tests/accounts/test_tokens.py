@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts.models import ApiToken, digest
+from accounts.scopes import Scope
 from queues.models import Queue
 
 pytestmark = pytest.mark.django_db
@@ -49,9 +50,21 @@ def test_create_api_token_prints_a_working_token_scoped_to_queues(client: Client
     token = ApiToken.objects.get(key_hash=digest(raw))
     assert token.name == "cron"
     assert list(token.queues.all()) == [orders]
+    assert not token.all_queues
+    assert token.scope_set == set(Scope)
     assert token.allows_queue(orders.pk)
     assert not token.allows_queue(Queue.objects.get(name="emails").pk)
     assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").json()["username"] == "ops"
+
+
+def test_create_api_token_takes_scopes_and_without_queues_means_all_queues(capsys):
+    User.objects.create_user("ops")
+    call_command("create_api_token", "ops", "--scopes", "read, write")
+    token = ApiToken.objects.get(key_hash=digest(capsys.readouterr().out.strip()))
+    assert token.scope_set == {Scope.READ, Scope.WRITE}
+    assert token.all_queues
+    with pytest.raises(CommandError, match="not root"):
+        call_command("create_api_token", "ops", "--scopes", "read,root")
 
 
 def test_create_api_token_refuses_unknown_users_and_queues():
@@ -99,13 +112,18 @@ def test_changes_to_a_cached_token_or_its_user_apply_at_once(client: Client):
     assert _me(client, raw) == 200
     assert allows_queue(lookup(token.key_hash), emails.pk)  # type: ignore[arg-type]
 
-    token.queues.add(orders)  # narrowed to one queue
+    token.queues.add(orders)
+    token.all_queues = False
+    token.save()  # narrowed to one queue
     cached = lookup(token.key_hash)
     assert cached is not None
     assert allows_queue(cached, orders.pk)
     assert not allows_queue(cached, emails.pk)
-    orders.api_tokens.remove(token)  # from the other side of the relation
-    assert allows_queue(lookup(token.key_hash), emails.pk)  # type: ignore[arg-type]
+    orders.api_tokens.remove(token)  # from the other side of the relation: no queue is left
+    emptied = lookup(token.key_hash)
+    assert emptied is not None
+    assert not allows_queue(emptied, orders.pk), "an emptied limit denies, it does not open"
+    assert not allows_queue(emptied, emails.pk)
 
     user.is_active = False
     user.save()

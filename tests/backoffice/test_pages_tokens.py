@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 
 from accounts.models import ApiToken, digest
+from accounts.scopes import Scope
 from queues.models import Queue
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +32,9 @@ def test_create_a_scoped_token_shown_once(client: Client):
     assert "orders" in page
     assert "emails" in page
 
-    response = client.post("/tokens/", {"name": "billing", "queues": [orders.pk]})
+    response = client.post(
+        "/tokens/", {"name": "billing", "scopes": ["publish"], "queues": [orders.pk]}
+    )
     assert response.status_code == 201
     body = response.content.decode()
     shown = re.search(r'id="new-token-key">(qm_[^<]+)<', body)
@@ -40,6 +43,8 @@ def test_create_a_scoped_token_shown_once(client: Client):
     token = ApiToken.objects.get(key_hash=digest(raw))
     assert token.user == user
     assert list(token.queues.all()) == [orders]
+    assert token.scope_set == {Scope.PUBLISH}
+    assert not token.all_queues
     assert response["Cache-Control"].startswith("max-age=0")
     assert raw not in client.get("/tokens/").content.decode()  # never again
     assert client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 200
@@ -89,7 +94,13 @@ def test_someone_who_may_not_publish_is_shown_no_queue_names(client: Client):
     page = client.get("/tokens/").content.decode()
     assert "orders-secret-name" not in page
     assert 'name="queues"' not in page
-    response = client.post("/tokens/", {"name": "mine", "queues": [orders.pk]})
+    response = client.post(
+        "/tokens/", {"name": "mine", "scopes": ["read", "publish"], "queues": [orders.pk]}
+    )
+    assert response.status_code == 422, "publishing is not offered to who may not publish"
+    response = client.post("/tokens/", {"name": "mine", "scopes": ["read"], "queues": [orders.pk]})
     assert response.status_code == 201
     assert "orders-secret-name" not in response.content.decode()
-    assert not ApiToken.objects.get(user=user).queues.exists()
+    token = ApiToken.objects.get(user=user)
+    assert not token.queues.exists()
+    assert token.scope_set == {Scope.READ}

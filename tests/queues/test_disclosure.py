@@ -29,7 +29,7 @@ def _close_publishers() -> Any:
 
 
 def token_for(user: User, *queues: Queue) -> APIClient:
-    token, raw = ApiToken.issue(user, "probe")
+    token, raw = ApiToken.issue(user, "probe", all_queues=not queues)
     token.queues.set(queues)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")

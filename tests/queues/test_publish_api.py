@@ -43,7 +43,7 @@ def publisher(*queues: Queue, name: str = "publisher") -> tuple[User, str]:
     group = Group.objects.create(name=f"{name} group")
     group.permissions.add(Permission.objects.get(codename="publish_queue"))
     user.groups.add(group)
-    token, raw = ApiToken.issue(user, "test")
+    token, raw = ApiToken.issue(user, "test", all_queues=not queues)
     token.queues.set(queues)
     return user, raw
 

@@ -131,11 +131,6 @@ def _schedule(queue: Queue) -> None:
     Schedule.objects.create(name="s", action="publish", kind="cron", cron="0 * * * *", queue=queue)
 
 
-def _limited_token(queue: Queue) -> None:
-    token, _ = ApiToken.issue(User.objects.create_user("publisher"), "limited")
-    token.queues.set([queue])
-
-
 @pytest.mark.parametrize(
     ("make", "kind"),
     [
@@ -144,7 +139,6 @@ def _limited_token(queue: Queue) -> None:
         (_link, "links"),
         (_job_run, "job_runs"),  # PROTECT: a 500 at commit before
         (_schedule, "schedules"),  # PROTECT too
-        (_limited_token, "api_tokens"),  # its only queue gone, the token would reach all
     ],
 )
 def test_a_queue_with_rows_pointing_at_it_is_not_deleted(
@@ -162,6 +156,24 @@ def test_a_queue_with_rows_pointing_at_it_is_not_deleted(
     assert "orders" in body["detail"]
     assert Queue.objects.filter(pk=queue.pk).exists()
     assert deletion.in_the_way(queue) == {kind: 1}, "nothing was lost"
+
+
+def test_deleting_a_token_s_last_queue_leaves_the_token_publishing_nowhere(admin: APIClient):
+    queue = Queue.objects.create(name="orders", type="database")
+    other = Queue.objects.create(name="emails", type="database")
+    user = User.objects.create_superuser("publisher")
+    token, raw = ApiToken.issue(user, "limited", all_queues=False)
+    token.queues.set([queue])
+
+    assert admin.delete(f"{API}{queue.pk}/").status_code == 204
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    refused = client.post(
+        f"/api/v1/zstorage/queue/{other.pk}/publish", {"handler": "log"}, format="json"
+    )
+    assert refused.status_code == 403, "an emptied limit denies; it never widens to all"
+    assert other.database_messages.count() == 0
 
 
 def test_a_queue_is_deleted_once_nothing_but_its_history_points_at_it(admin: APIClient):

@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.scopes import Scope
 from zstorage import reads, records
 from zstorage.api.schema_views import table_for
 from zstorage.api.serializers import (
@@ -132,6 +133,8 @@ def _version(raw: str) -> int | None:
 
 
 class RecordListView(APIView):
+    token_scope = (Scope.READ, Scope.WRITE)
+
     @extend_schema(parameters=LIST_PARAMETERS, responses=RecordSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
         table = table_for(request, slug, Action.VIEW)
@@ -148,6 +151,8 @@ class RecordListView(APIView):
 
 
 class RecordQueryView(APIView):
+    token_scope = Scope.READ
+
     @extend_schema(request=QuerySerializer, responses=RecordSerializer(many=True))
     def post(self, request: Request, slug: str) -> Response:
         table = table_for(request, slug, Action.VIEW)
@@ -157,6 +162,8 @@ class RecordQueryView(APIView):
 
 
 class RecordDetailView(APIView):
+    token_scope = (Scope.READ, Scope.WRITE)
+
     def _record(self, table: Table, record_id: int) -> Record:
         try:
             return Record.objects.select_related("table", "created_by", "updated_by").get(
@@ -201,6 +208,7 @@ class RecordDetailView(APIView):
 
 
 class RecordBulkView(APIView):
+    token_scope = Scope.WRITE
     """All or nothing: one invalid row writes nothing and the answer names each bad row."""
 
     @extend_schema(
@@ -230,6 +238,8 @@ class RecordBulkView(APIView):
 
 
 class RecordAggregateView(APIView):
+    token_scope = Scope.READ
+
     @extend_schema(request=AggregateSerializer)
     def post(self, request: Request, slug: str) -> Response:
         table = table_for(request, slug, Action.VIEW)
@@ -252,6 +262,8 @@ class RecordAggregateView(APIView):
 
 
 class RecordChildrenView(APIView):
+    token_scope = (Scope.READ, Scope.WRITE)
+
     def get(self, request: Request, slug: str, record_id: int) -> Response:
         table = table_for(request, slug, Action.VIEW)
         if not Record.objects.filter(table=table, pk=record_id).exists():
@@ -273,6 +285,8 @@ class RecordChildrenView(APIView):
 
 
 class RecordHistoryView(APIView):
+    token_scope = (Scope.READ, Scope.WRITE)
+
     def get(self, request: Request, slug: str, record_id: int) -> Response:
         table = table_for(request, slug, Action.VIEW)
         changes = table.changes.filter(record_id=record_id).select_related("actor")

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from accounts import epoch
 from accounts.roles import is_admin
+from accounts.scopes import Scope
 from zstorage import schema
 from zstorage.api.serializers import FieldSerializer, RuleSerializer, TableSerializer
 from zstorage.models import Field, Rule, Table
@@ -53,6 +54,8 @@ def confirmed(request: Request) -> bool:
 
 
 class TableListView(APIView):
+    token_scope = (Scope.READ, Scope.ADMIN)
+
     @extend_schema(responses=TableSerializer(many=True))
     def get(self, request: Request) -> Response:
         return Response(TableSerializer(visible_tables(request.user), many=True).data)
@@ -67,6 +70,8 @@ class TableListView(APIView):
 
 
 class TableDetailView(APIView):
+    token_scope = (Scope.READ, Scope.ADMIN)
+
     @extend_schema(responses=TableSerializer)
     def get(self, request: Request, slug: str) -> Response:
         return Response(TableSerializer(table_for(request, slug)).data)
@@ -87,6 +92,8 @@ class TableDetailView(APIView):
 
 
 class FieldListView(APIView):
+    token_scope = (Scope.READ, Scope.ADMIN)
+
     @extend_schema(responses=FieldSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
         return Response(FieldSerializer(table_for(request, slug).fields.all(), many=True).data)
@@ -102,6 +109,8 @@ class FieldListView(APIView):
 
 
 class FieldDetailView(APIView):
+    token_scope = (Scope.READ, Scope.ADMIN)
+
     def _field(self, request: Request, slug: str, key: str) -> Field:
         return get_object_or_404(Field, table=table_for(request, slug), key=key)
 
@@ -125,6 +134,8 @@ class FieldDetailView(APIView):
 
 
 class RuleListView(APIView):
+    token_scope = (Scope.READ, Scope.ADMIN)
+
     @extend_schema(responses=RuleSerializer(many=True))
     def get(self, request: Request, slug: str) -> Response:
         table = table_for(request, slug)
@@ -148,6 +159,8 @@ class RuleListView(APIView):
 
 
 class RuleDetailView(APIView):
+    token_scope = (Scope.READ, Scope.ADMIN)
+
     def _rule(self, request: Request, slug: str, rule_id: int) -> Rule:
         return get_object_or_404(Rule, table=table_for(request, slug), pk=rule_id)
 
