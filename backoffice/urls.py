@@ -5,7 +5,17 @@ from django.contrib.auth.decorators import login_required
 from django.urls import path
 
 from backoffice import streams, views
-from backoffice.pages import fields, outbox, queues, records, rules, tables, tokens, transfer
+from backoffice.pages import (
+    fields,
+    outbox,
+    queues,
+    records,
+    rules,
+    tables,
+    tokens,
+    transfer,
+    webhooks,
+)
 
 app_name = "backoffice"
 
@@ -91,6 +101,11 @@ urlpatterns = [
     ),
     path("outbox/", outbox.outbox_monitor, name="outbox"),
     path("outbox/retry", outbox.outbox_retry, name="outbox-retry"),
+    # Webhook endpoints, the only places the webhook handler posts to: admins.
+    path("webhooks/", webhooks.webhook_list, name="webhooks"),
+    path("webhooks/new", webhooks.webhook_create, name="webhook-new"),
+    path("webhooks/<int:endpoint_id>/", webhooks.webhook_edit, name="webhook"),
+    path("webhooks/<int:endpoint_id>/delete", webhooks.webhook_delete, name="webhook-delete"),
     # API tokens: each user their own; admins everyone's.
     path("tokens/", login_required(tokens.token_list), name="tokens"),
     path("tokens/<int:token_id>/revoke", login_required(tokens.token_revoke), name="token-revoke"),
