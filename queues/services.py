@@ -191,14 +191,33 @@ def retry_outbox(queue: Queue | None = None) -> tuple[int, int]:
     return due, requeued
 
 
-def check_handlers(queue: Queue, handlers: Sequence[str]) -> None:
-    """Refuse (``HandlerNotAllowed``, 403) handlers outside the queue's allow-list."""
+#: Handlers that act with more than a publisher's rights (starting jobs, running a job's
+#: instances): a publisher's message may name one only on a queue whose allow-list names it.
+#: The apps above that own such handlers reserve them when they load (``jobs.apps``).
+RESERVED_HANDLERS: dict[str, str] = {}
+
+
+def reserve_handler(name: str, does: str) -> None:
+    """Keep ``name`` from publishers unless a queue allows it by name; ``does`` says why
+    (e.g. "starts jobs"), in the refusal."""
+    RESERVED_HANDLERS[name] = does
+
+
+def check_handlers(queue: Queue, handlers: Sequence[str], *, published: bool = False) -> None:
+    """Refuse (``HandlerNotAllowed``, 403) handlers outside the queue's allow-list, and, for a
+    ``published`` message (from the publish API), reserved handlers the list does not name."""
+    named = set(queue.allowed_handlers or [])
+    for name in sorted(set(handlers)):
+        if published and name in RESERVED_HANDLERS and name not in named:
+            raise HandlerNotAllowed(
+                f"Handler {name!r} {RESERVED_HANDLERS[name]}: a published message may name it "
+                f"only on a queue whose allowed handlers list it, and {queue.name!r} does not."
+            )
     refused = sorted({h for h in handlers if not queue.allows_handler(h)})
     if refused:
-        allowed = ", ".join(queue.allowed_handlers or [])
         raise HandlerNotAllowed(
             f"Queue {queue.name!r} does not take messages for handler "
-            f"{', '.join(map(repr, refused))}; it allows: {allowed}."
+            f"{', '.join(map(repr, refused))}; it allows: {', '.join(sorted(named))}."
         )
 
 

@@ -68,6 +68,27 @@ def test_a_queue_without_a_list_takes_any_handler(api: APIClient):
     assert answer.status_code == 201
 
 
+@pytest.mark.parametrize("reserved", ["start_job", "jobs.instance"])
+def test_a_publisher_cannot_start_jobs_unless_a_queue_names_the_handler(
+    api: APIClient, reserved: str
+):
+    """Jobs are for admins: publishing {"handler": "start_job"} would start one with the
+    publisher's parameters, so these handlers are kept from publishers by default."""
+    open_queue = services.create_queue(name="open", type="database")
+    url = f"/api/v1/zstorage/queue/{open_queue.pk}/publish"
+    message = {"handler": reserved, "job": "echo", "params": [{}]}
+    refused = api.post(url, message, format="json")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "handler_not_allowed"
+    assert "may name it only on a queue whose allowed handlers list it" in refused.json()["detail"]
+    batch = api.post(url + "/batch", {"messages": [{"handler": "log"}, message]}, format="json")
+    assert batch.status_code == 403
+    assert open_queue.database_messages.count() == 0
+
+    services.update_queue(open_queue, allowed_handlers=[reserved])
+    assert api.post(url, message, format="json").status_code == 201
+
+
 def test_the_test_message_endpoint_respects_the_list(api: APIClient, orders: Queue):
     refused = api.post(
         f"/api/v1/queues/{orders.pk}/test-message/", {"handler": "webhook"}, format="json"
