@@ -6,6 +6,8 @@ SQLite database and generated secrets under ``var/``; ``production`` requires th
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -80,6 +82,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_celery_beat",
+    "axes",
     "accounts",
     "backoffice",
     "zstorage",
@@ -99,6 +102,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a login that axes refused (locked out) into the login page with status 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "quaymaster.urls"
@@ -128,6 +133,50 @@ AUTH_PASSWORD_VALIDATORS = [
 # generated and kept under var/ when none is given.
 QUAYMASTER_ADMIN_USERNAME = env.str("QUAYMASTER_ADMIN_USERNAME", default="admin")
 QUAYMASTER_ADMIN_PASSWORD = env.str("QUAYMASTER_ADMIN_PASSWORD", default="")
+
+# Login brute-force protection (django-axes, see backoffice/login_lockout.py): this many failed
+# logins for one username from one client address lock that pair (the right password is refused
+# too) until this long after the last failure; a successful login clears the count. Counts live
+# in the database, shared by every web process; `manage.py axes_reset` (or axes_reset_username,
+# axes_reset_ip_username) unlocks at once.
+QUAYMASTER_LOGIN_FAILURE_LIMIT = env.int("QUAYMASTER_LOGIN_FAILURE_LIMIT", default=5)
+QUAYMASTER_LOGIN_COOLOFF_MINUTES = env.float("QUAYMASTER_LOGIN_COOLOFF_MINUTES", default=15.0)
+if QUAYMASTER_LOGIN_FAILURE_LIMIT < 1 or QUAYMASTER_LOGIN_COOLOFF_MINUTES <= 0:
+    raise environ.ImproperlyConfigured(
+        "QUAYMASTER_LOGIN_FAILURE_LIMIT must be 1 or more and QUAYMASTER_LOGIN_COOLOFF_MINUTES "
+        "more than 0."
+    )
+# The client address is REMOTE_ADDR, unless a proxy in front sets (and overwrites) a header
+# with it: name it here (e.g. X-Forwarded-For; its last address is taken, the one the proxy
+# appended). Set it only behind such a proxy: otherwise a client could claim any address.
+_client_ip_header = env.str("QUAYMASTER_CLIENT_IP_HEADER", default="").strip()
+if _client_ip_header and not re.fullmatch(r"[A-Za-z0-9-]+", _client_ip_header):
+    raise environ.ImproperlyConfigured(
+        "QUAYMASTER_CLIENT_IP_HEADER must be a header name, e.g. X-Forwarded-For."
+    )
+QUAYMASTER_CLIENT_IP_META_KEY = (
+    "HTTP_" + _client_ip_header.upper().replace("-", "_") if _client_ip_header else ""
+)
+AUTHENTICATION_BACKENDS = [
+    "backoffice.login_lockout.LoginLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = QUAYMASTER_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=QUAYMASTER_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "backoffice.login_lockout.LoginAttemptHandler"  # axes' database handler
+AXES_RESET_ON_SUCCESS = True
+# A refused try while locked is not counted: the lock ends when the page says, and a locked
+# pair's row stops growing.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "backoffice.login_lockout.client_ip"
+AXES_USERNAME_CALLABLE = "backoffice.login_lockout.username"
+AXES_LOCKOUT_CALLABLE = "backoffice.login_lockout.lockout_response"
+# Bounded tables: a row per username and address with failures in the last cool-off (older
+# rows are deleted at the next login attempt); no per-login success log, no failure history.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_VERBOSE = False  # no banner at every start; lockouts are still logged (WARNING)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "backoffice:home"

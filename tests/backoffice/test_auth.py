@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 import pytest
+from axes.models import AccessAttempt
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import ApiToken
 
@@ -39,7 +44,8 @@ def test_login_page_renders_and_logs_in(client: Client):
 
 def test_logout_is_a_post_and_ends_the_session(client: Client):
     User.objects.create_user("ada", password="correct horse battery")
-    client.login(username="ada", password="correct horse battery")
+    assert client.login(username="ada", password="correct horse battery")
+    assert client.get("/").status_code == 200
     response = client.post("/logout/")
     assert response.status_code == 302
     assert client.get("/").status_code == 302
@@ -64,7 +70,12 @@ def test_me_says_who_the_token_belongs_to(client: Client):
     user.groups.add(Group.objects.get(name="business users"))
     _, raw = ApiToken.issue(user, "script")
     body = client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").json()
-    assert body == {"username": "ada", "is_admin": False, "groups": ["business users"]}
+    assert {key: body[key] for key in ("username", "is_admin", "groups")} == {
+        "username": "ada",
+        "is_admin": False,
+        "groups": ["business users"],
+    }
+    assert body["token"]["name"] == "script"
 
 
 def test_bootstrap_demo_creates_the_admin_from_the_environment(settings, capsys):
@@ -119,3 +130,185 @@ def test_bootstrap_demo_creates_demo_tables_a_linked_queue_and_the_job_queue_onc
     [schedule] = Schedule.objects.all()
     assert (schedule.job, schedule.cron, len(schedule.params)) == ("demo.city_report",
                                                                    "0 * * * *", 6)  # fmt: skip
+
+
+# Login brute force: django-axes counts failures per username and client address together.
+
+ADMIN_LOGIN = "/django-admin/login/"
+PASSWORD = "correct horse battery"
+
+
+def try_login(
+    client: Client,
+    password: str,
+    *,
+    username: str = "ada",
+    ip: str = "10.0.0.1",
+    path: str = "/login/",
+) -> Any:
+    return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+def minute_after(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+
+
+def fail(client: Client, times: int, **kwargs: Any) -> list[Any]:
+    return [try_login(client, "wrong", **kwargs) for _ in range(times)]
+
+
+def test_failed_logins_lock_the_username_from_that_address_with_a_page_saying_when(
+    client: Client, settings: Any
+):
+    User.objects.create_user("ada", password=PASSWORD)
+    before = fail(client, settings.AXES_FAILURE_LIMIT - 1)
+    assert [r.status_code for r in before] == [200] * (settings.AXES_FAILURE_LIMIT - 1)
+    assert all(b"did not match" in r.content for r in before)
+
+    before = timezone.now()
+    locked = try_login(client, "wrong")
+    after = timezone.now()
+    assert locked.status_code == 429
+    body = locked.content.decode()
+    assert "Log in to Quaymaster" in body  # the login page itself, with its form
+    assert 'name="password"' in body
+    assert "Too many failed logins for this username from your address" in body
+    # The minute the lock ends (the cool-off after this failure), rounded up, in UTC here.
+    ends = {minute_after(t + settings.AXES_COOLOFF_TIME) for t in (before, after)}
+    assert any(f"blocked until {end:%H:%M} UTC (in 15\xa0minutes)" in body for end in ends)
+    assert 890 <= int(locked["Retry-After"]) <= 900
+
+    # The right password is refused as well while the lock lasts, and leaves no session.
+    right = try_login(client, PASSWORD)
+    assert right.status_code == 429
+    assert "Too many failed logins" in right.content.decode()
+    assert client.get("/").status_code == 302
+
+
+def test_the_lock_holds_only_for_that_username_and_that_address(client: Client, settings: Any):
+    User.objects.create_user("ada", password=PASSWORD)
+    User.objects.create_user("bob", password=PASSWORD)
+    fail(client, settings.AXES_FAILURE_LIMIT)
+    assert try_login(client, PASSWORD).status_code == 429
+
+    from_elsewhere = Client()
+    assert try_login(from_elsewhere, PASSWORD, ip="10.0.0.2").status_code == 302
+    other_user = Client()
+    assert try_login(other_user, PASSWORD, username="bob").status_code == 302
+    assert other_user.get("/").status_code == 200
+
+
+def test_a_successful_login_resets_the_count(client: Client, settings: Any):
+    User.objects.create_user("ada", password=PASSWORD)
+    limit = settings.AXES_FAILURE_LIMIT
+    fail(client, limit - 1)
+    assert try_login(client, PASSWORD).status_code == 302
+    client.post("/logout/")
+
+    # Counting starts again: as many failures as before leave the account open.
+    assert [r.status_code for r in fail(client, limit - 1)] == [200] * (limit - 1)
+    assert try_login(client, PASSWORD).status_code == 302
+
+
+def test_the_lock_ends_after_the_cool_off(client: Client, settings: Any):
+    User.objects.create_user("ada", password=PASSWORD)
+    fail(client, settings.AXES_FAILURE_LIMIT)
+    assert try_login(client, PASSWORD).status_code == 429
+
+    # Refused tries while locked do not extend the lock: once the cool-off after the last
+    # counted failure has passed, the right password logs in.
+    AccessAttempt.objects.update(attempt_time=timezone.now() - settings.AXES_COOLOFF_TIME)
+    assert try_login(client, PASSWORD).status_code == 302
+
+
+def test_the_limit_and_cool_off_come_from_settings(client: Client, settings: Any):
+    settings.AXES_FAILURE_LIMIT = 2
+    settings.AXES_COOLOFF_TIME = dt.timedelta(minutes=3)
+    User.objects.create_user("ada", password=PASSWORD)
+    assert [r.status_code for r in fail(client, 2)] == [200, 429]
+    locked = try_login(client, PASSWORD)
+    assert "in 3\xa0minutes" in locked.content.decode()
+    assert 170 <= int(locked["Retry-After"]) <= 180
+
+
+def test_the_admin_login_is_locked_too_and_shares_the_count(client: Client, settings: Any):
+    User.objects.create_superuser("root", password=PASSWORD)
+    fail(client, settings.AXES_FAILURE_LIMIT - 1, username="root", path=ADMIN_LOGIN)
+    locked = try_login(client, "wrong", username="root", path=ADMIN_LOGIN)
+    assert locked.status_code == 429
+    body = locked.content.decode()
+    assert "Django administration" in body or "Log in" in body  # the admin's own login page
+    assert 'class="errornote"' in body
+    assert "Too many failed logins for this username from your address" in body
+    assert try_login(client, PASSWORD, username="root", path=ADMIN_LOGIN).status_code == 429
+    # One count for both pages: the back-office login refuses the pair as well.
+    assert try_login(client, PASSWORD, username="root").status_code == 429
+    assert (
+        try_login(Client(), PASSWORD, username="root", ip="10.0.0.9", path=ADMIN_LOGIN).status_code
+        == 302
+    )
+
+
+def test_a_proxy_header_names_the_client_only_when_configured(client: Client, settings: Any):
+    User.objects.create_user("ada", password=PASSWORD)
+    limit = settings.AXES_FAILURE_LIMIT
+
+    # Not configured: a client's X-Forwarded-For is ignored, so changing it does not escape.
+    for n in range(limit):
+        client.post(
+            "/login/", {"username": "ada", "password": "wrong"}, HTTP_X_FORWARDED_FOR=f"1.2.3.{n}"
+        )
+    assert try_login(client, PASSWORD, ip="127.0.0.1").status_code == 429
+
+    # Configured: the address the proxy appended (the last) is the client's; REMOTE_ADDR is the
+    # proxy, shared by everyone.
+    settings.QUAYMASTER_CLIENT_IP_META_KEY = "HTTP_X_FORWARDED_FOR"
+    behind = {"REMOTE_ADDR": "10.9.9.9"}
+    for _ in range(limit):
+        client.post(
+            "/login/", {"username": "ada", "password": "wrong"},
+            HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.5", **behind,
+        )  # fmt: skip
+    refused = client.post(
+        "/login/", {"username": "ada", "password": PASSWORD},
+        HTTP_X_FORWARDED_FOR="203.0.113.5", **behind,
+    )  # fmt: skip
+    assert refused.status_code == 429
+    other = Client().post(
+        "/login/", {"username": "ada", "password": PASSWORD},
+        HTTP_X_FORWARDED_FOR="203.0.113.5, 198.51.100.7", **behind,
+    )  # fmt: skip
+    assert other.status_code == 302
+
+
+def test_axes_reset_unlocks(client: Client, settings: Any):
+    User.objects.create_user("ada", password=PASSWORD)
+    fail(client, settings.AXES_FAILURE_LIMIT)
+    assert try_login(client, PASSWORD).status_code == 429
+    call_command("axes_reset")
+    assert try_login(client, PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"HTTP_USER_AGENT": "x" * 5000, "HTTP_ACCEPT": "y" * 5000},
+        {"HTTP_USER_AGENT": "bad\x00agent"},
+        {"REMOTE_ADDR": "not-an-address"},
+    ],
+)
+def test_odd_requests_to_the_login_get_an_answer_not_an_error(
+    client: Client, settings: Any, headers: dict[str, str]
+):
+    User.objects.create_user("ada", password=PASSWORD)
+    long_name = client.post("/login/", {"username": "a" * 300, "password": "x"}, **headers)
+    assert long_name.status_code == 200
+    answers = [
+        client.post("/login/", {"username": "ada", "password": "wrong"}, **headers)
+        for _ in range(settings.AXES_FAILURE_LIMIT)
+    ]
+    assert [r.status_code for r in answers][-1] == 429
+    assert (
+        client.post("/login/", {"username": "ada", "password": PASSWORD}, **headers).status_code
+        == 429
+    )
