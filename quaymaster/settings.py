@@ -97,6 +97,9 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "accounts.epoch.EpochMiddleware",
+    # Before CSRF: refuses an oversized CSV upload by its Content-Length, unread (CSRF's check
+    # reads the whole multipart body, spooling the file to disk).
+    "backoffice.uploads.UploadSizeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -325,6 +328,9 @@ QUAYMASTER_QUERY_MAX_DEPTH = env.int("QUAYMASTER_QUERY_MAX_DEPTH", default=32)
 QUAYMASTER_QUERY_MAX_NODES = env.int("QUAYMASTER_QUERY_MAX_NODES", default=2000)
 QUAYMASTER_QUERY_MAX_LIST = env.int("QUAYMASTER_QUERY_MAX_LIST", default=1000)
 QUAYMASTER_BULK_MAX_ROWS = env.int("QUAYMASTER_BULK_MAX_ROWS", default=1000)
+# The back-office's CSV import takes files up to this size; a larger upload is refused (413) by
+# its Content-Length, before its body is read (backoffice/uploads.py).
+QUAYMASTER_IMPORT_MAX_BYTES = env.int("QUAYMASTER_IMPORT_MAX_BYTES", default=5 * 1024**2)
 # On PostgreSQL, the Record API's reads (list, query, aggregate) stop after this; 0: no limit.
 QUAYMASTER_API_STATEMENT_TIMEOUT_MS = env.int("QUAYMASTER_API_STATEMENT_TIMEOUT_MS", default=15000)
 

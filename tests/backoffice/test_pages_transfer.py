@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
 from django.test import Client
 
+from backoffice.uploads import MULTIPART_ALLOWANCE
 from tests.zstorage.builders import make_field, make_rule, make_table
 from zstorage import records
 from zstorage.models import Table
@@ -121,3 +123,142 @@ def test_only_the_newest_preview_of_a_session_can_be_confirmed(admin: Client, co
     assert "expired" in stale.content.decode()
     admin.post("/records/contacts/import", {"batch": second.context["batch"]})
     assert [r.data["name"] for r in contacts.records.all()] == ["Bob"]
+
+
+# An upload larger than the import's cap is refused by its Content-Length, before anything
+# reads its body: the CSRF check would otherwise spool the whole file to disk first.
+
+RECEIVED: list[str] = []
+
+
+class SentinelUploadHandler(FileUploadHandler):
+    """First in FILE_UPLOAD_HANDLERS: notes every file Django starts to read from a body, then
+    lets the real handlers take it."""
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        RECEIVED.append(self.file_name or "")
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+@pytest.fixture
+def sentinel(settings: Any) -> list[str]:
+    settings.FILE_UPLOAD_HANDLERS = [
+        f"{__name__}.SentinelUploadHandler",
+        *settings.FILE_UPLOAD_HANDLERS,
+    ]
+    RECEIVED.clear()
+    return RECEIVED
+
+
+@pytest.fixture
+def small_cap(settings: Any) -> int:
+    settings.QUAYMASTER_IMPORT_MAX_BYTES = 10_000
+    return 10_000
+
+
+def csv_of(size: int) -> str:
+    """A valid contacts CSV of exactly ``size`` bytes: unique names padded to fit."""
+    lines, total, n = ["name"], 5, 0
+    while total + 20 < size:
+        lines.append(f"person-{n:012d}")  # 19 characters and a newline
+        total += 20
+        n += 1
+    lines.append("x" * (size - total - 1))
+    return "\n".join(lines) + "\n"
+
+
+def test_an_upload_over_the_cap_is_refused_before_its_body_is_read(
+    admin: Client, contacts: Table, small_cap: int, sentinel: list[str]
+):
+    text = csv_of(small_cap + MULTIPART_ALLOWANCE + 1000)
+    response = upload(admin, text)
+    assert response.status_code == 413
+    body = response.content.decode()
+    assert "The file is larger than 9.8\xa0KB: nothing was imported." in body
+    assert 'id="id_file"' in body  # the import page, to choose another file
+    assert sentinel == []  # no upload handler saw the file: nothing was read or spooled
+    assert contacts.records.count() == 0
+
+
+def test_the_refusal_goes_by_the_header_without_reading_a_byte(
+    admin: Client, contacts: Table, sentinel: list[str]
+):
+    class Body(io.BytesIO):
+        """The request's input: notes every read."""
+
+        reads: list[int] = []
+
+        def read(self, size: int | None = -1, /) -> bytes:
+            self.reads.append(-1 if size is None else size)
+            return super().read(size)
+
+        def readline(self, size: int | None = -1, /) -> bytes:
+            return self.read(size)
+
+    start = b"--x\r\n"
+    body = Body(start)
+    response = admin.generic(
+        "POST",
+        "/records/contacts/import",
+        start,
+        content_type="multipart/form-data; boundary=x",
+        CONTENT_LENGTH=str(1024**3),  # announced: 1 GB
+        **{"wsgi.input": body},
+    )
+    assert body.reads == []
+    assert response.status_code == 413
+    assert sentinel == []
+
+
+def test_a_file_just_under_the_cap_still_imports(
+    admin: Client, contacts: Table, small_cap: int, sentinel: list[str]
+):
+    text = csv_of(small_cap - 10)
+    preview = upload(admin, text)
+    assert preview.status_code == 200, preview.content.decode()
+    assert sentinel == ["contacts.csv"]
+    rows = text.count("\n") - 1
+    assert f"Ready to import {rows} records" in preview.content.decode()
+    done = admin.post("/records/contacts/import", {"batch": preview.context["batch"]})
+    assert done.status_code == 302
+    assert contacts.records.count() == rows
+
+
+def test_a_file_over_the_cap_in_a_body_under_the_allowance_meets_the_pages_own_check(
+    admin: Client, contacts: Table, small_cap: int
+):
+    response = upload(admin, csv_of(small_cap + 10))
+    assert response.status_code == 422
+    assert "The file is larger than 9.8\xa0KB" in response.content.decode()
+    assert contacts.records.count() == 0
+
+
+def test_under_htmx_the_refusal_redirects_to_the_import_page_with_the_message(
+    admin: Client, contacts: Table, small_cap: int, sentinel: list[str]
+):
+    file = SimpleUploadedFile("contacts.csv", csv_of(200_000).encode(), content_type="text/csv")
+    response = admin.post("/records/contacts/import", {"file": file}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 413
+    assert response["HX-Redirect"] == "/records/contacts/import"
+    assert sentinel == []
+    page = admin.get("/records/contacts/import")
+    assert "The file is larger than 9.8\xa0KB: nothing was imported." in page.content.decode()
+
+
+def test_an_oversized_upload_from_someone_not_allowed_gets_the_pages_own_answer(
+    client: Client, contacts: Table, small_cap: int, sentinel: list[str]
+):
+    big = csv_of(200_000)
+    anonymous = upload(client, big)
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/login/?next=/records/contacts/import")
+
+    client.force_login(User.objects.create_user("clerk"))  # no grant on the table
+    assert upload(client, big).status_code == 404
+    assert sentinel == []
