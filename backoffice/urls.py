@@ -105,6 +105,7 @@ urlpatterns = [
     path("webhooks/", webhooks.webhook_list, name="webhooks"),
     path("webhooks/new", webhooks.webhook_create, name="webhook-new"),
     path("webhooks/<int:endpoint_id>/", webhooks.webhook_edit, name="webhook"),
+    path("webhooks/<int:endpoint_id>/test", webhooks.webhook_test, name="webhook-test"),
     path("webhooks/<int:endpoint_id>/delete", webhooks.webhook_delete, name="webhook-delete"),
     # API tokens: each user their own; admins everyone's.
     path("tokens/", login_required(tokens.token_list), name="tokens"),

@@ -1,5 +1,5 @@
-"""Webhook endpoints: saving them (the back-office and the rotate command call these) and
-choosing the one a ``webhook`` message may use.
+"""Webhook endpoints: saving them (the back-office and the rotate command call these),
+choosing the one a ``webhook`` message may use, and posting to one.
 
 The secret follows the queues' rule for credentials: write-only, and bound to where it is sent.
 Changing an endpoint's URL to another host clears its stored secret unless a new one comes
@@ -9,6 +9,9 @@ it at a listener of theirs and collect bodies signed with it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +21,9 @@ from queues import crypto
 from queues.models import Queue
 from workers.errors import MalformedMessage
 from workers.models import WebhookEndpoint
+from workers.webhook_client import Answer, post
+
+SIGNATURE_HEADER = "X-Quaymaster-Signature"
 
 WHERE = "an admin configures webhook endpoints on the back-office's Webhooks page"
 
@@ -109,3 +115,24 @@ def endpoint_for(queue: Queue, name: object) -> WebhookEndpoint:
             f"{WHERE} and can add the queue to it."
         )
     return endpoint
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Quaymaster-Signature`` value: ``sha256=<hex HMAC of the body>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def deliver(endpoint: WebhookEndpoint, payload: Any, *, message_id: str) -> Answer:
+    """POST ``payload`` as JSON to the endpoint, signed with its secret when it has one, within
+    its timeout (``workers.webhook_client.post``: AddressRefused, WebhookFailed)."""
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Quaymaster-Webhook/1",
+        "X-Quaymaster-Message-Id": message_id,
+    }
+    secret = endpoint.get_secret()
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(secret, body)
+    label = f"endpoint {endpoint.name} ({endpoint.host})"
+    return post(endpoint.url, body, headers, timeout=float(endpoint.timeout), label=label)

@@ -14,8 +14,6 @@ retrying cannot fix them. A webhook that answers with anything but 2xx (or not i
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from typing import Any
 
@@ -25,12 +23,10 @@ from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 
 from workers.context import Context
-from workers.endpoints import endpoint_for
+from workers.endpoints import deliver, endpoint_for
 from workers.errors import MalformedMessage
 from workers.registry import handler
-from workers.webhook_client import post
 
-SIGNATURE_HEADER = "X-Quaymaster-Signature"
 #: Keys that would choose the sender: the platform does (DEFAULT_FROM_EMAIL).
 SENDER_KEYS = ("from_email", "reply_to", "sender")
 #: Keys of the old webhook message that chose the destination, the secret and the timeout.
@@ -105,11 +101,6 @@ def send_email(message: dict[str, Any], ctx: Context) -> None:
     ctx.ack()
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The ``X-Quaymaster-Signature`` value: ``sha256=<hex HMAC of the body>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 @handler("webhook")
 def webhook(message: dict[str, Any], ctx: Context) -> None:
     """``{"handler": "webhook", "endpoint"?: "<name>", "payload": …}``: POST the payload as
@@ -122,20 +113,10 @@ def webhook(message: dict[str, Any], ctx: Context) -> None:
                 'endpoint, set by admins. Send {"endpoint": "<name>", "payload": {…}} instead.'
             )
     endpoint = endpoint_for(ctx.queue, message.get("endpoint"))
-    body = json.dumps(message.get("payload", {}), separators=(",", ":")).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "Quaymaster-Webhook/1",
-        "X-Quaymaster-Message-Id": ctx.message_id,
-    }
-    secret = endpoint.get_secret()
-    if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, body)
-    label = f"endpoint {endpoint.name} ({endpoint.host})"
-    answer = post(endpoint.url, body, headers, timeout=float(endpoint.timeout), label=label)
+    answer = deliver(endpoint, message.get("payload", {}), message_id=ctx.message_id)
     ctx.log.info(
-        "POST to %s at %s answered %s in %.0f ms",
-        label,
+        "POST to endpoint %s at %s answered %s in %.0f ms",
+        endpoint.name,
         answer.address,
         answer.status,
         answer.seconds * 1000,

@@ -1,4 +1,4 @@
-"""Admin pages for webhook endpoints: the list, create, edit and delete.
+"""Admin pages for webhook endpoints: the list, create, edit, delete, and a test POST.
 
 An endpoint is where the built-in ``webhook`` handler may post, so these pages are the only
 place a destination or a signing secret is chosen: a message names an endpoint and brings its
@@ -9,8 +9,11 @@ the URL moves to another host without a new one.
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,8 +22,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from backoffice.access import admin_required, get_for
 from backoffice.forms.webhooks import WebhookEndpointForm
+from backoffice.partials import partial_for
 from queues.models import Queue
-from workers.endpoints import create_endpoint, update_endpoint
+from workers.endpoints import create_endpoint, deliver, update_endpoint
+from workers.errors import Permanent, WebhookFailed
 from workers.models import WebhookEndpoint
 
 LIST = ("Webhooks", "backoffice:webhooks")
@@ -88,12 +93,46 @@ def webhook_edit(request: HttpRequest, endpoint_id: int) -> HttpResponse:
                     "its POSTs are unsigned until you type a secret again.",
                 )
             return redirect("backoffice:webhooks")
-    return render(
-        request,
-        "webhooks/form.html",
-        {"form": form, "endpoint": endpoint, "crumbs": _crumbs((endpoint.name, None))},
-        status=422 if form.errors else 200,
-    )
+    return _edit_page(request, endpoint, form, status=422 if form.errors else 200)
+
+
+def _edit_page(
+    request: HttpRequest,
+    endpoint: WebhookEndpoint,
+    form: WebhookEndpointForm | None = None,
+    *,
+    result: dict[str, Any] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "form": form or WebhookEndpointForm(endpoint=endpoint),
+        "endpoint": endpoint,
+        "result": result,
+        "crumbs": _crumbs((endpoint.name, None)),
+    }
+    return render(request, "webhooks/form.html", context, status=status)
+
+
+@admin_required
+@require_POST
+def webhook_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
+    """POST ``{"test": true, "endpoint": <name>}`` to the endpoint as a message would (the same
+    address check, signature and timeout) and show what came back."""
+    endpoint = get_for(request, WebhookEndpoint, pk=endpoint_id)
+    payload = {"test": True, "endpoint": endpoint.name}
+    try:
+        answer = deliver(endpoint, payload, message_id=f"test-{uuid.uuid4()}")
+    except (Permanent, WebhookFailed, ImproperlyConfigured) as exc:
+        result = {"operation": "webhook-test", "ok": False, "detail": str(exc)}
+    else:
+        detail = (
+            f"{endpoint.host} ({answer.address}) answered {answer.status} {answer.reason} in "
+            f"{answer.seconds * 1000:.0f} ms{'' if endpoint.has_secret else ', unsigned'}."
+        )
+        result = {"operation": "webhook-test", "ok": True, "detail": detail}
+    if partial_for(request):
+        return render(request, "queues/_result.html", {"result": result})
+    return _edit_page(request, endpoint, result=result)
 
 
 @admin_required

@@ -4,6 +4,7 @@ and a URL written with a non-public IP address refused with the reason."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,12 +13,14 @@ from django.test import Client
 
 from queues import services
 from queues.models import Queue
-from workers.endpoints import create_endpoint
+from tests.workers.webhook_receiver import serve
+from workers.endpoints import SIGNATURE_HEADER, create_endpoint, sign
 from workers.models import WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "whsec-Never-Shown-42"
+HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def logged_in(client: Client, name: str = "root", admin: bool = True) -> User:
@@ -186,3 +189,39 @@ def test_an_admin_deletes_an_endpoint(admin: Client, crm: WebhookEndpoint) -> No
     assert "Webhook endpoint crm deleted" in response.content.decode()
     assert not WebhookEndpoint.objects.exists()
     assert admin.get(f"/webhooks/{crm.pk}/").status_code == 404
+
+
+def test_a_test_post_reaches_an_allowed_receiver_signed(admin: Client, settings: Any) -> None:
+    settings.QUAYMASTER_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    with serve() as receiver:
+        endpoint = create_endpoint(name="local", url=receiver.url, secret=SECRET)
+        response = admin.post(f"/webhooks/{endpoint.pk}/test", **HTMX)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "OK" in page
+    assert "answered 204" in page
+    ((headers, body),) = receiver.requests
+    assert json.loads(body) == {"test": True, "endpoint": "local"}
+    assert headers[SIGNATURE_HEADER] == sign(SECRET, body)
+    assert SECRET not in page
+
+
+def test_a_test_post_to_a_loopback_address_is_refused_with_the_reason(admin: Client) -> None:
+    with serve() as receiver:
+        endpoint = create_endpoint(name="local", url=receiver.url)
+        response = admin.post(f"/webhooks/{endpoint.pk}/test")  # no htmx: the whole page
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<h1>Webhook endpoint local</h1>" in page
+    assert "Failed" in page
+    assert "127.0.0.1 is a loopback address; webhooks reach public addresses only" in page
+    assert receiver.requests == []
+
+
+def test_business_users_cannot_send_a_test_post(client: Client, settings: Any) -> None:
+    settings.QUAYMASTER_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    logged_in(client, "bea", admin=False)
+    with serve() as receiver:
+        endpoint = create_endpoint(name="local", url=receiver.url)
+        assert client.post(f"/webhooks/{endpoint.pk}/test", **HTMX).status_code == 403
+    assert receiver.requests == []

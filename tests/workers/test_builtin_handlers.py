@@ -22,11 +22,11 @@ from queues.messages import Delivery
 from queues.models import Queue
 from tests.workers.webhook_receiver import Receiver, serve
 from workers.context import Context
-from workers.endpoints import create_endpoint
+from workers.endpoints import SIGNATURE_HEADER, create_endpoint, sign
 from workers.errors import MalformedMessage, WebhookFailed
 from workers.events import Event, EventSink
-from workers.handlers import SIGNATURE_HEADER, send_email, sign, webhook
 from workers.handlers import log as log_handler
+from workers.handlers import send_email, webhook
 from workers.job import Outcome
 from workers.models import WebhookEndpoint
 

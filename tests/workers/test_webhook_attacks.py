@@ -19,8 +19,8 @@ from queues import dead_letters, services
 from queues.models import Queue
 from tests.workers.helpers import events, publish, wait_for_events
 from tests.workers.webhook_receiver import Receiver, serve
-from workers.endpoints import create_endpoint
-from workers.handlers import SIGNATURE_HEADER, webhook
+from workers.endpoints import SIGNATURE_HEADER, create_endpoint
+from workers.handlers import webhook
 from workers.models import EventKind
 from workers.registry import Registry
 from workers.runtime import Worker
