@@ -11,6 +11,8 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
+from queues import services
+from queues.deletion import delete_queue
 from workers.endpoints import create_endpoint, update_endpoint
 from workers.models import WebhookEndpoint
 
@@ -81,3 +83,17 @@ def test_rotation_re_encrypts_with_the_first_key(crm: WebhookEndpoint, settings:
 
     settings.QUAYMASTER_ENCRYPTION_KEYS = [new_key]  # the old key is gone
     assert WebhookEndpoint.objects.get().get_secret() == SECRET
+
+
+def test_a_deleted_queue_leaves_its_endpoints_which_no_longer_take_its_messages(
+    crm: WebhookEndpoint,
+) -> None:
+    orders = services.create_queue(name="orders", type="database")
+    other = services.create_queue(name="other", type="database")
+    update_endpoint(crm, queues=[orders, other])
+
+    delete_queue(orders)
+
+    crm.refresh_from_db()
+    assert list(crm.queues.all()) == [other]
+    assert crm.get_secret() == SECRET
