@@ -203,14 +203,18 @@ def resolve(host: str, port: int) -> list[str]:
 
 
 def _connect(addresses: list[str], port: int, timeout: float | None) -> socket.socket:
-    """A TCP connection to the first of the checked ``addresses`` that answers."""
-    problem: OSError | None = None
+    """A TCP connection to the first of the checked ``addresses`` that answers, all tries
+    within ``timeout`` together."""
+    problem: OSError = TimeoutError("timed out")
+    started = time.monotonic()
     for address in addresses:
+        remaining = None if timeout is None else timeout - (time.monotonic() - started)
+        if remaining is not None and remaining <= 0:
+            break
         try:
-            return socket.create_connection((address, port), timeout)
+            return socket.create_connection((address, port), remaining)
         except OSError as exc:
             problem = exc
-    assert problem is not None
     raise problem
 
 
@@ -321,6 +325,8 @@ def post(
         with deadline:
             try:
                 connection.connect()
+                if deadline.expired:
+                    raise TimeoutError
                 if connection.sock is not None:
                     peer = str(connection.sock.getpeername()[0])
                 connection.request("POST", target, body=body, headers=headers)
