@@ -151,20 +151,24 @@ def lockout_message(until: datetime) -> str:
 
 
 def lockout_response(
-    request: HttpRequest, original_response: HttpResponse | None, credentials: Any = None
+    request: HttpRequest, original_response: Any = None, credentials: Any = None
 ) -> HttpResponse:
     """The login page that refused, re-rendered with the lockout message as its form error.
 
     Both login views (``LoginView`` and the admin site's) answer a refused login with a
     ``TemplateResponse`` holding the form; anything else gets the back-office's login page."""
+    if isinstance(original_response, dict) and credentials is None:
+        # Axes' middleware under ASGI passes the credentials in the response's place.
+        original_response, credentials = None, original_response
     until = locked_until(request, credentials)
     message = lockout_message(until)
     if isinstance(original_response, TemplateResponse) and original_response.context_data:
         template = original_response.template_name
         context = dict(original_response.context_data)
-    else:
+    else:  # an empty form (a bound one would authenticate again to find its errors)
         template = "registration/login.html"
-        context = {"form": AuthenticationForm(request, data=request.POST or None)}
+        name = get_client_username(request, credentials) or ""
+        context = {"form": AuthenticationForm(request, initial={"username": name})}
     form = context.get("form")
     if form is not None and form.is_bound:
         form.errors[NON_FIELD_ERRORS] = form.error_class(

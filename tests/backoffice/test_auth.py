@@ -4,10 +4,12 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from axes.models import AccessAttempt
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
-from django.test import Client
+from django.db import connections
+from django.test import AsyncClient, Client
 from django.utils import timezone
 
 from accounts.models import ApiToken
@@ -312,3 +314,24 @@ def test_odd_requests_to_the_login_get_an_answer_not_an_error(
         client.post("/login/", {"username": "ada", "password": PASSWORD}, **headers).status_code
         == 429
     )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_lockout_page_is_served_under_asgi_too(settings: Any):
+    """The streams process (uvicorn) serves every URL, /login/ included."""
+    await User.objects.acreate_user("ada", password=PASSWORD)
+    client = AsyncClient()
+    answers = [
+        await client.post("/login/", {"username": "ada", "password": "wrong"})
+        for _ in range(settings.AXES_FAILURE_LIMIT)
+    ]
+    assert [r.status_code for r in answers][:-1] == [200] * (settings.AXES_FAILURE_LIMIT - 1)
+    locked = answers[-1]
+    assert locked.status_code == 429
+    body = locked.content.decode()
+    assert "Too many failed logins for this username from your address" in body
+    assert 'value="ada"' in body  # the form again, with the name that was tried
+    right = await client.post("/login/", {"username": "ada", "password": PASSWORD})
+    assert right.status_code == 429
+    # The async ORM ran in a worker thread: close its connection so the test database drops.
+    await sync_to_async(connections.close_all)()
