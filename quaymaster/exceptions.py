@@ -68,4 +68,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             "code": codes if isinstance(codes, str) else "error",
             "detail": str(exc.detail),
         }
+        if isinstance(exc, exceptions.ParseError):
+            response.data["path"] = "$"  # the body as a whole is not JSON the API reads
     return response

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from zstorage import indexes
-from zstorage.dialects import dialect
+from zstorage.dialects import LockedRow, dialect
 from zstorage.errors import (
     BulkInvalid,
     RecordInvalid,
@@ -300,7 +300,7 @@ def bulk_update(
         row_errors: dict[int, Errors] = {}
         for index, row in enumerate(rows):
             record_id = int(row["id"])
-            locked = dialect().lock_record(table.pk, record_id)
+            locked = _lock(table, record_id)
             if locked is None:
                 raise RecordNotFound(f"No record {record_id} in table {table.slug!r}.")
             pk, old, version, created_at, updated_at, created_by, updated_by, token = locked
@@ -377,6 +377,15 @@ def _write_update(
         raise _unique_error(schema, exc) from exc
 
 
+def _lock(table: Table, record_id: int) -> LockedRow | None:
+    """The record's row, read locked (``dialect().lock_record``); None when there is no such
+    record, an id beyond 64 bits included (no database could hold it, and the drivers raise
+    rather than compare it)."""
+    if not -(2**63) <= record_id < 2**63:
+        return None
+    return dialect().lock_record(table.pk, record_id)
+
+
 def referencing_fields(table: Table) -> Iterable[Field]:
     """Reference fields (in any table) that point at records of ``table``."""
     return fields_referencing(table.slug).select_related("table")
@@ -387,7 +396,7 @@ def delete_record(
 ) -> None:
     """Delete a record; refused while other records reference it."""
     with transaction.atomic():
-        locked = dialect().lock_record(table.pk, record_id)
+        locked = _lock(table, record_id)
         if locked is None:
             raise RecordNotFound(f"No record {record_id} in table {table.slug!r}.")
         pk, old, version, *_, token = locked

@@ -30,6 +30,7 @@ from queues.api.errors import (
     QueueForbidden,
     QueueNotFound,
 )
+from queues.errors import QueueError
 from queues.housekeeping import idempotency_ttl
 from queues.messages import OutgoingMessage
 from queues.models import IdempotencyKey, Queue
@@ -81,17 +82,31 @@ def message_problems(body: Any) -> list[str]:
     return []
 
 
+def _spot(body: Any) -> str:
+    """Where a message's problem is: the message itself, or its handler."""
+    return "handler" if isinstance(body, dict) else "$"
+
+
+def _at(error: QueueError, path: str) -> QueueError:
+    """``error`` naming the spot of the body it is about (the API's answer carries it as
+    ``path``, as the query language's errors do)."""
+    error.path = path  # type: ignore[attr-defined]
+    return error
+
+
 def check_message(body: Any) -> None:
     problems = message_problems(body)
     if problems:
-        raise (NotAnObject if not isinstance(body, dict) else MissingHandler)(problems[0])
+        error = (NotAnObject if not isinstance(body, dict) else MissingHandler)(problems[0])
+        raise _at(error, _spot(body))
 
 
 def publish(queue: Queue, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Publish the bodies as one batch; the API answer for each, in order. The backend is the
     process's own for this queue (``queues.services.publishers``, a ``BackendCache``), not
-    one per request. Handlers outside the queue's allow-list refuse the whole batch (403)."""
-    check_handlers(queue, [body["handler"] for body in bodies])
+    one per request. Handlers outside the queue's allow-list, and reserved handlers it does
+    not name, refuse the whole batch (403)."""
+    check_handlers(queue, [body["handler"] for body in bodies], published=True)
     messages = [OutgoingMessage(str(uuid.uuid4()), body) for body in bodies]
     with publishers.lease(queue) as backend:
         results = backend.publish(messages)  # the database backend writes its batch atomically
@@ -100,14 +115,19 @@ def publish(queue: Queue, bodies: Sequence[dict[str, Any]]) -> list[dict[str, An
 
 def publish_batch(queue: Queue, bodies: Any) -> list[dict[str, Any]]:
     if not isinstance(bodies, list) or not bodies:
-        raise NotAnObject('Send {"messages": [ {...}, ... ]} with at least one message.')
+        error = NotAnObject('Send {"messages": [ {...}, ... ]} with at least one message.')
+        raise _at(error, "messages")
     if len(bodies) > MAX_BATCH:
-        raise NotAnObject(
+        error = NotAnObject(
             f"A batch carries at most {MAX_BATCH} messages; this one has {len(bodies)}."
         )
+        raise _at(error, "messages")
     errors = {i: problems for i, body in enumerate(bodies) if (problems := message_problems(body))}
     if errors:
-        raise InvalidBatch(errors)
+        first = min(errors)
+        spot = _spot(bodies[first])
+        path = f"messages[{first}]" if spot == "$" else f"messages[{first}].{spot}"
+        raise _at(InvalidBatch(errors), path)
     return publish(queue, bodies)
 
 

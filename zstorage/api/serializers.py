@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from zstorage.errors import QueryError
 from zstorage.fields import type_choices
 from zstorage.models import Field, Record, RecordChange, Rule, RuleKind, Table
 
@@ -91,21 +92,35 @@ class RecordChangeSerializer(serializers.ModelSerializer[RecordChange]):
         read_only_fields = fields
 
 
+#: Ids and versions are 64-bit in every database: a larger number names nothing.
+MAX_INT64 = 2**63 - 1
+
+
 class RecordWriteSerializer(serializers.Serializer[Any]):
     """``{"data": {...}, "version": n}``; a bare object is taken as the data itself."""
 
     data = serializers.DictField()  # type: ignore[assignment]  # a field named like .data
-    version = serializers.IntegerField(required=False, min_value=1)
+    version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT64)
 
 
 class BulkUpdateItemSerializer(serializers.Serializer[Any]):
-    id = serializers.IntegerField(min_value=1)
+    id = serializers.IntegerField(min_value=1, max_value=MAX_INT64)
     data = serializers.DictField()  # type: ignore[assignment]  # a field named like .data
-    version = serializers.IntegerField(required=False, min_value=1)
+    version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT64)
+
+
+class QueryField(serializers.JSONField):
+    """A query-language filter: its errors are the query language's (``invalid_query`` with
+    the ``path``), null included, not a serializer's field error."""
+
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        if data is None:
+            raise QueryError("a query must be a JSON object, not null.", path="$")
+        return super().validate_empty_values(data)
 
 
 class QuerySerializer(serializers.Serializer[Any]):
-    query = serializers.JSONField(required=False, default=dict)
+    query = QueryField(required=False, default=dict)
     search = serializers.CharField(required=False, allow_blank=True, default="")
     sort = serializers.CharField(required=False, allow_blank=True, default="")
     cursor = serializers.CharField(required=False, allow_blank=True, default="")
@@ -116,5 +131,5 @@ class AggregateSerializer(serializers.Serializer[Any]):
     function = serializers.ChoiceField(choices=["count", "sum", "avg", "min", "max"])
     field = serializers.CharField(required=False, allow_null=True, default=None)
     group_by = serializers.CharField(required=False, allow_null=True, default=None)
-    query = serializers.JSONField(required=False, default=dict)
+    query = QueryField(required=False, default=dict)
     search = serializers.CharField(required=False, allow_blank=True, default="")

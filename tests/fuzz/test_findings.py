@@ -1,0 +1,114 @@
+"""What the fuzz runs found, each now a 4xx with a stable code (and the spot, for a body)."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from queues.models import DatabaseMessage
+from tests.fuzz.world import QUEUE, TABLE, World, build
+
+RECORDS = f"/api/v1/zstorage/tables/{TABLE}/records/"
+PUBLISH = "/api/v1/zstorage/queue/a/" + QUEUE + "/publish"
+BEYOND_64_BITS = 2**70
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    return build()
+
+
+def client_of(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def test_a_record_id_beyond_64_bits_is_no_record(world: World) -> None:
+    clerk = client_of(world.business_token)
+    url = f"{RECORDS}{BEYOND_64_BITS}/"
+
+    changed = clerk.patch(url, {"title": "x"}, format="json")
+    deleted = clerk.delete(url)
+    read = clerk.get(url)
+
+    for answer in (changed, deleted, read):
+        assert answer.status_code == 404, answer.content
+        assert answer.json()["code"] == "not_found"
+
+
+def test_a_bulk_update_naming_an_id_beyond_64_bits_is_refused_and_changes_nothing(
+    world: World,
+) -> None:
+    clerk = client_of(world.business_token)
+    rows = [
+        {"id": world.known["record_id"], "data": {"title": "changed"}},
+        {"id": BEYOND_64_BITS, "data": {"title": "x"}, "version": BEYOND_64_BITS},
+    ]
+
+    answer = clerk.patch(f"{RECORDS}bulk", rows, format="json")
+
+    assert answer.status_code == 400, answer.content
+    body = answer.json()
+    assert body["code"] == "invalid"
+    assert set(body["fields"]["1"]) == {"id", "version"}
+    record = clerk.get(f"{RECORDS}{world.known['record_id']}/").json()
+    assert record["data"]["title"] == "first"
+
+
+@pytest.mark.parametrize("endpoint", ["query", "aggregate"])
+def test_a_null_query_is_refused_naming_the_whole_query(world: World, endpoint: str) -> None:
+    clerk = client_of(world.business_token)
+
+    answer = clerk.post(f"{RECORDS}{endpoint}", {"function": "count", "query": None}, format="json")
+
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["code"] == "invalid_query"
+    assert answer.json()["path"] == "$"
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "code", "path"),
+    [
+        (PUBLISH, [1, 2], "not_an_object", "$"),
+        (PUBLISH, {"to": "a@b.c"}, "missing_handler", "handler"),
+        (PUBLISH, {"handler": "  "}, "missing_handler", "handler"),
+        (f"{PUBLISH}/batch", {"messages": {}}, "not_an_object", "messages"),
+        (f"{PUBLISH}/batch", {"messages": []}, "not_an_object", "messages"),
+        (
+            f"{PUBLISH}/batch",
+            {"messages": [{"handler": "log"}, {"handler": 7}, "x"]},
+            "invalid_batch",
+            "messages[1].handler",
+        ),
+        (
+            f"{PUBLISH}/batch",
+            {"messages": [{"handler": "log"}, "x"]},
+            "invalid_batch",
+            "messages[1]",
+        ),
+    ],
+)
+def test_a_refused_message_names_the_spot_and_publishes_nothing(
+    world: World, url: str, body: object, code: str, path: str
+) -> None:
+    publisher = client_of(world.business_token)
+
+    answer = publisher.post(url, body, format="json")
+
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["code"] == code
+    assert answer.json()["path"] == path
+    assert not DatabaseMessage.objects.exists()
+
+
+def test_a_body_that_is_not_json_names_the_whole_body(world: World) -> None:
+    publisher = client_of(world.business_token)
+
+    for text in ('{"handler": "log", "n": NaN}', '{"handler": '):
+        answer = publisher.post(PUBLISH, text, content_type="application/json")
+
+        assert answer.status_code == 400, answer.content
+        assert answer.json()["code"] == "parse_error"
+        assert answer.json()["path"] == "$"
+    assert not DatabaseMessage.objects.exists()
