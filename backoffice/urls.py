@@ -6,6 +6,7 @@ from django.urls import path
 
 from backoffice import streams, views
 from backoffice.pages import (
+    dead_letters,
     fields,
     outbox,
     queues,
@@ -75,20 +76,25 @@ urlpatterns = [
     path("queues/<int:queue_id>/test-message", queues.queue_test_message, name="queue-test"),
     path("queues/<int:queue_id>/toggle", queues.queue_toggle, name="queue-toggle"),
     path("queues/<int:queue_id>/purge", queues.queue_purge, name="queue-purge"),
-    path("queues/<int:queue_id>/dead-letters/", queues.dead_letter_list, name="dead-letters"),
+    path("queues/<int:queue_id>/dead-letters/", dead_letters.dead_letter_list, name="dead-letters"),
     path(
         "queues/<int:queue_id>/dead-letters/redrive",
-        queues.dead_letter_redrive,
+        dead_letters.dead_letter_redrive,
         name="dead-letter-redrive",
     ),
     path(
         "queues/<int:queue_id>/dead-letters/<str:key>/",
-        queues.dead_letter_detail,
+        dead_letters.dead_letter_detail,
         name="dead-letter",
     ),
     path(
+        "queues/<int:queue_id>/dead-letters/<str:key>/edit",
+        dead_letters.dead_letter_edit,
+        name="dead-letter-edit",
+    ),
+    path(
         "queues/<int:queue_id>/dead-letters/<str:key>/delete",
-        queues.dead_letter_delete,
+        dead_letters.dead_letter_delete,
         name="dead-letter-delete",
     ),
     path("queues/<int:queue_id>/links/", outbox.link_list, name="queue-links"),

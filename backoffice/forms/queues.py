@@ -39,6 +39,8 @@ class JsonObjectField(forms.CharField):
             parsed = json.loads(text)
         except ValueError as exc:
             raise forms.ValidationError(f"This is not valid JSON: {exc}.") from None
+        except RecursionError:
+            raise forms.ValidationError("This JSON nests too deeply.") from None
         if not isinstance(parsed, dict):
             raise forms.ValidationError('Enter a JSON object, e.g. {"status": "paid"}.')
         return parsed

@@ -1,6 +1,6 @@
-"""Admin pages for queues: the list with live figures, create and edit, the operations (check
-the connection, provision, a test message, enable or disable, purge) and the dead-letter
-browser.
+"""Admin pages for queues: the list with live figures, create and edit, and the operations
+(check the connection, provision, a test message, enable or disable, purge). The dead-letter
+browser is ``backoffice.pages.dead_letters``.
 
 Every engine call goes through ``queues.services`` or ``queues.dead_letters``, inside
 ``EngineCall``: a broker that fails or does not answer is something the page shows
@@ -25,8 +25,7 @@ from backoffice.access import admin_required, get_for
 from backoffice.forms.queues import QueueForm, TestMessageForm
 from backoffice.partials import partial_for
 from backoffice.problems import EngineCall
-from queues import dead_letters, services
-from queues.dead_letters import DeadLetterNotFound
+from queues import services
 from queues.models import Queue
 
 TABS = [
@@ -36,8 +35,6 @@ TABS = [
 ]
 #: Stats for the dashboard and the purge page wait at most this long for a broker.
 QUICK_TIMEOUT = 2.0
-#: Dead letters the browser lists.
-DEAD_LETTER_PAGE = 50
 STATS_VIEWS = {
     "row": "queues/_queue_stats.html",
     "card": "queues/_queue_figures.html",
@@ -262,73 +259,3 @@ def queue_purge(request: HttpRequest, queue_id: int) -> HttpResponse:
     context = queue_context(queue, "settings", live=services.live_stats(queue, QUICK_TIMEOUT))
     context["crumbs"][-1] = ("Purge", None)
     return render(request, "queues/purge.html", context)
-
-
-# -- the dead-letter browser ---------------------------------------------------------------------
-
-
-@admin_required
-@require_GET
-def dead_letter_list(request: HttpRequest, queue_id: int) -> HttpResponse:
-    queue = get_for(request, Queue, pk=queue_id)
-    letters = []
-    with EngineCall() as call:
-        letters = dead_letters.list_dead_letters(queue, limit=DEAD_LETTER_PAGE + 1)
-    context = queue_context(
-        queue,
-        "dead-letters",
-        letters=letters[:DEAD_LETTER_PAGE],
-        more=len(letters) > DEAD_LETTER_PAGE,
-        dated=any(letter.at for letter in letters),  # the engine records when they died
-        page_size=DEAD_LETTER_PAGE,
-        problem=call.problem,
-    )
-    return render(request, "queues/dead_letters.html", context)
-
-
-@admin_required
-@require_GET
-def dead_letter_detail(request: HttpRequest, queue_id: int, key: str) -> HttpResponse:
-    queue = get_for(request, Queue, pk=queue_id)
-    letter = None
-    with EngineCall() as call:
-        letter = dead_letters.find_dead_letter(queue, key)
-    status = 404 if isinstance(call.error, DeadLetterNotFound) else 200
-    context = queue_context(queue, "dead-letters", letter=letter, key=key, problem=call.problem)
-    context["crumbs"][-1:] = [
-        ("Dead letters", reverse("backoffice:dead-letters", args=[queue.pk])),
-        (key, None),
-    ]
-    return render(request, "queues/dead_letter.html", context, status=status)
-
-
-@admin_required
-@require_POST
-def dead_letter_redrive(request: HttpRequest, queue_id: int) -> HttpResponse:
-    """Send back the ticked dead letters (``key``), or every one (``all``)."""
-    queue = get_for(request, Queue, pk=queue_id)
-    everything = request.POST.get("all") == "yes"
-    only = request.POST.get("only")  # a row's own button: that one, whatever else is ticked
-    keys = [only] if only else request.POST.getlist("key")
-    if not everything and not keys:
-        messages.error(request, "Tick the dead letters to send back, or send back all.")
-        return redirect("backoffice:dead-letters", queue.pk)
-    with EngineCall(request, failed="Not sent back") as call:
-        moved = dead_letters.redrive(queue, None if everything else keys)
-    if call.ok:
-        if moved or everything:
-            messages.success(request, f"{moved} message(s) sent back to {queue.name}.")
-        else:
-            messages.warning(request, "Nothing was sent back: those dead letters are gone.")
-    return redirect("backoffice:dead-letters", queue.pk)
-
-
-@admin_required
-@require_POST
-def dead_letter_delete(request: HttpRequest, queue_id: int, key: str) -> HttpResponse:
-    queue = get_for(request, Queue, pk=queue_id)
-    with EngineCall(request, failed="Not deleted") as call:
-        dead_letters.delete_dead_letter(queue, key)
-    if call.ok:
-        messages.success(request, f"Dead letter {key} deleted.")
-    return redirect("backoffice:dead-letters", queue.pk)

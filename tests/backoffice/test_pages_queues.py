@@ -102,6 +102,8 @@ def posts(queue: Queue, link: QueueLink, key: str) -> list[tuple[str, dict[str, 
         (f"{base}/purge", {"confirm": "yes"}),
         (f"{base}/dead-letters/redrive", {"all": "yes"}),
         (f"{base}/dead-letters/{key}/delete", {}),
+        (f"{base}/dead-letters/{key}/edit", {"handler": "log", "body": "{}"}),
+        (f"{base}/dead-letters/redrive", {"change": "handler", "handler": "log", "key": [key]}),
         (f"{base}/links/", {"table": "orders", "on_create": "on", "handler": "x"}),
         (f"{base}/links/{link.pk}/delete", {}),
         (f"{base}/links/preview", {"table": "orders"}),
@@ -384,7 +386,7 @@ def test_browse_send_back_and_delete_dead_letters(admin: Client, jobs: Queue):
     assert not DatabaseMessage.objects.filter(message_id=second).exists()
 
     everything = admin.post(f"/queues/{jobs.pk}/dead-letters/redrive", {"all": "yes"}, follow=True)
-    assert "1 message(s) sent back to jobs." in everything.content.decode()
+    assert "1 message sent back to jobs." in everything.content.decode()
     assert not DatabaseMessage.objects.filter(state=MessageState.DEAD).exists()
     assert "No dead letters" in everything.content.decode()
 

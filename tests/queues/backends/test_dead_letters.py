@@ -15,8 +15,9 @@ from queues import dead_letters, services
 from queues.backends import get_backend
 from queues.backends.base import Backend
 from queues.backends.kafka.settled import Settled, _parse, _ranges
+from queues.errors import BadMessage, HandlerNotAllowed
 from queues.messages import DeadLetter, Delivery, OutgoingMessage
-from queues.models import Queue, QueueType
+from queues.models import MessageState, Queue, QueueType
 from tests.queues.backends.engines import Engine
 from tests.queues.helpers import fetch_n, fetch_nothing, wait_for
 
@@ -204,6 +205,55 @@ def test_the_back_office_services_on_every_engine(
         dead_letters.delete_dead_letter(queue, left.key)
     (back,) = fetch_n(backend, 1)
     assert back.message_id == batch[1].message_id
+
+
+def test_send_back_edited_and_with_another_handler(
+    engine: Engine, queue: Queue, backend: Backend
+) -> None:
+    """An admin fixes dead letters before they go back: one with a new body, two with another
+    handler. The copies on the queue carry the change and say who made it; the dead letters
+    are gone; the ordering keys are kept (where the engine has them: not SQS standard)."""
+    batch = publish(backend, 3)
+    keys = {d.message_id: d.ordering_key for d in dead_letter_all(backend, 3)}
+    letters = {x.message_id: x for x in waiting_dead_letters(backend, 3)}
+    first, second, third = (letters[m.message_id] for m in batch)
+
+    dead_letters.send_back_edited(queue, first.key, {"handler": "log", "n": 100}, editor="ada")
+    assert (
+        dead_letters.send_back_with_handler(queue, [second.key, third.key], "log", editor="ada")
+        == 2
+    )
+    wait_for(lambda: not dead_letters.list_dead_letters(queue) or None, 15, "no dead letters")
+
+    back = {json.loads(d.body)["n"]: d for d in fetch_n(backend, 3)}
+    assert sorted(back) == [1, 2, 100]
+    for n, original in ((100, batch[0]), (1, batch[1]), (2, batch[2])):
+        copy = back[n]
+        assert json.loads(copy.body)["handler"] == "log"
+        assert copy.message_id != original.message_id
+        assert copy.headers["edited-by"] == "ada"
+        assert copy.headers["edited-from-message-id"] == original.message_id
+        assert copy.headers["edited-from-handler"] == "send_email"
+        assert copy.headers["source"] == "tests", "the message's own headers are kept"
+        assert copy.ordering_key == keys[original.message_id]  # as the engine keeps it
+        assert copy.attempt == 1, "attempts start again"
+    assert json.loads(back[1].body)["tag"] == "", "the rest of the body is kept"
+    assert "tag" not in json.loads(back[100].body), "the edited body replaces the whole body"
+
+
+@pytest.mark.django_db
+def test_an_edit_the_queue_refuses_sends_nothing_and_keeps_the_dead_letter() -> None:
+    queue = services.create_queue(name="strict", type="database", allowed_handlers=["log"])
+    with get_backend(queue) as backend:
+        publish(backend, 1)
+        dead_letter_all(backend, 1)
+    (letter,) = dead_letters.list_dead_letters(queue)
+    with pytest.raises(HandlerNotAllowed):
+        dead_letters.send_back_edited(queue, letter.key, {"handler": "webhook"}, editor="ada")
+    with pytest.raises(BadMessage):
+        dead_letters.send_back_edited(queue, letter.key, {"n": 1}, editor="ada")
+    assert [x.key for x in dead_letters.list_dead_letters(queue)] == [letter.key]
+    assert queue.database_messages.exclude(state=MessageState.DEAD).count() == 0
 
 
 @pytest.mark.django_db
