@@ -17,7 +17,9 @@ class Permanent(WorkerError):
 
 
 class MalformedMessage(Permanent):
-    """The body is not a JSON object with a string ``handler``."""
+    """The message cannot be handled as it is: not a JSON object with a string ``handler``,
+    or missing (or carrying) what its handler needs (or refuses), e.g. a webhook endpoint
+    its queue may not use."""
 
 
 class HandlerNotFound(Permanent):
@@ -63,9 +65,15 @@ class LockTimeout(WorkerError):
         self.timeout = timeout
 
 
-class WebhookFailed(WorkerError):
-    """The webhook answered with a non-2xx status (or not at all); the message is retried."""
+class AddressRefused(Permanent):
+    """The webhook's host is, or resolves to, an address that is not public and not inside
+    ``QUAYMASTER_WEBHOOK_ALLOWED_NETWORKS``. Retrying cannot help."""
 
-    def __init__(self, url: str, detail: str) -> None:
-        super().__init__(f"Webhook {url}: {detail}")
-        self.url = url
+
+class WebhookFailed(WorkerError):
+    """The webhook answered with a non-2xx status (or not at all); the message is retried.
+    ``target`` names where it went (an endpoint and its host, or a host)."""
+
+    def __init__(self, target: str, detail: str) -> None:
+        super().__init__(f"Webhook {target}: {detail}")
+        self.target = target

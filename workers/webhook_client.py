@@ -31,7 +31,7 @@ from urllib.parse import SplitResult, urlsplit
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from workers.errors import Permanent, WebhookFailed
+from workers.errors import AddressRefused, WebhookFailed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -41,11 +41,6 @@ MAX_BODY = 4096
 SETTING = "QUAYMASTER_WEBHOOK_ALLOWED_NETWORKS"
 PUBLIC_ONLY = f"webhooks reach public addresses only ({SETTING})"
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
-
-
-class AddressRefused(Permanent):
-    """The webhook's host is, or resolves to, an address that is not public and not inside
-    ``QUAYMASTER_WEBHOOK_ALLOWED_NETWORKS``. Retrying cannot help."""
 
 
 # -- the URL -------------------------------------------------------------------------------------

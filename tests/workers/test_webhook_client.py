@@ -24,8 +24,8 @@ from cryptography.x509.oid import NameOID
 from django.core.exceptions import ImproperlyConfigured
 
 from tests.workers.webhook_receiver import Receiver, serve
-from workers.errors import Permanent, WebhookFailed
-from workers.webhook_client import AddressRefused, check_url, literal_refusal, post, refusal
+from workers.errors import AddressRefused, Permanent, WebhookFailed
+from workers.webhook_client import check_url, literal_refusal, post, refusal
 
 real_getaddrinfo = socket.getaddrinfo
 HEADERS = {"Content-Type": "application/json"}
