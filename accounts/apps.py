@@ -9,3 +9,4 @@ class AccountsConfig(AppConfig):
         # Connects the signals that drop cached token lookups when a token, its queues or its
         # user change: every process that can change them must listen, not only the API's.
         from accounts import authentication  # noqa: F401
+        from accounts import openapi  # noqa: F401  # the token scheme in the API document

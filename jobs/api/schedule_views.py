@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from jobs import firing, schedules
+from jobs.api.serializers import ScheduleRowSerializer
 from jobs.api.views import AdminView
 from jobs.errors import InvalidRunOptions
 from jobs.models import Schedule, ScheduleFire
@@ -100,7 +101,9 @@ def schedule_row(schedule: Schedule, *, fires: bool = False) -> dict[str, Any]:
 
 
 class ScheduleListView(AdminView):
-    @extend_schema(responses=dict)
+    @extend_schema(
+        operation_id="v1_jobs_schedules_list", responses=ScheduleRowSerializer(many=True)
+    )
     def get(self, request: Request) -> Response:
         """Every schedule with its next fire (in its own time zone)."""
         found = Schedule.objects.select_related("queue")

@@ -35,3 +35,33 @@ class StartRunSerializer(serializers.Serializer[dict[str, object]]):
     on_complete_handler = serializers.CharField(
         required=False, allow_blank=True, max_length=200, default="log"
     )
+
+
+# Answers (for the API document: the views build them as dictionaries).
+
+
+class JobInfoSerializer(serializers.Serializer[dict[str, object]]):
+    name = serializers.CharField()
+    description = serializers.CharField()
+
+
+class ScheduleRowSerializer(serializers.Serializer[dict[str, object]]):
+    """A schedule as ``jobs.api.schedule_views.schedule_row`` answers it."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    enabled = serializers.BooleanField()
+    action = serializers.CharField()
+    job = serializers.CharField(allow_blank=True)
+    params = serializers.JSONField()
+    parallelism = serializers.IntegerField()
+    queue = serializers.CharField(allow_null=True)
+    message = serializers.JSONField()
+    kind = serializers.CharField()
+    cron = serializers.CharField(allow_blank=True)
+    every_seconds = serializers.IntegerField(allow_null=True)
+    run_at = serializers.CharField(allow_null=True)
+    time_zone = serializers.CharField()
+    catch_up = serializers.CharField()
+    next_fire = serializers.CharField(allow_null=True)

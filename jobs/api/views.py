@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from accounts.permissions import IsPlatformAdmin, TokenScope
 from accounts.scopes import Scope
 from jobs import runs
-from jobs.api.serializers import StartRunSerializer
+from jobs.api.serializers import JobInfoSerializer, StartRunSerializer
 from jobs.models import JobInstance, JobRun, Trigger
 from jobs.registry import registry
 from jobs.results import instance_row, page_bounds, results
@@ -43,7 +43,7 @@ class AdminView(APIView):
 
 
 class JobListView(AdminView):
-    @extend_schema(responses=dict)
+    @extend_schema(responses=JobInfoSerializer(many=True))
     def get(self, request: Request) -> Response:
         """The registered jobs with their descriptions."""
         return Response([{"name": d.name, "description": d.description} for d in registry.all()])
@@ -51,6 +51,7 @@ class JobListView(AdminView):
 
 class RunListView(AdminView):
     @extend_schema(
+        operation_id="v1_jobs_runs_list",
         responses=dict,
         parameters=[
             OpenApiParameter("job", str),

@@ -26,10 +26,16 @@ from accounts.scopes import Scope
 from zstorage import reads, records
 from zstorage.api.schema_views import table_for
 from zstorage.api.serializers import (
+    AggregateAnswerSerializer,
     AggregateSerializer,
+    BulkCreateSerializer,
     BulkUpdateItemSerializer,
+    BulkUpdateSerializer,
+    ChildrenAnswerSerializer,
+    HistoryAnswerSerializer,
     QuerySerializer,
     RecordChangeSerializer,
+    RecordPageSerializer,
     RecordSerializer,
     RecordWriteSerializer,
 )
@@ -135,7 +141,11 @@ def _version(raw: str) -> int | None:
 class RecordListView(APIView):
     token_scope = (Scope.READ, Scope.WRITE)
 
-    @extend_schema(parameters=LIST_PARAMETERS, responses=RecordSerializer(many=True))
+    @extend_schema(
+        operation_id="v1_zstorage_tables_records_list",
+        parameters=LIST_PARAMETERS,
+        responses=RecordPageSerializer,
+    )
     def get(self, request: Request, slug: str) -> Response:
         table = table_for(request, slug, Action.VIEW)
         options = dict(request.query_params.items())
@@ -153,7 +163,7 @@ class RecordListView(APIView):
 class RecordQueryView(APIView):
     token_scope = Scope.READ
 
-    @extend_schema(request=QuerySerializer, responses=RecordSerializer(many=True))
+    @extend_schema(request=QuerySerializer, responses=RecordPageSerializer)
     def post(self, request: Request, slug: str) -> Response:
         table = table_for(request, slug, Action.VIEW)
         body = QuerySerializer(data=request.data)
@@ -211,9 +221,7 @@ class RecordBulkView(APIView):
     token_scope = Scope.WRITE
     """All or nothing: one invalid row writes nothing and the answer names each bad row."""
 
-    @extend_schema(
-        request=RecordWriteSerializer(many=True), responses={201: RecordSerializer(many=True)}
-    )
+    @extend_schema(request=BulkCreateSerializer, responses={201: RecordSerializer(many=True)})
     def post(self, request: Request, slug: str) -> Response:
         table = table_for(request, slug, Action.ADD)
         rows = request.data.get("records") if isinstance(request.data, dict) else request.data
@@ -223,9 +231,7 @@ class RecordBulkView(APIView):
         created = records.bulk_create(table, rows, actor=request.user)
         return Response(RecordSerializer(created, many=True).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(
-        request=BulkUpdateItemSerializer(many=True), responses=RecordSerializer(many=True)
-    )
+    @extend_schema(request=BulkUpdateSerializer, responses=RecordSerializer(many=True))
     def patch(self, request: Request, slug: str) -> Response:
         table = table_for(request, slug, Action.CHANGE)
         rows = request.data.get("records") if isinstance(request.data, dict) else request.data
@@ -240,7 +246,7 @@ class RecordBulkView(APIView):
 class RecordAggregateView(APIView):
     token_scope = Scope.READ
 
-    @extend_schema(request=AggregateSerializer)
+    @extend_schema(request=AggregateSerializer, responses=AggregateAnswerSerializer)
     def post(self, request: Request, slug: str) -> Response:
         table = table_for(request, slug, Action.VIEW)
         body = AggregateSerializer(data=request.data)
@@ -264,6 +270,7 @@ class RecordAggregateView(APIView):
 class RecordChildrenView(APIView):
     token_scope = (Scope.READ, Scope.WRITE)
 
+    @extend_schema(responses=ChildrenAnswerSerializer)
     def get(self, request: Request, slug: str, record_id: int) -> Response:
         table = table_for(request, slug, Action.VIEW)
         if not Record.objects.filter(table=table, pk=record_id).exists():
@@ -287,6 +294,7 @@ class RecordChildrenView(APIView):
 class RecordHistoryView(APIView):
     token_scope = (Scope.READ, Scope.WRITE)
 
+    @extend_schema(responses=HistoryAnswerSerializer)
     def get(self, request: Request, slug: str, record_id: int) -> Response:
         table = table_for(request, slug, Action.VIEW)
         changes = table.changes.filter(record_id=record_id).select_related("actor")

@@ -133,3 +133,50 @@ class AggregateSerializer(serializers.Serializer[Any]):
     group_by = serializers.CharField(required=False, allow_null=True, default=None)
     query = QueryField(required=False, default=dict)
     search = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+# Answers (for the API document: the views build them as dictionaries).
+
+
+class RecordPageSerializer(serializers.Serializer[Any]):
+    results = RecordSerializer(many=True)
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Pass as cursor for the next page; null on the last one."
+    )
+    total = serializers.IntegerField(help_text="Records matching the query, over all pages.")
+
+
+class AggregateRowSerializer(serializers.Serializer[Any]):
+    group = serializers.JSONField(help_text="The group's value; null without group_by.")
+    value = serializers.JSONField(help_text="The aggregate: a number, or null on no records.")
+
+
+class AggregateAnswerSerializer(serializers.Serializer[Any]):
+    results = AggregateRowSerializer(many=True)
+
+
+class ChildGroupSerializer(serializers.Serializer[Any]):
+    table = serializers.CharField(help_text="The referencing table's slug.")
+    field = serializers.CharField(help_text="Its reference field's key.")
+    records = RecordSerializer(many=True, help_text="The first 500.")
+    total = serializers.IntegerField()
+
+
+class ChildrenAnswerSerializer(serializers.Serializer[Any]):
+    results = ChildGroupSerializer(many=True)
+
+
+class HistoryAnswerSerializer(serializers.Serializer[Any]):
+    results = RecordChangeSerializer(many=True)
+
+
+class BulkCreateSerializer(serializers.Serializer[Any]):
+    """``{"records": [{...}, ...]}`` (a bare list is read too): each object a record's data."""
+
+    records = serializers.ListField(child=serializers.DictField())
+
+
+class BulkUpdateSerializer(serializers.Serializer[Any]):
+    """``{"records": [{"id", "data", "version"?}, ...]}`` (a bare list is read too)."""
+
+    records = BulkUpdateItemSerializer(many=True)
