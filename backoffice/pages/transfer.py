@@ -161,6 +161,8 @@ def _page_context(table: Table) -> dict[str, Any]:
     return {
         "table": table,
         "fields": reads.fields_of(table),
+        "max_rows": MAX_ROWS,
+        "max_size": max_bytes(),
         "crumbs": [
             ("Records", reverse("backoffice:data")),
             (table.name, reverse("backoffice:records", args=[table.slug])),

@@ -81,6 +81,8 @@ def test_an_export_imports_back(admin: Client, contacts: Table):
 
 
 def test_import_previews_then_creates_on_confirmation(admin: Client, contacts: Table):
+    form = admin.get("/records/contacts/import").content.decode()
+    assert "at most 5000 rows and 5.0\xa0MB" in form, "the page states both limits"
     preview = upload(admin, "Name,age,vip\nAda,36,yes\nBob,,no\n")
     assert preview.status_code == 200
     body = preview.content.decode()
