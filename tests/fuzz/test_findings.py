@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 from rest_framework.test import APIClient
 
 from queues.models import DatabaseMessage
@@ -112,3 +113,26 @@ def test_a_body_that_is_not_json_names_the_whole_body(world: World) -> None:
         assert answer.json()["code"] == "parse_error"
         assert answer.json()["path"] == "$"
     assert not DatabaseMessage.objects.exists()
+
+
+def test_a_table_deleted_by_a_request_that_rolled_back_is_whole_for_the_next(
+    world: World,
+) -> None:
+    """Tables are kept per process; a request deleting one must not change the kept one (its
+    id becomes None), or the next request finds a table without an id once the delete is
+    rolled back (500)."""
+    admin = client_of(world.admin_token)
+    table = f"/api/v1/zstorage/tables/{TABLE}/"
+    assert admin.get(table).status_code == 200  # now kept
+
+    with transaction.atomic():
+        assert admin.delete(f"{table}?confirm=true").status_code == 204
+        transaction.set_rollback(True)
+
+    read = admin.get(table)
+    refused = admin.delete(table)
+    assert read.status_code == 200
+    assert read.json()["slug"] == TABLE
+    assert read.json()["id"] is not None
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["code"] == "schema_change_refused"

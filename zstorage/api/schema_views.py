@@ -3,6 +3,7 @@ for admins."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.shortcuts import get_object_or_404
@@ -29,13 +30,15 @@ CONFIRM = OpenApiParameter(
 def table_for(request: Request, slug: str, action: Action = Action.VIEW) -> Table:
     """The table, or 404 when the user may not even see it (its existence is not leaked).
     The table and the user's rights on it are kept per process under the cache epoch
-    (``accounts.epoch``: a change to a table, a grant, a group or a membership renews it)."""
+    (``accounts.epoch``: a change to a table, a grant, a group or a membership renews it).
+    Each request gets its own copy: a change or a delete alters the instance it works on (a
+    delete sets its id to None), which must not reach other requests through the kept one."""
     table = epoch.cache.get(("table", slug), Table.objects.filter(slug=slug).first)
     if table is None or not _can(request.user, table, Action.VIEW):
         raise NotFound(f"No table {slug!r}.")
     if not _can(request.user, table, action):
         raise PermissionDenied(f"You may not {action.value} records of {slug!r}.")
-    return table
+    return copy.copy(table)
 
 
 def _can(user: Any, table: Table, action: Action) -> bool:
