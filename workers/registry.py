@@ -10,6 +10,7 @@ name up here. Handler modules are found at start-up, as Django finds ``admin.py`
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -46,9 +47,21 @@ class Handler:
     #: with what it has.
     max_wait: float = DEFAULT_MAX_WAIT
 
+    #: Templates show a handler; they must not call it.
+    do_not_call_in_templates = True
+
     @property
     def path(self) -> str:
         return f"{self.fn.__module__}.{self.fn.__qualname__}"
+
+    @property
+    def description(self) -> str:
+        """The function's docstring (what the Handlers page shows)."""
+        return inspect.getdoc(self.fn) or ""
+
+    @property
+    def summary(self) -> str:
+        return self.description.split("\n\n", 1)[0].replace("\n", " ")
 
     @property
     def label(self) -> str:
