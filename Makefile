@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 SERVICES := platform/services
 PYTEST_ARGS ?=
 
-.PHONY: run test test-postgres test-sqlite lint format services services-down install clean bench
+.PHONY: run test test-postgres test-sqlite lint format services services-down install clean bench fuzz
 
 install: $(STAMP)
 
@@ -61,6 +61,20 @@ test-sqlite: $(STAMP)
 bench: $(STAMP)
 	$(SERVICES) up
 	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),) $(BENCH_ARGS)
+
+# The long API fuzz run (tests/fuzz; `make test` runs its smoke version): FUZZ_SCALE times the
+# examples, schemathesis's boundary cases too, as an admin and as a business user, on PostgreSQL
+# and then SQLite. Seeded, so a run repeats: `make fuzz FUZZ_SCALE=50 FUZZ_SEED=7`.
+FUZZ_SCALE ?= 10
+FUZZ_SEED ?= 15
+FUZZ_ENV := QUAYMASTER_FUZZ_SCALE=$(FUZZ_SCALE) QUAYMASTER_FUZZ_SEED=$(FUZZ_SEED)
+
+fuzz: $(STAMP)
+	$(SERVICES) up
+	eval "$$($(SERVICES) env)" && $(FUZZ_ENV) \
+	  $(BIN)/python -m pytest tests/fuzz --timeout 0 $(PYTEST_ARGS)
+	eval "$$($(SERVICES) env)" && env -u DATABASE_URL $(FUZZ_ENV) \
+	  $(BIN)/python -m pytest tests/fuzz --timeout 0 $(PYTEST_ARGS)
 
 # lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]).
 lint: $(STAMP)
