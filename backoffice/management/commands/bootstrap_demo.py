@@ -1,5 +1,8 @@
 """Prepare the embedded default for a first look: a demo admin (and, as apps add them, demo
-data). Safe to run on every start: it creates only what is missing."""
+data). Safe to run on every start: it creates only what is missing.
+
+`make run` passes --no-login-line: there ``wait_ready`` prints where to log in once the web
+process answers, not before it has started."""
 
 from __future__ import annotations
 
@@ -17,17 +20,33 @@ from queues.demo import DEMO_QUEUE, install_demo_queue
 from zstorage.demo import install_demo_tables
 
 
+def demo_admin() -> tuple[str, str]:
+    """The demo admin's username and password: QUAYMASTER_ADMIN_PASSWORD, or the one generated
+    once into var/admin_password."""
+    password = settings.QUAYMASTER_ADMIN_PASSWORD or persistent_secret(
+        settings.VAR_DIR / "admin_password", make="password"
+    )
+    return settings.QUAYMASTER_ADMIN_USERNAME, password
+
+
+def login_line(url: str) -> str:
+    username, password = demo_admin()
+    return f"Quaymaster is at {url} \N{EM DASH} log in as {username!r}, password {password!r}"
+
+
 class Command(BaseCommand):
     help = "Create the demo admin (and demo data) if missing, and print where to log in."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000/", help="URL to print.")
+        parser.add_argument(
+            "--no-login-line",
+            action="store_true",
+            help="Do not print where to log in (make run prints it once the web process answers).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        username = settings.QUAYMASTER_ADMIN_USERNAME
-        password = settings.QUAYMASTER_ADMIN_PASSWORD or persistent_secret(
-            settings.VAR_DIR / "admin_password", make="password"
-        )
+        username, password = demo_admin()
         user, created = get_user_model().objects.get_or_create(
             username=username, defaults={"is_staff": True, "is_superuser": True}
         )
@@ -48,6 +67,5 @@ class Command(BaseCommand):
             )
         if install_demo_schedule():
             self.stdout.write(f"Demo schedule {DEMO_SCHEDULE!r}: the city reports every hour.")
-        self.stdout.write(
-            f"Quaymaster is at {options['url']}  (log in as {username!r}, password {password!r})"
-        )
+        if not options["no_login_line"]:
+            self.stdout.write(login_line(options["url"]))
