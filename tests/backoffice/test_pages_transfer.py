@@ -56,11 +56,13 @@ def test_export_writes_the_current_filter_and_sort(admin: Client, contacts: Tabl
     records.create_record(contacts, {"name": "Ada", "age": 36, "vip": True, "tags": ["a", "b"]})
     records.create_record(contacts, {"name": "Bob", "age": 20})
     records.create_record(contacts, {"name": "=cmd()", "age": 50})
+    records.update_record(contacts, contacts.records.get(data__name="Ada").pk, {"age": 37})
     rows = exported(admin, "?f_age__from=30&sort=-age")
-    assert rows[0] == ["id", "name", "age", "vip", "tags"]
-    assert [row[1:] for row in rows[1:]] == [
+    assert rows[0] == ["id", "version", "name", "age", "vip", "tags"]
+    assert [row[1] for row in rows[1:]] == ["1", "2"]  # each record's version
+    assert [row[2:] for row in rows[1:]] == [
         ["'=cmd()", "50", "", ""],  # a formula is quoted so a spreadsheet shows it as text
-        ["Ada", "36", "true", "a, b"],
+        ["Ada", "37", "true", "a, b"],
     ]
 
 
@@ -86,7 +88,7 @@ def test_import_previews_then_creates_on_confirmation(admin: Client, contacts: T
     preview = upload(admin, "Name,age,vip\nAda,36,yes\nBob,,no\n")
     assert preview.status_code == 200
     body = preview.content.decode()
-    assert "Ready to import 2 records" in body
+    assert "Ready to create 2 new records" in body
     assert contacts.records.count() == 0  # the preview wrote nothing
 
     done = admin.post("/records/contacts/import", {"batch": preview.context["batch"]})
@@ -205,13 +207,14 @@ def test_the_refusal_goes_by_the_header_without_reading_a_byte(
 
     start = b"--x\r\n"
     body = Body(start)
+    environ: dict[str, Any] = {"wsgi.input": body}
     response = admin.generic(
         "POST",
         "/records/contacts/import",
         start,
         content_type="multipart/form-data; boundary=x",
         CONTENT_LENGTH=str(1024**3),  # announced: 1 GB
-        **{"wsgi.input": body},
+        **environ,
     )
     assert body.reads == []
     assert response.status_code == 413
@@ -226,7 +229,7 @@ def test_a_file_just_under_the_cap_still_imports(
     assert preview.status_code == 200, preview.content.decode()
     assert sentinel == ["contacts.csv"]
     rows = text.count("\n") - 1
-    assert f"Ready to import {rows} records" in preview.content.decode()
+    assert f"Ready to create {rows} new records" in preview.content.decode()
     done = admin.post("/records/contacts/import", {"batch": preview.context["batch"]})
     assert done.status_code == 302
     assert contacts.records.count() == rows
