@@ -12,18 +12,49 @@ the secret typed again (or removed): ``queues.services.update_queue`` refuses it
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 
+from backoffice.forms.errors import ErrorSummary
 from backoffice.forms.schema import apply_errors
+from queues.backends import backend_class
 from queues.models import Queue, QueueLink, QueueType
+from queues.models.queue import OPTION_ERRORS
 from zstorage.models import Table
 
 #: Model errors that belong to an input with another name.
 QUEUE_ERROR_INPUTS = {"secret_ciphertext": "secret"}
+#: The inputs of a connection to an engine elsewhere (a type whose backend has a url setting).
+CONNECTION_INPUTS = ("url", "username", "secret", "clear_secret")
+#: What an input that does not apply to the chosen type stands for when it is not sent.
+NOT_GIVEN: dict[str, Any] = {
+    "url": "",
+    "username": "",
+    "secret": "",
+    "region": "",
+    "fifo": False,
+    "partitions": None,
+    "max_priority": 0,
+}
+
+
+def applies(name: str, queue_type: str) -> bool:
+    """Whether the queue form's input ``name`` means anything for ``queue_type``: the type's
+    backend says so (its ``queue_options``, whether it connects to an engine elsewhere
+    (``url_setting``), whether messages are leased for a visibility timeout)."""
+    engine = backend_class(queue_type)
+    if name in OPTION_ERRORS:
+        return name in engine.queue_options
+    if name in CONNECTION_INPUTS:
+        return bool(engine.url_setting)
+    if name == "visibility_timeout":
+        return engine.leases
+    return True
 
 
 class JsonObjectField(forms.CharField):
@@ -51,13 +82,19 @@ class JsonObjectField(forms.CharField):
         return value
 
 
-class QueueForm(forms.Form):
+class QueueForm(ErrorSummary):
     name = forms.CharField(
         max_length=80,
         help_text="The queue's name on the engine too (SQS queue, Kafka topic, RabbitMQ queue). "
         "Renaming points the queue at another one there.",
     )
-    type = forms.ChoiceField(choices=QueueType.choices, initial=QueueType.DATABASE)
+    type = forms.ChoiceField(
+        choices=QueueType.choices,
+        initial=QueueType.DATABASE,
+        # The inputs show or hide as the type changes (forms.js, from ``types_for``).
+        widget=forms.Select(attrs={"data-type-switch": ""}),
+        help_text="The form shows the settings this type takes.",
+    )
     url = forms.CharField(
         max_length=500,
         required=False,
@@ -126,6 +163,56 @@ class QueueForm(forms.Form):
                 "A secret is stored. Leave blank to keep it; changing the type, URL or user name "
                 "needs it typed again (or removed)."
             )
+        chosen = self.data.get("type") if self.is_bound else None
+        self.chosen_type = chosen if chosen in QueueType.values else None
+        for name, field in self.fields.items():
+            if self.chosen_type and not applies(name, self.chosen_type):
+                field.required = False  # not sent when hidden
+
+    @property
+    def types_for(self) -> dict[str, str]:
+        """For each input, the queue types it applies to (``data-for-types`` in the page)."""
+        return {
+            name: " ".join(t for t in QueueType.values if applies(name, t)) for name in self.fields
+        }
+
+    def clean(self) -> dict[str, Any]:
+        """An input of another type than the chosen one that was not sent (the page hides
+        and disables it) stands for "not given"; one that was sent is checked as typed, so the
+        page without scripts, which shows every input, is told what does not apply."""
+        data = super().clean() or {}
+        if self.chosen_type is None:
+            return data
+        for name in self.fields:
+            if applies(name, self.chosen_type) or name in self.data:
+                continue
+            if name in NOT_GIVEN:
+                data[name] = NOT_GIVEN[name]
+            elif name == "visibility_timeout":
+                current = self.queue.visibility_timeout if self.queue else None
+                data[name] = current or self.fields[name].initial
+            elif name == "clear_secret":
+                data[name] = True  # a type without a connection takes no stored secret
+            self.errors.pop(name, None)
+        if self.errors:
+            self._engine_errors()
+        return data
+
+    def _engine_errors(self) -> None:
+        """Once the form refuses something the service is not asked, so the engine's own checks
+        (``Queue.clean``) of the other inputs are made here, to show every problem at once."""
+        queue = copy.copy(self.queue) if self.queue is not None else Queue()
+        for name, value in self.values().items():
+            if name not in self.errors and name != "secret" and hasattr(queue, name):
+                setattr(queue, name, value)
+        try:
+            queue.clean()
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                target = QUEUE_ERROR_INPUTS.get(name, name)
+                if target in self.fields and target not in self.errors:
+                    for message in messages:
+                        self.add_error(target, message)
 
     def values(self) -> dict[str, Any]:
         """The queue's fields as ``create_queue``/``update_queue`` take them, and the secret:

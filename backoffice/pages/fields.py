@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from backoffice.access import admin_required, get_for
@@ -31,7 +32,7 @@ def _field_errors(form: FieldForm, exc: SchemaInvalid) -> None:
 def field_list(request: HttpRequest, slug: str) -> HttpResponse:
     """The table's fields in order, and the form to add one."""
     table = get_for(request, Table, slug=slug)
-    form = FieldForm(request.POST or None)
+    form = FieldForm(request.POST or None, table=table)
     if request.method == "POST" and form.is_valid():
         try:
             field = schema.add_field(table, **form.attrs())
@@ -119,9 +120,10 @@ def field_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
         except SchemaChangeRefused as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(
-                request, f"Field {field.name} deleted; {lost} records lost their value."
+            lost_values = (
+                ngettext("%d record lost its value", "%d records lost their value", lost) % lost
             )
+            messages.success(request, f"Field {field.name} deleted; {lost_values}.")
             return redirect("backoffice:fields", slug)
     holding = table.records.filter(**{f"data__{field.key}__isnull": False}).count()
     context = table_context(table, "fields", field=field, holding=holding)

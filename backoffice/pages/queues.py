@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from backoffice.access import admin_required, get_for
@@ -251,7 +252,11 @@ def queue_purge(request: HttpRequest, queue_id: int) -> HttpResponse:
         with EngineCall(request, failed="The queue was not purged") as call:
             dropped = services.purge(queue)
         if call.ok:
-            count = "every message" if dropped is None else f"{dropped} message(s)"
+            count = (
+                "every message"
+                if dropped is None
+                else ngettext("%d message", "%d messages", dropped) % dropped
+            )
             messages.success(request, f"Queue {queue.name} purged: {count} dropped.")
             return redirect("backoffice:queue", queue.pk)
     elif request.method == "POST":

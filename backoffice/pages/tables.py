@@ -14,6 +14,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from accounts.roles import Role
@@ -124,7 +125,8 @@ def table_delete(request: HttpRequest, slug: str) -> HttpResponse:
         except SchemaChangeRefused as exc:
             messages.error(request, exc.message)
         else:
-            messages.success(request, f"Table {table.name} deleted with its {count} records.")
+            records = ngettext("its %d record", "its %d records", count) % count
+            messages.success(request, f"Table {table.name} deleted with {records}.")
             return redirect("backoffice:tables")
     context = table_context(table, "settings", record_count=count)
     context["crumbs"][-1] = ("Delete", None)

@@ -6,6 +6,7 @@ suites); a broker that does not answer is an AMQP port nobody listens on."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -24,7 +25,9 @@ from queues.models import (
     OutboxState,
     Queue,
     QueueLink,
+    QueueType,
 )
+from tests.backoffice.page_text import page_text, summary
 from tests.zstorage.builders import make_field, make_table
 from zstorage import records
 
@@ -33,6 +36,7 @@ pytestmark = pytest.mark.django_db
 SECRET = "s3cret-Pa55word-never-shown"
 DOWN_AMQP = "amqp://127.0.0.1:1/"
 HTMX = {"HTTP_HX_REQUEST": "true"}
+QUEUE_TYPES = list(QueueType.values)
 
 
 def logged_in(client: Client, name: str = "root", admin: bool = True) -> User:
@@ -264,7 +268,97 @@ def test_per_type_errors_show_by_field(
     errors = response.context["form"].errors
     assert any(message in error for error in errors[field]), errors
     assert Queue.objects.count() == 0
-    assert "Please correct the errors below." in response.content.decode()
+    label = str(response.context["form"][field].label)
+    assert any(line.startswith(f"{label} : ") and message in line for line in summary(response))
+
+
+def types_of_inputs(markup: str) -> dict[str, set[str]]:
+    """For each input of the queue form, the queue types the page shows it for."""
+    found = {}
+    for types, inner in re.findall(
+        r'<div class="contents" data-for-types="([^"]*)">(.*?)</div>\s*</div>', markup, re.S
+    ):
+        name = re.search(r'name="([a-z_]+)"', inner)
+        assert name, inner
+        found[name.group(1)] = set(types.split())
+    return found
+
+
+def test_each_engine_shows_only_its_own_inputs(admin: Client):
+    page = admin.get("/queues/new")
+    inputs = types_of_inputs(page.content.decode())
+    shown = {t: {name for name, types in inputs.items() if t in types} for t in QUEUE_TYPES}
+    common = {"name", "type", "max_attempts", "allowed_handlers", "enabled"}
+    assert shown["database"] == common | {"visibility_timeout"}
+    assert shown["sqs"] == common | {
+        "url",
+        "region",
+        "username",
+        "secret",
+        "fifo",
+        "visibility_timeout",
+    }
+    assert shown["kafka"] == common | {"url", "username", "secret", "partitions"}
+    assert shown["rabbitmq"] == common | {"url", "username", "secret", "max_priority"}
+    assert "data-type-switch" in page.content.decode()
+    assert "/static/backoffice/forms.js" in page.content.decode()
+
+
+def test_a_form_with_only_the_types_inputs_is_saved(admin: Client):
+    """What the page sends once the other types' inputs are hidden (and so disabled)."""
+    database = admin.post(
+        "/queues/new",
+        {"name": "jobs", "type": "database", "visibility_timeout": 10, "max_attempts": 5},
+    )
+    assert database.status_code == 302
+    kafka = admin.post(
+        "/queues/new", {"name": "events", "type": "kafka", "partitions": 6, "max_attempts": 3}
+    )
+    assert kafka.status_code == 302, summary(kafka)
+    events = Queue.objects.get(name="events")
+    assert (events.partitions, events.visibility_timeout, events.region) == (6, 30, "")
+
+
+def test_switching_to_the_database_type_drops_what_it_does_not_take(admin: Client):
+    queue = services.create_queue(
+        name="mail", type="sqs", region="eu-west-1", username="key-id", secret=SECRET, fifo=False
+    )
+    response = admin.post(
+        f"/queues/{queue.pk}/",
+        {"name": "mail", "type": "database", "visibility_timeout": 30, "max_attempts": 5},
+    )
+    assert response.status_code == 302, summary(response)
+    queue.refresh_from_db()
+    assert (queue.type, queue.region, queue.username, queue.has_secret) == (
+        "database",
+        "",
+        "",
+        False,
+    )
+
+
+def test_without_scripts_every_input_is_sent_and_what_does_not_apply_is_named(admin: Client):
+    response = admin.post(
+        "/queues/new",
+        {
+            "name": "jobs",
+            "type": "database",
+            "url": "",
+            "region": "eu-west-1",
+            "username": "",
+            "secret": "",
+            "visibility_timeout": "",
+            "max_attempts": 5,
+            "partitions": "",
+            "max_priority": 0,
+        },
+    )
+    assert response.status_code == 422
+    assert summary(response) == [
+        "Region : Region applies to SQS queues only.",
+        "Visibility timeout (seconds) : This field is required.",
+    ]
+    assert "Nothing was saved: 2 things need correcting." in page_text(response)
 
 
 def test_a_duplicate_name_is_an_error_on_the_name(admin: Client, jobs: Queue):
@@ -355,7 +449,7 @@ def test_purge_needs_its_confirmation(admin: Client, jobs: Queue):
     assert DatabaseMessage.objects.filter(state=MessageState.READY).count() == 2
 
     done = admin.post(f"/queues/{jobs.pk}/purge", {"confirm": "yes"}, follow=True)
-    assert "2 message(s) dropped" in done.content.decode()
+    assert "Queue jobs purged: 2 messages dropped." in page_text(done)
     assert DatabaseMessage.objects.filter(state=MessageState.READY).count() == 0
     assert DatabaseMessage.objects.filter(state=MessageState.DEAD).count() == 1
 

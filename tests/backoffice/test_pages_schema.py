@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from tests.backoffice.page_text import page_text, summary
 from tests.zstorage.builders import make_field, make_table
 from zstorage import records
 from zstorage.models import Field, Rule, Table, TableGrant
@@ -39,7 +40,30 @@ def test_a_duplicate_slug_is_shown_next_to_the_slug(admin: Client):
     make_table("orders")
     response = admin.post("/tables/new", {"name": "Again", "slug": "orders"})
     assert response.status_code == 422
-    assert "already exists" in response.context["form"].errors["slug"][0]
+    assert summary(response) == ["Slug : Another table has the slug “orders”: choose another."]
+
+
+def test_the_slug_help_and_error_say_what_is_accepted(admin: Client):
+    help_text = "letters, digits, '-' and '_', with no spaces (e.g. sales-orders)"
+    assert f"Used in URLs and the API: {help_text}." in page_text(admin.get("/tables/new"))
+    refused = admin.post("/tables/new", {"name": "Sales", "slug": "sales orders!"})
+    assert refused.status_code == 422
+    assert summary(refused) == [f"Slug : Use only {help_text}."]
+    # Everything the help names is accepted, underscores included.
+    accepted = admin.post("/tables/new", {"name": "Sales", "slug": "Sales_orders-2"})
+    assert accepted.status_code == 302
+    assert Table.objects.filter(slug="Sales_orders-2").exists()
+
+
+def test_the_table_form_reports_every_error_at_once(admin: Client):
+    make_table("orders")
+    response = admin.post("/tables/orders/", {"name": "", "slug": "no spaces"})
+    assert response.status_code == 422
+    assert summary(response) == [
+        "Name : This field is required.",
+        "Slug : Use only letters, digits, '-' and '_', with no spaces (e.g. sales-orders).",
+    ]
+    assert "Nothing was saved: 2 things need correcting." in page_text(response)
 
 
 def test_edit_a_table_and_refuse_a_rename_that_references_block(admin: Client):
@@ -103,13 +127,47 @@ def test_add_fields_of_every_kind_of_options(admin: Client):
 
 def test_field_errors_from_the_schema_service_show_next_to_the_input(admin: Client):
     make_table("orders")
-    response = admin.post("/tables/orders/fields/", field_post(name="S", key="s", type="choice"))
+    response = admin.post(
+        "/tables/orders/fields/", field_post(name="S", key="s", type="choice", choices="a\na")
+    )
     assert response.status_code == 422
-    assert response.context["form"].errors["choices"] == [
-        "List the choices as a non-empty list of texts."
-    ]
+    assert summary(response) == ["Choices : Each choice may appear once."]
     bad_key = admin.post("/tables/orders/fields/", field_post(name="Bad", key="Bad Key"))
-    assert "Use lowercase letters" in bad_key.context["form"].errors["key"][0]
+    assert summary(bad_key) == [
+        "Key : Use lowercase letters, digits and underscores, starting with a letter (at most 63)."
+    ]
+
+
+def test_the_field_form_reports_every_error_at_once_by_label(admin: Client):
+    table = make_table("orders")
+    make_field(table, "code")
+    everything = admin.post("/tables/orders/fields/", field_post(key="1st", type="choice"))
+    assert everything.status_code == 422
+    assert summary(everything) == [
+        "Name : This field is required.",
+        "Key : Use lowercase letters, digits and underscores, starting with a letter (at most 63).",
+        "Choices : Give at least one choice, one per line.",
+    ]
+    taken = admin.post(
+        "/tables/orders/fields/", field_post(name="Code", key="code", type="reference")
+    )
+    assert summary(taken) == [
+        "Key : This table already has a field with the key code.",
+        "Referenced table : Choose the table this field refers to.",
+    ]
+    assert "options.table" not in page_text(taken)
+    assert list(table.fields.values_list("key", flat=True)) == ["code"]
+
+
+def test_only_new_tables_and_fields_fill_their_slug_or_key_from_the_name(admin: Client):
+    table = make_table("orders")
+    make_field(table, "code")
+    assert 'data-fill-from="id_name"' in admin.get("/tables/new").content.decode()
+    assert 'data-fill-from="id_name"' not in admin.get("/tables/orders/").content.decode()
+    new_field = admin.get("/tables/orders/fields/").content.decode()
+    assert 'data-fill-as="key"' in new_field
+    assert "data-fill-from" not in admin.get("/tables/orders/fields/code/edit").content.decode()
+    assert "/static/backoffice/forms.js" in new_field
 
 
 def test_the_type_options_partial_follows_the_chosen_type(admin: Client):
@@ -210,10 +268,64 @@ def test_rule_errors_show_on_the_kinds_input(admin: Client):
         {"kind": "regex", "field": "code", "pattern": "([", "message": "Bad."},
     )
     assert response.status_code == 422
-    assert "Not a valid pattern" in response.context["form"].errors["pattern"][0]
+    assert summary(response)[0].startswith("Pattern : Not a valid pattern")
     params = admin.get("/tables/orders/rules/params?kind=unique_together").content
     assert b'name="together"' in params
     assert b'name="pattern"' not in params
+
+
+def test_the_rule_form_reports_every_error_at_once_in_the_forms_words(admin: Client):
+    table = make_table("orders")
+    make_field(table, "code")
+    response = admin.post("/tables/orders/rules/", {"kind": "min_length", "length": ""})
+    assert response.status_code == 422
+    assert summary(response) == [
+        "Message : Give the message a person sees when the rule fails.",
+        "Field : Choose the field this rule checks.",
+        "Length : Give the length as a whole number (0 or more).",
+    ]
+    assert "params." not in page_text(response)
+    assert not table.rules.exists()
+
+
+def test_the_rule_form_names_what_does_not_suit_the_field(admin: Client):
+    table = make_table("orders")
+    make_field(table, "quantity", "integer")
+    make_field(table, "code")
+    no_length = admin.post(
+        "/tables/orders/rules/",
+        {"kind": "max_length", "field": "quantity", "length": "3", "message": "Short."},
+    )
+    assert summary(no_length) == ["Field : Quantity holds integer values, which have no length."]
+    both = admin.post(
+        "/tables/orders/rules/", {"kind": "regex", "field": "code", "pattern": "([", "message": ""}
+    )
+    lines = summary(both)
+    assert lines[0] == "Message : Give the message a person sees when the rule fails."
+    assert lines[1].startswith("Pattern : Not a valid pattern")
+    one = admin.post(
+        "/tables/orders/rules/",
+        {"kind": "unique_together", "together": ["code"], "message": "Taken."},
+    )
+    assert summary(one) == ["Fields unique together : Tick two or more fields."]
+    limit = admin.post(
+        "/tables/orders/rules/",
+        {"kind": "min", "field": "quantity", "value": "", "message": "Too few."},
+    )
+    assert summary(limit) == ["Limit : Give the limit: a number, or a date as YYYY-MM-DD."]
+    assert not table.rules.exists()
+
+
+def test_a_table_rule_ignores_a_field_left_in_the_form(admin: Client):
+    table = make_table("orders")
+    make_field(table, "a", "date")
+    make_field(table, "b", "date")
+    response = admin.post(
+        "/tables/orders/rules/",
+        {"kind": "expression", "field": "a", "expression": "b >= a", "message": "Later."},
+    )
+    assert response.status_code == 302
+    assert table.rules.get().field is None
 
 
 def test_grant_groups_permissions_on_a_table(admin: Client):
