@@ -10,23 +10,39 @@ PYTEST_ARGS ?=
 
 .PHONY: run test test-postgres test-sqlite lint format services services-down install clean bench fuzz
 
+# `make install` and `make run` print one line per step; the steps' whole output is added to
+# $(SETUP_LOG), and the end of a step's output is shown only if it fails. VERBOSE=1 shows it all.
+VAR_DIR := $(or $(QUAYMASTER_VAR_DIR),var)
+SETUP_LOG := $(VAR_DIR)/log/setup.log
+STEP := QUAYMASTER_VERBOSE=$(VERBOSE) $(PYTHON) platform/step.py --log $(SETUP_LOG)
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || $(STEP) "Creating the virtualenv…" -- $(PYTHON) -m venv $(VENV)
+	@$(STEP) "Updating pip…" -- $(BIN)/python -m pip install --progress-bar off --upgrade pip
+	@$(STEP) "Installing dependencies (takes a few minutes the first time)…" -- \
+	  $(BIN)/python -m pip install --progress-bar off -e '.[dev]'
+	@touch $(STAMP)
 
 # The embedded default: SQLite under var/, the database queue, every Procfile process.
 # The demo jobs (jobs/demo.py) are loaded here only, beside any modules already configured.
 comma := ,
 DEMO_ENV := env -u DATABASE_URL QUAYMASTER_JOB_MODULES="$(if $(QUAYMASTER_JOB_MODULES),$(QUAYMASTER_JOB_MODULES)$(comma))jobs.demo"
 
+# wait_ready starts honcho and prints where to log in once the web process answers /healthz
+# (past READY_TIMEOUT seconds it says where to look, and keeps waiting).
+READY_TIMEOUT ?= 60
+PROCESSES := $(shell sed -n 's/^\([A-Za-z0-9_-]*\):.*/\1/p' platform/Procfile | paste -sd, - | sed 's/,/, /g')
+
 run: $(STAMP)
-	$(DEMO_ENV) $(BIN)/python manage.py migrate --no-input
-	$(DEMO_ENV) $(BIN)/python manage.py bootstrap_demo --url http://127.0.0.1:8000/
-	$(DEMO_ENV) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho --procfile platform/Procfile --app-root . start
+	@$(STEP) "Migrating the database…" -- $(DEMO_ENV) $(BIN)/python manage.py migrate --no-input
+	@$(STEP) "Loading demo data…" -- \
+	  $(DEMO_ENV) $(BIN)/python manage.py bootstrap_demo --no-login-line
+	@echo "Starting $(PROCESSES)… (the login line follows once the web process answers)"
+	@$(DEMO_ENV) PATH="$(abspath $(BIN)):$$PATH" \
+	  $(BIN)/python manage.py wait_ready --timeout $(READY_TIMEOUT) -- \
+	  $(BIN)/honcho --procfile platform/Procfile --app-root . start
 
 services:
 	$(SERVICES) up
