@@ -66,6 +66,13 @@ class MessageTooLarge(QueueError):
         self.limit = limit
 
 
+class UnknownHandler(QueueError):
+    """A published message names a handler no module of this deployment registers (and its
+    queue's allowed handlers do not name it as one that runs on workers elsewhere)."""
+
+    code = "unknown_handler"
+
+
 class HandlerNotAllowed(QueueError):
     """A message names a handler outside its queue's allow-list (``Queue.allowed_handlers``)."""
 

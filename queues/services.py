@@ -9,7 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from queues.backends import get_backend
 from queues.backends.cache import BackendCache
-from queues.errors import HandlerNotAllowed, QueueError
+from queues.errors import HandlerNotAllowed, QueueError, UnknownHandler
 from queues.messages import CheckResult, OutgoingMessage, PublishResult, QueueStats
 from queues.models import OutboxMessage, OutboxState, Queue, QueueLink
 from queues.outbox import notify_at_commit
@@ -203,9 +203,30 @@ def reserve_handler(name: str, does: str) -> None:
     RESERVED_HANDLERS[name] = does
 
 
+#: The handlers this deployment registers, asked of the app that keeps them (``workers`` sets
+#: it when it loads); None: not known here, and every name passes.
+_registered: Callable[[], Container[str]] | None = None
+
+
+def know_handlers(registered: Callable[[], Container[str]]) -> None:
+    global _registered
+    _registered = registered
+
+
+def unknown_handlers(queue: Queue, handlers: Sequence[str]) -> list[str]:
+    """The names among ``handlers`` no module here registers and the queue's allowed handlers
+    do not name either (a name listed there may run only on workers elsewhere)."""
+    if _registered is None:
+        return []
+    known = _registered()
+    named = set(queue.allowed_handlers or [])
+    return sorted({h for h in handlers if h not in known and h not in named})
+
+
 def check_handlers(queue: Queue, handlers: Sequence[str], *, published: bool = False) -> None:
     """Refuse (``HandlerNotAllowed``, 403) handlers outside the queue's allow-list, and, for a
-    ``published`` message (from the publish API), reserved handlers the list does not name."""
+    ``published`` message (from the publish API), reserved handlers the list does not name and
+    (``UnknownHandler``, 400) handlers registered nowhere here."""
     named = set(queue.allowed_handlers or [])
     for name in sorted(set(handlers)):
         if published and name in RESERVED_HANDLERS and name not in named:
@@ -213,6 +234,13 @@ def check_handlers(queue: Queue, handlers: Sequence[str], *, published: bool = F
                 f"Handler {name!r} {RESERVED_HANDLERS[name]}: a published message may name it "
                 f"only on a queue whose allowed handlers list it, and {queue.name!r} does not."
             )
+    unknown = unknown_handlers(queue, handlers) if published else []
+    if unknown:
+        raise UnknownHandler(
+            f"No handler named {unknown[0][:200]!r} is registered here, so no worker would run "
+            "it. Check the name (the Handlers page lists them); a handler that runs only on "
+            f"workers elsewhere must be named in {queue.name!r}'s allowed handlers."
+        )
     refused = sorted({h for h in handlers if not queue.allows_handler(h)})
     if refused:
         raise HandlerNotAllowed(

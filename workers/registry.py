@@ -189,3 +189,16 @@ def discover(extra: Iterable[str] = ()) -> Registry:
     for module in handler_modules(extra):
         import_module(module)
     return registry
+
+
+_discovered = False
+
+
+def registered_names() -> Registry:
+    """The process's registry once every handler module is loaded (loaded at the first call;
+    a module that fails to import is the workers' to report: this asks again next time)."""
+    global _discovered
+    if not _discovered:
+        discover()
+        _discovered = True
+    return registry

@@ -101,12 +101,22 @@ def check_message(body: Any) -> None:
         raise _at(error, _spot(body))
 
 
-def publish(queue: Queue, bodies: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def publish(
+    queue: Queue, bodies: Sequence[dict[str, Any]], *, batch: bool = False
+) -> list[dict[str, Any]]:
     """Publish the bodies as one batch; the API answer for each, in order. The backend is the
     process's own for this queue (``queues.services.publishers``, a ``BackendCache``), not
-    one per request. Handlers outside the queue's allow-list, and reserved handlers it does
-    not name, refuse the whole batch (403)."""
-    check_handlers(queue, [body["handler"] for body in bodies], published=True)
+    one per request. A handler outside the queue's allow-list or reserved (403), or registered
+    nowhere here (400), refuses the whole batch, naming the first one's spot."""
+    checked: set[str] = set()
+    for index, body in enumerate(bodies):
+        if body["handler"] in checked:
+            continue  # a batch usually names one handler: each name is checked once
+        try:
+            check_handlers(queue, [body["handler"]], published=True)
+        except QueueError as error:
+            raise _at(error, f"messages[{index}].handler" if batch else "handler") from None
+        checked.add(body["handler"])
     messages = [OutgoingMessage(str(uuid.uuid4()), body) for body in bodies]
     with publishers.lease(queue) as backend:
         results = backend.publish(messages)  # the database backend writes its batch atomically
@@ -128,7 +138,7 @@ def publish_batch(queue: Queue, bodies: Any) -> list[dict[str, Any]]:
         spot = _spot(bodies[first])
         path = f"messages[{first}]" if spot == "$" else f"messages[{first}].{spot}"
         raise _at(InvalidBatch(errors), path)
-    return publish(queue, bodies)
+    return publish(queue, bodies, batch=True)
 
 
 def claim_timeout() -> dt.timedelta:

@@ -68,7 +68,7 @@ def test_each_watched_change_gives_the_epoch_a_new_value_and_a_use_does_not():
 def publish(client: Client, raw: str, queue: Queue) -> int:
     return client.post(
         f"/api/v1/zstorage/queue/{queue.pk}/publish",
-        json.dumps({"handler": "noop"}),
+        json.dumps({"handler": "log"}),
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {raw}",
     ).status_code

@@ -32,7 +32,7 @@ batches = st.one_of(
 )
 #: Refusals of the body's shape, each naming the spot; ``parse_error`` names the whole body
 #: ("$": NaN or Infinity, which Python writes but JSON has not).
-CODES = {"not_an_object", "missing_handler", "invalid_batch", "parse_error"}
+CODES = {"not_an_object", "missing_handler", "invalid_batch", "parse_error", "unknown_handler"}
 #: The engine's refusal of a value it cannot carry (the database queue: a NUL character).
 ENGINE = {"bad_message"}
 

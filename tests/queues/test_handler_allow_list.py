@@ -60,12 +60,37 @@ def test_one_refused_handler_refuses_the_whole_batch(api: APIClient, orders: Que
     assert orders.database_messages.count() == 0
 
 
-def test_a_queue_without_a_list_takes_any_handler(api: APIClient):
+def test_a_queue_without_a_list_takes_any_registered_handler(api: APIClient):
     open_queue = services.create_queue(name="open", type="database")
-    answer = api.post(
-        f"/api/v1/zstorage/queue/{open_queue.pk}/publish", {"handler": "anything"}, format="json"
+    url = f"/api/v1/zstorage/queue/{open_queue.pk}/publish"
+    assert api.post(url, {"handler": "send_email"}, format="json").status_code == 201
+    assert api.post(url, {"handler": "webhook"}, format="json").status_code == 201
+
+
+def test_a_handler_registered_nowhere_is_refused_where_it_is_named(api: APIClient):
+    """A typo would otherwise be accepted and dead-lettered later by the worker."""
+    open_queue = services.create_queue(name="open", type="database")
+    url = f"/api/v1/zstorage/queue/{open_queue.pk}/publish"
+    refused = api.post(url, {"handler": "sendmail"}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "unknown_handler"
+    assert refused.json()["path"] == "handler"
+    assert "No handler named 'sendmail' is registered here" in refused.json()["detail"]
+    batch = api.post(
+        url + "/batch",
+        {"messages": [{"handler": "log"}, {"handler": "sendmail"}]},
+        format="json",
     )
-    assert answer.status_code == 201
+    assert batch.status_code == 400
+    assert batch.json()["path"] == "messages[1].handler"
+    assert open_queue.database_messages.count() == 0
+
+
+def test_a_handler_of_workers_elsewhere_passes_when_the_queue_names_it(api: APIClient):
+    remote = services.create_queue(name="crm", type="database", allowed_handlers=["crm.sync"])
+    url = f"/api/v1/zstorage/queue/{remote.pk}/publish"
+    assert api.post(url, {"handler": "crm.sync"}, format="json").status_code == 201
+    assert remote.database_messages.count() == 1
 
 
 @pytest.mark.parametrize("reserved", ["start_job", "jobs.instance"])
