@@ -377,3 +377,18 @@ def test_every_field_type_comes_back_unchanged(admin: Client):
     assert "0 to create, 0 to update, 2 unchanged" in preview.content.decode()
     assert state(table) == before
     assert Record.objects.filter(table=table).count() == 2
+
+
+def test_the_preview_shows_the_rows_that_change_first(admin: Client, contacts: Table):
+    for n in range(21):
+        records.create_record(contacts, {"name": f"P{n:02d}"})
+    rows = export(admin)
+    rows[-1][3] = "7"  # the last record, row 25
+    preview = upload(admin, text_of(rows))
+    shown = preview.context["preview_rows"]
+    assert len(shown) == 20
+    assert (shown[-1]["number"], shown[-1]["plan"]) == (25, "update")
+    assert [row["number"] for row in shown[:-1]] == list(range(1, 20))
+    body = preview.content.decode()
+    assert "Preview (20 of 25 rows, rows with errors or changes first)" in body
+    assert "0 to create, 1 to update, 24 unchanged" in body
