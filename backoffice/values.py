@@ -7,7 +7,7 @@ a field and names records by their first labelling value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from zstorage.fields import kind_of
@@ -33,10 +33,13 @@ def record_label(record: Record, fields: Mapping[str, Field]) -> str:
 
 
 def change_rows(
-    changes: Mapping[str, Any], fields: Mapping[str, Field]
+    changes: Mapping[str, Any],
+    fields: Mapping[str, Field],
+    references: Callable[[str, Any], str] | None = None,
 ) -> list[tuple[str, str, str]]:
     """An audit row's ``{key: [old, new]}`` as (label, old, new) texts in the table's field
-    order; keys of fields deleted since keep their key as the label."""
+    order; keys of fields deleted since keep their key as the label. ``references(key,
+    value)`` names a reference field's value ("#31 Ada Lovelace"), where the page knows it."""
     ordered = [k for k in fields if k in changes] + sorted(k for k in changes if k not in fields)
     rows = []
     for key in ordered:
@@ -44,6 +47,14 @@ def change_rows(
         field = fields.get(key)
         if field is None:
             rows.append((key, "" if old is None else str(old), "" if new is None else str(new)))
+        elif references is not None and kind_of(field.type).linked_table(field.options or {}):
+            rows.append(
+                (
+                    field.name,
+                    "" if old is None else references(key, old),
+                    "" if new is None else references(key, new),
+                )
+            )
         else:
             rows.append((field.name, display_value(field, old), display_value(field, new)))
     return rows

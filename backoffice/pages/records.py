@@ -29,6 +29,7 @@ from backoffice.forms.records import (
 )
 from backoffice.listing import PAGE_SIZES, Listing
 from backoffice.partials import partial_for
+from backoffice.references import is_reference, reference_labels
 from backoffice.values import change_rows, record_label
 from zstorage import reads, records
 from zstorage.errors import RecordInvalid, RecordNotFound, RecordReferenced, VersionConflict
@@ -247,20 +248,25 @@ def record_detail(request: HttpRequest, slug: str, record_id: int) -> HttpRespon
     table = table_for(request, slug, Action.VIEW)
     fields = reads.fields_of(table)
     record = _record(request, table, record_id)
-    values = [(fld, record.data.get(key), _reference_link(request, fld, record.data.get(key)))
-              for key, fld in fields.items()]  # fmt: skip
+    changes = list(
+        table.changes.filter(record_id=record.pk)
+        .select_related("actor")
+        .order_by("-version", "-id")
+    )
+    seen = [record.data] + [
+        {key: value for key, pair in change.changes.items() for value in list(pair)[:2]}
+        for change in changes
+        if isinstance(change.changes, dict)
+    ]
+    refs = reference_labels(request.user, fields, seen)
+    values = [(fld, record.data.get(key), is_reference(fld)) for key, fld in fields.items()]
     children = []
     for child_field, found in reads.children(table, record.pk):
         if can(request.user, child_field.table, Action.VIEW):
             child_fields = reads.fields_of(child_field.table)
             rows = [(r, record_label(r, child_fields)) for r in found.order_by("id")[:50]]
             children.append((child_field, rows, found.count()))
-    history = [
-        (change, change_rows(change.changes, fields))
-        for change in table.changes.filter(record_id=record.pk)
-        .select_related("actor")
-        .order_by("-version", "-id")
-    ]
+    history = [(change, change_rows(change.changes, fields, refs.label)) for change in changes]
     return render(
         request,
         "zstorage/records/detail.html",
@@ -269,17 +275,13 @@ def record_detail(request: HttpRequest, slug: str, record_id: int) -> HttpRespon
             "record": record,
             "fields": fields,
             "values": values,
+            "refs": refs,
             "children": children,
             "history": history,
             "can": allowed_actions(request, table),
             "crumbs": _crumbs(table, (record_label(record, fields), None)),
         },
     )
-
-
-def _reference_link(request: HttpRequest, field: Field, value: Any) -> str | None:
-    target = linked_table(request.user, field) if value is not None else None
-    return reverse("backoffice:record", args=[target.slug, value]) if target else None
 
 
 @require_http_methods(["GET", "POST"])

@@ -54,6 +54,17 @@ def get(mapping: Any, key: Any) -> Any:
         return None
 
 
+@register.simple_tag
+def reference(labels: Any, key: str, value: Any) -> str:
+    """A reference value as ``#31 Ada Lovelace``, linked to that record when the user may see
+    its table (``backoffice.references.ReferenceLabels``); a bare ``#31`` otherwise."""
+    if labels is None:
+        return f"#{value}"
+    text = labels.label(key, value)
+    href = labels.link(key, value)
+    return format_html('<a href="{}">{}</a>', href, text) if href else text
+
+
 @register.simple_tag(takes_context=True)
 def nav_link(context: template.Context, url_name: str, label: str) -> str:
     """A navigation link marked ``aria-current`` on its own section's pages."""

@@ -277,3 +277,33 @@ def test_business_user_without_view_on_the_target_types_an_id(client: Client, sh
     page = client.get("/records/orders/new").content.decode()
     assert 'type="number" name="f_customer"' in page
     assert client.get("/records/orders/lookup/customer?q=a").status_code == 404
+
+
+def test_a_reference_reads_as_its_record_s_label_on_the_detail_and_in_history(admin: Client, shop):
+    customers, orders = shop
+    ada = records.create_record(customers, {"name": "Ada Lovelace"})
+    bob = records.create_record(customers, {"name": "Bob"})
+    order = records.create_record(orders, {"number": "SO-1", "customer": ada.pk})
+    records.update_record(orders, order.pk, {"customer": bob.pk})
+
+    page = admin.get(f"/records/orders/{order.pk}/").content.decode()
+    assert f'<a href="/records/customers/{bob.pk}/">#{bob.pk} Bob</a>' in page
+    assert f"<del>#{ada.pk} Ada Lovelace</del> → <ins>#{bob.pk} Bob</ins>" in page
+
+
+def test_a_reference_to_a_table_the_user_may_not_see_stays_a_bare_id(client: Client, shop):
+    """A label would tell a business user what a table they were not granted holds."""
+    customers, orders = shop
+    ada = records.create_record(customers, {"name": "Ada Lovelace"})
+    order = records.create_record(orders, {"number": "SO-1", "customer": ada.pk})
+    user = User.objects.create_user("bea")
+    group = Group.objects.create(name="sales")
+    user.groups.add(group)
+    from zstorage.models import TableGrant
+
+    TableGrant.objects.create(table=orders, group=group)
+    client.force_login(user)
+    page = client.get(f"/records/orders/{order.pk}/").content.decode()
+    assert "Ada Lovelace" not in page
+    assert f"#{ada.pk}" in page
+    assert "/records/customers/" not in page
