@@ -6,9 +6,13 @@ import html
 import re
 from typing import Any
 
+#: Tags inside a line of text (dropped); the others part words (a space).
+_INLINE = re.compile(r"</?(?:a|abbr|b|code|em|i|kbd|small|span|strong|time)\b[^>]*>")
+
 
 def _text(markup: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+    inline_dropped = _INLINE.sub("", markup)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", inline_dropped)).split())
 
 
 def page_text(response: Any) -> str:
@@ -17,7 +21,7 @@ def page_text(response: Any) -> str:
 
 
 def summary(response: Any) -> list[str]:
-    """The lines of the error summary at the top of the form ("Label : message")."""
+    """The lines of the error summary at the top of the form ("Label: message")."""
     box = re.search(
         r'<div class="notice error" role="alert" id="form-errors">(.*?)</div>',
         response.content.decode(),

@@ -269,7 +269,7 @@ def test_per_type_errors_show_by_field(
     assert any(message in error for error in errors[field]), errors
     assert Queue.objects.count() == 0
     label = str(response.context["form"][field].label)
-    assert any(line.startswith(f"{label} : ") and message in line for line in summary(response))
+    assert any(line.startswith(f"{label}: ") and message in line for line in summary(response))
 
 
 def types_of_inputs(markup: str) -> dict[str, set[str]]:
@@ -355,8 +355,8 @@ def test_without_scripts_every_input_is_sent_and_what_does_not_apply_is_named(ad
     )
     assert response.status_code == 422
     assert summary(response) == [
-        "Region : Region applies to SQS queues only.",
-        "Visibility timeout (seconds) : This field is required.",
+        "Region: Region applies to SQS queues only.",
+        "Visibility timeout (seconds): This field is required.",
     ]
     assert "Nothing was saved: 2 things need correcting." in page_text(response)
 
@@ -588,3 +588,50 @@ def test_message_ids_in_urls_are_looked_up_not_trusted(admin: Client, jobs: Queu
     response = admin.post(f"/queues/{jobs.pk}/dead-letters/{unknown}/delete", follow=True)
     assert "Not deleted" in response.content.decode()
     assert DatabaseMessage.objects.filter(message_id=message_id).exists()
+
+
+# -- wording -------------------------------------------------------------------------------------
+
+
+def test_the_dashboard_names_the_engines_in_words(client: Client, settings: Any):
+    settings.KAFKA_BOOTSTRAP_SERVERS = ""
+    settings.AMQP_URL = "amqp://127.0.0.1:5672/"
+    settings.SQS_ENDPOINT_URL = ""
+    logged_in(client)
+    home = page_text(client.get("/"))
+    assert "database_queue" not in home
+    assert (
+        "Database (embedded): built in: its messages are rows of this deployment's database."
+        in home
+    )
+    assert "RabbitMQ: set up: a queue without a URL of its own uses AMQP_URL." in home
+    assert (
+        "Apache Kafka: not set up (KAFKA_BOOTSTRAP_SERVERS is empty): each queue needs its own URL."
+        in home
+    )
+    sqs = "Amazon SQS: not set up (SQS_ENDPOINT_URL is empty): a queue without a URL of its own"
+    assert f"{sqs} uses AWS." in home
+    assert "Across all tables." in home
+    assert "In the tables you may see" not in home
+
+
+def test_business_users_see_neither_engines_nor_other_tables_counted(client: Client):
+    logged_in(client, "ada", admin=False)
+    home = page_text(client.get("/"))
+    assert "Engines configured" not in home
+    assert "AMQP_URL" not in home
+    assert "Across the tables shared with you." in home
+
+
+def test_a_database_dead_letter_says_where_it_is_in_words(admin: Client, jobs: Queue):
+    (message_id,) = dead_letter(jobs, 1)
+    row = DatabaseMessage.objects.get(message_id=message_id)
+    page = page_text(admin.get(f"/queues/{jobs.pk}/dead-letters/{message_id}/"))
+    assert f"On the engine Row {row.pk} of the database queue's messages" in page
+    assert "queues_databasemessage" not in page
+
+
+def test_purging_one_message_says_one_message(admin: Client, jobs: Queue):
+    publish(jobs, 1)
+    done = admin.post(f"/queues/{jobs.pk}/purge", {"confirm": "yes"}, follow=True)
+    assert "Queue jobs purged: 1 message dropped." in page_text(done)

@@ -40,7 +40,7 @@ def test_a_duplicate_slug_is_shown_next_to_the_slug(admin: Client):
     make_table("orders")
     response = admin.post("/tables/new", {"name": "Again", "slug": "orders"})
     assert response.status_code == 422
-    assert summary(response) == ["Slug : Another table has the slug “orders”: choose another."]
+    assert summary(response) == ["Slug: Another table has the slug “orders”: choose another."]
 
 
 def test_the_slug_help_and_error_say_what_is_accepted(admin: Client):
@@ -48,7 +48,7 @@ def test_the_slug_help_and_error_say_what_is_accepted(admin: Client):
     assert f"Used in URLs and the API: {help_text}." in page_text(admin.get("/tables/new"))
     refused = admin.post("/tables/new", {"name": "Sales", "slug": "sales orders!"})
     assert refused.status_code == 422
-    assert summary(refused) == [f"Slug : Use only {help_text}."]
+    assert summary(refused) == [f"Slug: Use only {help_text}."]
     # Everything the help names is accepted, underscores included.
     accepted = admin.post("/tables/new", {"name": "Sales", "slug": "Sales_orders-2"})
     assert accepted.status_code == 302
@@ -60,8 +60,8 @@ def test_the_table_form_reports_every_error_at_once(admin: Client):
     response = admin.post("/tables/orders/", {"name": "", "slug": "no spaces"})
     assert response.status_code == 422
     assert summary(response) == [
-        "Name : This field is required.",
-        "Slug : Use only letters, digits, '-' and '_', with no spaces (e.g. sales-orders).",
+        "Name: This field is required.",
+        "Slug: Use only letters, digits, '-' and '_', with no spaces (e.g. sales-orders).",
     ]
     assert "Nothing was saved: 2 things need correcting." in page_text(response)
 
@@ -131,10 +131,10 @@ def test_field_errors_from_the_schema_service_show_next_to_the_input(admin: Clie
         "/tables/orders/fields/", field_post(name="S", key="s", type="choice", choices="a\na")
     )
     assert response.status_code == 422
-    assert summary(response) == ["Choices : Each choice may appear once."]
+    assert summary(response) == ["Choices: Each choice may appear once."]
     bad_key = admin.post("/tables/orders/fields/", field_post(name="Bad", key="Bad Key"))
     assert summary(bad_key) == [
-        "Key : Use lowercase letters, digits and underscores, starting with a letter (at most 63)."
+        "Key: Use lowercase letters, digits and underscores, starting with a letter (at most 63)."
     ]
 
 
@@ -144,16 +144,16 @@ def test_the_field_form_reports_every_error_at_once_by_label(admin: Client):
     everything = admin.post("/tables/orders/fields/", field_post(key="1st", type="choice"))
     assert everything.status_code == 422
     assert summary(everything) == [
-        "Name : This field is required.",
-        "Key : Use lowercase letters, digits and underscores, starting with a letter (at most 63).",
-        "Choices : Give at least one choice, one per line.",
+        "Name: This field is required.",
+        "Key: Use lowercase letters, digits and underscores, starting with a letter (at most 63).",
+        "Choices: Give at least one choice, one per line.",
     ]
     taken = admin.post(
         "/tables/orders/fields/", field_post(name="Code", key="code", type="reference")
     )
     assert summary(taken) == [
-        "Key : This table already has a field with the key code.",
-        "Referenced table : Choose the table this field refers to.",
+        "Key: This table already has a field with the key code.",
+        "Referenced table: Choose the table this field refers to.",
     ]
     assert "options.table" not in page_text(taken)
     assert list(table.fields.values_list("key", flat=True)) == ["code"]
@@ -268,7 +268,7 @@ def test_rule_errors_show_on_the_kinds_input(admin: Client):
         {"kind": "regex", "field": "code", "pattern": "([", "message": "Bad."},
     )
     assert response.status_code == 422
-    assert summary(response)[0].startswith("Pattern : Not a valid pattern")
+    assert summary(response)[0].startswith("Pattern: Not a valid pattern")
     params = admin.get("/tables/orders/rules/params?kind=unique_together").content
     assert b'name="together"' in params
     assert b'name="pattern"' not in params
@@ -280,9 +280,9 @@ def test_the_rule_form_reports_every_error_at_once_in_the_forms_words(admin: Cli
     response = admin.post("/tables/orders/rules/", {"kind": "min_length", "length": ""})
     assert response.status_code == 422
     assert summary(response) == [
-        "Message : Give the message a person sees when the rule fails.",
-        "Field : Choose the field this rule checks.",
-        "Length : Give the length as a whole number (0 or more).",
+        "Message: Give the message a person sees when the rule fails.",
+        "Field: Choose the field this rule checks.",
+        "Length: Give the length as a whole number (0 or more).",
     ]
     assert "params." not in page_text(response)
     assert not table.rules.exists()
@@ -296,23 +296,23 @@ def test_the_rule_form_names_what_does_not_suit_the_field(admin: Client):
         "/tables/orders/rules/",
         {"kind": "max_length", "field": "quantity", "length": "3", "message": "Short."},
     )
-    assert summary(no_length) == ["Field : Quantity holds integer values, which have no length."]
+    assert summary(no_length) == ["Field: Quantity holds integer values, which have no length."]
     both = admin.post(
         "/tables/orders/rules/", {"kind": "regex", "field": "code", "pattern": "([", "message": ""}
     )
     lines = summary(both)
-    assert lines[0] == "Message : Give the message a person sees when the rule fails."
-    assert lines[1].startswith("Pattern : Not a valid pattern")
+    assert lines[0] == "Message: Give the message a person sees when the rule fails."
+    assert lines[1].startswith("Pattern: Not a valid pattern")
     one = admin.post(
         "/tables/orders/rules/",
         {"kind": "unique_together", "together": ["code"], "message": "Taken."},
     )
-    assert summary(one) == ["Fields unique together : Tick two or more fields."]
+    assert summary(one) == ["Fields unique together: Tick two or more fields."]
     limit = admin.post(
         "/tables/orders/rules/",
         {"kind": "min", "field": "quantity", "value": "", "message": "Too few."},
     )
-    assert summary(limit) == ["Limit : Give the limit: a number, or a date as YYYY-MM-DD."]
+    assert summary(limit) == ["Limit: Give the limit: a number, or a date as YYYY-MM-DD."]
     assert not table.rules.exists()
 
 

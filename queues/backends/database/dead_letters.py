@@ -34,7 +34,7 @@ class DatabaseDeadLetters:
                 attempts=row.attempts,
                 headers=dict(row.headers or {}),
                 ordering_key=row.ordering_key or None,
-                origin=f"queues_databasemessage row {row.pk}",
+                origin=f"Row {row.pk} of the database queue's messages",
             )
             for row in dead
         ]
