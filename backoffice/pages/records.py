@@ -29,7 +29,7 @@ from backoffice.forms.records import (
 )
 from backoffice.listing import PAGE_SIZES, Listing
 from backoffice.partials import partial_for
-from backoffice.references import is_reference, reference_labels
+from backoffice.references import is_reference, of_records, reference_labels
 from backoffice.values import change_rows, record_label
 from zstorage import reads, records
 from zstorage.errors import RecordInvalid, RecordNotFound, RecordReferenced, VersionConflict
@@ -79,6 +79,7 @@ def record_list(request: HttpRequest, slug: str) -> HttpResponse:
         else None,
         "export_href": reverse("backoffice:export", args=[slug]) + listing.query_string(),
         "columns": listing.columns(),
+        "refs": of_records(request.user, listing.fields, page.object_list),
         "totals": listing.totals(),
         "page_sizes": PAGE_SIZES,
         "can": allowed_actions(request, table),

@@ -307,3 +307,12 @@ def test_a_reference_to_a_table_the_user_may_not_see_stays_a_bare_id(client: Cli
     assert "Ada Lovelace" not in page
     assert f"#{ada.pk}" in page
     assert "/records/customers/" not in page
+
+
+def test_the_list_shows_references_by_label(admin: Client, shop):
+    customers, orders = shop
+    ada = records.create_record(customers, {"name": "Ada Lovelace"})
+    records.create_record(orders, {"number": "SO-1", "customer": ada.pk})
+    records.create_record(orders, {"number": "SO-2", "customer": ada.pk})
+    page = admin.get("/records/orders/").content.decode()
+    assert page.count(f'<a href="/records/customers/{ada.pk}/">#{ada.pk} Ada Lovelace</a>') == 2
