@@ -11,7 +11,7 @@ address bar and the export link reuses.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,14 @@ class FilterInput:
         return any(self.values.values())
 
 
-def _condition(fld: Field, spec: FilterSpec, values: Mapping[str, str]) -> dict[str, Any] | None:
+#: Finds the ids of the records a reference field may point at by their label (a reference
+#: filter typed as a name); ValueError says what to type instead.
+Named = Callable[[Field, str], list[int]]
+
+
+def _condition(
+    fld: Field, spec: FilterSpec, values: Mapping[str, str], named: Named | None = None
+) -> dict[str, Any] | None:
     key, kind = fld.key, kind_of(fld.type)
     if spec.kind == "range":
         bounds = {}
@@ -60,7 +67,10 @@ def _condition(fld: Field, spec: FilterSpec, values: Mapping[str, str]) -> dict[
     if not values["value"]:
         return None
     if spec.kind == "reference":
-        return {key: kind.filter_bound(values["value"])}
+        bound = kind.filter_bound(values["value"])
+        if isinstance(bound, str) and named is not None:
+            return {key: {"$in": named(fld, bound)}}  # a name: the records it stands for
+        return {key: bound}
     return {key: {spec.operator: kind.filter_bound(values["value"])}}
 
 
@@ -74,9 +84,12 @@ class Filters:
         return sum(1 for item in self.inputs if item.active)
 
 
-def build_filters(fields: Mapping[str, Field], params: Mapping[str, str]) -> Filters:
+def build_filters(
+    fields: Mapping[str, Field], params: Mapping[str, str], named: Named | None = None
+) -> Filters:
     """The filter inputs with what was typed, and the query of those that compile. A filter
-    that does not compile is left out of the query and shows its error instead."""
+    that does not compile is left out of the query and shows its error instead. With
+    ``named``, a reference filter may be typed as (part of) a record's name."""
     inputs: list[FilterInput] = []
     parts: list[dict[str, Any]] = []
     for key, fld in fields.items():
@@ -93,7 +106,11 @@ def build_filters(fields: Mapping[str, Field], params: Mapping[str, str]) -> Fil
             values = {"value": params.get(name, "").strip()}
         choices = list(fld.options.get("choices", []))
         item = FilterInput(fld, spec.kind, values, spec.input_type, choices)
-        condition = _condition(fld, spec, values)
+        try:
+            condition = _condition(fld, spec, values, named)
+        except ValueError as exc:
+            item.errors.append(str(exc))
+            condition = None
         if condition is not None:
             try:
                 compile_query(condition, [fld])

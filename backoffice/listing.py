@@ -15,7 +15,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import QueryDict
 
-from backoffice.filters import Filters, build_filters
+from backoffice.filters import Filters, Named, build_filters
 from zstorage import reads
 from zstorage.errors import ZStorageError
 from zstorage.fields import kind_of
@@ -50,7 +50,7 @@ class Listing:
     errors: list[str]
 
     @classmethod
-    def from_request(cls, table: Table, params: QueryDict) -> Listing:
+    def from_request(cls, table: Table, params: QueryDict, named: Named | None = None) -> Listing:
         fields = reads.fields_of(table)
         errors: list[str] = []
         sort_spec = params.get("sort", "").strip()
@@ -72,7 +72,7 @@ class Listing:
             search=params.get("q", "").strip(),
             sort_spec=sort_spec,
             sort=sort,
-            filters=build_filters(fields, params),
+            filters=build_filters(fields, params, named),
             per_page=per_page,
             errors=errors,
         )

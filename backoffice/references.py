@@ -86,3 +86,33 @@ def of_records(
     user: Any, fields: Mapping[str, Field], records: Iterable[Record]
 ) -> ReferenceLabels:
     return reference_labels(user, fields, (record.data for record in records))
+
+
+#: The most records a reference filter typed as a name may stand for (the query language's
+#: cap on one ``$in`` list is larger; a name this common is better narrowed).
+NAMED_LIMIT = 500
+
+
+def records_named(user: Any, fld: Field, text: str) -> list[int]:
+    """The ids of the records ``fld`` may point at whose label contains ``text`` (a
+    reference filter typed as a name). ValueError, saying what to type instead, when the user
+    may not see the referenced table or too many records match."""
+    target = linked_table(user, fld)
+    if target is None:
+        raise ValueError("Type the record's id: its table is not one you may search.")
+    target_fields = reads.fields_of(target)
+    named = [
+        {key: {"$icontains": text}}
+        for key, target_field in target_fields.items()
+        if kind_of(target_field.type).labels_records
+    ]
+    if not named:
+        raise ValueError(f"Type the record's id: {target.name} records have no name to search.")
+    found = reads.records_for(target, query={"$or": named}, fields=target_fields)
+    ids = list(found.order_by("id").values_list("pk", flat=True)[: NAMED_LIMIT + 1])
+    if len(ids) > NAMED_LIMIT:
+        raise ValueError(
+            f"More than {NAMED_LIMIT} {target.name} records match {text!r}: type more of the "
+            "name, or the record's id."
+        )
+    return ids

@@ -7,6 +7,7 @@ transaction); reads through ``zstorage.reads``. The list answers htmx with its
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -29,7 +30,7 @@ from backoffice.forms.records import (
 )
 from backoffice.listing import PAGE_SIZES, Listing
 from backoffice.partials import partial_for
-from backoffice.references import is_reference, of_records, reference_labels
+from backoffice.references import is_reference, of_records, records_named, reference_labels
 from backoffice.values import change_rows, record_label
 from zstorage import reads, records
 from zstorage.errors import RecordInvalid, RecordNotFound, RecordReferenced, VersionConflict
@@ -64,7 +65,7 @@ def data_index(request: HttpRequest) -> HttpResponse:
 @require_GET
 def record_list(request: HttpRequest, slug: str) -> HttpResponse:
     table = table_for(request, slug, Action.VIEW)
-    listing = Listing.from_request(table, request.GET)
+    listing = Listing.from_request(table, request.GET, partial(records_named, request.user))
     page = listing.page()
     context = {
         "table": table,

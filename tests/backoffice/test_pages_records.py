@@ -316,3 +316,39 @@ def test_the_list_shows_references_by_label(admin: Client, shop):
     records.create_record(orders, {"number": "SO-2", "customer": ada.pk})
     page = admin.get("/records/orders/").content.decode()
     assert page.count(f'<a href="/records/customers/{ada.pk}/">#{ada.pk} Ada Lovelace</a>') == 2
+
+
+def test_a_reference_filter_takes_an_id_or_a_name(admin: Client, shop):
+    customers, orders = shop
+    ada = records.create_record(customers, {"name": "Ada Lovelace"})
+    bob = records.create_record(customers, {"name": "Bob"})
+    records.create_record(orders, {"number": "SO-1", "customer": ada.pk})
+    records.create_record(orders, {"number": "SO-2", "customer": bob.pk})
+    records.create_record(orders, {"number": "SO-3"})
+
+    def numbers(query: str) -> list[str]:
+        page = admin.get(f"/records/orders/?{query}")
+        assert page.status_code == 200
+        return sorted(r.data["number"] for r in page.context["page"].object_list)
+
+    assert numbers(f"f_customer={bob.pk}") == ["SO-2"]
+    assert numbers(f"f_customer=%23{ada.pk}") == ["SO-1"]
+    assert numbers("f_customer=lovel") == ["SO-1"], "part of the name, any case"
+    assert numbers("f_customer=nobody") == []
+
+
+def test_a_name_filter_on_a_table_the_user_may_not_see_asks_for_the_id(client: Client, shop):
+    customers, orders = shop
+    ada = records.create_record(customers, {"name": "Ada Lovelace"})
+    records.create_record(orders, {"number": "SO-1", "customer": ada.pk})
+    user = User.objects.create_user("bea")
+    group = Group.objects.create(name="sales")
+    user.groups.add(group)
+    from zstorage.models import TableGrant
+
+    TableGrant.objects.create(table=orders, group=group)
+    client.force_login(user)
+    page = client.get("/records/orders/?f_customer=Ada")
+    assert page.status_code == 200
+    assert "Type the record&#x27;s id" in page.content.decode()
+    assert client.get(f"/records/orders/?f_customer={ada.pk}").context["page"].object_list
