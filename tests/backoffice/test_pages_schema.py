@@ -114,6 +114,7 @@ def test_add_fields_of_every_kind_of_options(admin: Client):
     assert fields["customer"].options == {"table": "customers"}
     assert fields["extra"].default == {"a": 1}
     listed = admin.get("/tables/orders/fields/").content.decode()
+    assert "2 decimal places" in listed
     assert "<td>Decimal</td>" in listed
     assert "<td>Reference</td>" in listed
     assert [f.key for f in Field.objects.filter(table__slug="orders")] == [
@@ -202,6 +203,12 @@ def test_a_converting_type_change_is_saved(admin: Client):
     assert response.status_code == 302
     record.refresh_from_db()
     assert record.data == {"qty": 12}
+
+
+def test_one_decimal_place_is_said_in_the_singular(admin: Client):
+    table = make_table("orders")
+    make_field(table, "rate", "decimal", options={"places": 1})
+    assert "1 decimal place " in page_text(admin.get("/tables/orders/fields/")) + " "
 
 
 def test_reorder_fields_up_and_down(admin: Client):
