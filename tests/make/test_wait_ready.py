@@ -64,7 +64,7 @@ def test_around_a_command_the_login_line_comes_once_healthz_answers(tmp_path: Pa
     try:
         late = output.until("did not answer", 60)
         assert f"http://127.0.0.1:{port}/healthz within 1 s" in late
-        assert "'web'" in late, "it says where the web process's output is"
+        assert "'web.1'" in late, "it says where the web process's output is"
         assert "Quaymaster is at" not in output.text
 
         assert process.stdin is not None
@@ -92,3 +92,29 @@ def test_bootstrap_demo_leaves_the_login_line_to_wait_ready_when_asked(settings,
 
     assert get_user_model().objects.get(username="admin").check_password("a demo password")
     assert "Quaymaster is at" not in capsys.readouterr().out
+
+
+def test_around_a_command_it_refuses_to_start_when_the_address_is_taken(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "QUAYMASTER_VAR_DIR": str(tmp_path)}
+        marker = tmp_path / "started"
+        started = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+
+        url = f"http://127.0.0.1:{port}/"
+        refused = subprocess.run(
+            [sys.executable, "manage.py", "wait_ready", "--url", url, "--", *started],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert refused.returncode == 1
+    assert f"Something already listens at http://127.0.0.1:{port}/" in refused.stderr
+    assert "QUAYMASTER_WEB_BIND" in refused.stderr
+    assert "Quaymaster is at" not in refused.stdout
+    assert not marker.exists(), "the processes were started all the same"

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from types import FrameType
@@ -40,6 +42,16 @@ def default_url() -> str:
     if host in ("", "0.0.0.0", "[::]", "::"):
         host = "127.0.0.1"
     return f"http://{host}:{port}/"
+
+
+def listening(url: str) -> bool:
+    """Does something accept connections at ``url``'s host and port already?"""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), 1):
+            return True
+    except OSError:
+        return False
 
 
 def answers(healthz: str) -> bool:
@@ -83,6 +95,13 @@ class Command(BaseCommand):
         raise SystemExit(self._run(command, url, healthz, timeout))
 
     def _run(self, command: list[str], url: str, healthz: str, timeout: float) -> int:
+        if listening(url):
+            # The web process could not listen there, and the login line would point elsewhere.
+            raise CommandError(
+                f"Something already listens at {url} (an earlier `make run` still running?): "
+                "stop it, or give this one another address with "
+                "QUAYMASTER_WEB_BIND=127.0.0.1:8010."
+            )
         try:
             child = subprocess.Popen(command)
         except OSError as exc:
@@ -103,8 +122,9 @@ class Command(BaseCommand):
             self._announce(url)
         elif not ended():
             self.stderr.write(
-                f"\nQuaymaster's web process did not answer {healthz} within {timeout:g} s: its "
-                "output is in the lines marked 'web' above. The login line follows if it answers.\n"
+                f"\nQuaymaster's web process did not answer {healthz} within {timeout:g} s: "
+                "its output is in the lines marked 'web.1' above. The login line follows if it "
+                "answers.\n"
             )
             self.stderr.flush()
             if self._wait(healthz, None, ended):
