@@ -249,14 +249,24 @@ def check_handlers(queue: Queue, handlers: Sequence[str], *, published: bool = F
         )
 
 
+#: What a form says of a handler registered nowhere here.
+UNKNOWN_HANDLER = (
+    "No handler of that name is registered here: check the name (the Handlers page lists "
+    "them), or name it in the queue's allowed handlers if it runs on workers elsewhere."
+)
+
+
 def save_link(link: QueueLink) -> QueueLink:
     """Validate a table link (its filter against the table's fields: ``ValidationError`` keyed
-    ``filter``; a handler outside the queue's allow-list: keyed ``handler``) and save it."""
+    ``filter``; a handler outside the queue's allow-list or registered nowhere here: keyed
+    ``handler``) and save it."""
     link.full_clean()
     try:
         check_handlers(link.queue, [link.handler])
     except HandlerNotAllowed as exc:
         raise ValidationError({"handler": [str(exc)]}) from exc
+    if unknown_handlers(link.queue, [link.handler]):
+        raise ValidationError({"handler": [UNKNOWN_HANDLER]})
     if link.filter:
         try:
             compile_query(link.filter, list(link.table.fields.all()))

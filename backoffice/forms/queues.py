@@ -240,7 +240,10 @@ class TestMessageForm(forms.Form):
     """A message to see a queue work: the handler it names and the rest of its body."""
 
     handler = forms.CharField(
-        max_length=200, initial="log", help_text="The handler a worker runs for it."
+        max_length=200,
+        initial="log",
+        help_text="The handler a worker runs for it.",
+        widget=forms.TextInput(attrs={"list": "known-handlers", "autocomplete": "off"}),
     )
     payload = JsonObjectField(
         required=False,
@@ -267,7 +270,12 @@ class LinkForm(forms.Form):
         help_text='Only records matching it, e.g. {"status": "paid", "total": {"$gt": 100}}. '
         "Blank: every record.",
     )
-    handler = forms.CharField(max_length=200, help_text="The handler named in each message.")
+    handler = forms.CharField(
+        max_length=200,
+        help_text="The handler named in each message: one registered here (the Handlers page "
+        "lists them) or one the queue's allowed handlers name.",
+        widget=forms.TextInput(attrs={"list": "known-handlers", "autocomplete": "off"}),
+    )
     enabled = forms.BooleanField(required=False, initial=True)
 
     @classmethod

@@ -20,24 +20,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from backoffice.access import admin_required, get_for
 from backoffice.forms.dead_letters import EditDeadLetterForm, HandlerForManyForm
+from backoffice.pages.handlers import known_handlers
 from backoffice.pages.queues import queue_context
 from backoffice.problems import EngineCall
 from queues import dead_letters
 from queues.dead_letters import DeadLetterNotFound
 from queues.messages import DeadLetter
 from queues.models import Queue
-from workers.registry import discover
 
 #: Dead letters the browser lists.
 DEAD_LETTER_PAGE = 50
-
-
-def known_handlers() -> list[str]:
-    """The handlers this deployment's modules register (what a worker started here runs)."""
-    try:
-        return discover().names()
-    except Exception:  # a handler module that fails to import: workers say so, not this page
-        return []
 
 
 def unknown_handler(handler: str, known: list[str]) -> str:
@@ -70,7 +62,6 @@ def dead_letter_list(request: HttpRequest, queue_id: int) -> HttpResponse:
         "dead-letters",
         letters=shown,
         unknown={x.key for x in shown if unknown_handler(x.handler, known)},
-        known_handlers=known,
         more=len(letters) > DEAD_LETTER_PAGE,
         dated=any(letter.at for letter in letters),  # the engine records when they died
         page_size=DEAD_LETTER_PAGE,
@@ -98,7 +89,6 @@ def _detail(
         letter=letter,
         key=key,
         problem=call.problem,
-        known_handlers=known,
         warning=unknown_handler(letter.handler, known) if letter else "",
         form=form or (EditDeadLetterForm.for_body(letter.body) if letter else None),
     )

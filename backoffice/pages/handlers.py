@@ -28,6 +28,16 @@ from queues.services import RESERVED_HANDLERS
 from workers.models import EventKind, LifecycleEvent
 from workers.registry import Handler, discover
 
+
+def known_handlers() -> list[str]:
+    """The handlers this deployment's modules register (what a worker started here runs);
+    the handler inputs offer them."""
+    try:
+        return discover().names()
+    except Exception:  # a handler module that fails to import: workers say so, not the pages
+        return []
+
+
 #: Lifecycle events that mean a worker ran the handler.
 RAN = [EventKind.COMPLETE, EventKind.FAILED, EventKind.RETRIED, EventKind.DEAD_LETTERED]
 

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from backoffice.access import admin_required, get_for
 from backoffice.forms.queues import QueueForm, TestMessageForm
+from backoffice.pages.handlers import known_handlers
 from backoffice.partials import partial_for
 from backoffice.problems import EngineCall
 from queues import services
@@ -48,6 +49,7 @@ def queue_context(queue: Queue, tab: str, **extra: Any) -> dict[str, Any]:
     label = next(label for name, label, _ in TABS if name == tab)
     return {
         "queue": queue,
+        "known_handlers": sorted({*known_handlers(), *(queue.allowed_handlers or [])}),
         "tab": tab,
         "tabs": [(name, text, reverse(url, args=[queue.pk])) for name, text, url in TABS],
         "crumbs": [
@@ -206,6 +208,8 @@ def queue_test_message(request: HttpRequest, queue_id: int) -> HttpResponse:
     if form.is_valid() and not queue.allows_handler(form.cleaned_data["handler"]):
         allowed = ", ".join(queue.allowed_handlers or [])
         form.add_error("handler", f"This queue allows only these handlers: {allowed}.")
+    elif form.is_valid() and services.unknown_handlers(queue, [form.cleaned_data["handler"]]):
+        form.add_error("handler", services.UNKNOWN_HANDLER)
     if not form.is_valid():
         return _answer(request, queue, "test", {}, test_form=form, status=422)
     with EngineCall() as call:

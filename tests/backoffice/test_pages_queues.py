@@ -493,7 +493,7 @@ def test_browse_send_back_and_delete_dead_letters(admin: Client, jobs: Queue):
 
 def test_link_a_table_with_a_filter_and_preview_it(admin: Client, jobs: Queue, orders: Any):
     url = f"/queues/{jobs.pk}/links/"
-    form = {"table": "orders", "on_create": "on", "on_update": "on", "handler": "ship"}
+    form = {"table": "orders", "on_create": "on", "on_update": "on", "handler": "log"}
 
     preview = admin.post(f"{url}preview", {**form, "filter": '{"status": "paid"}'}, **HTMX)
     assert 'id="match-count">2<' in preview.content.decode()
@@ -507,18 +507,25 @@ def test_link_a_table_with_a_filter_and_preview_it(admin: Client, jobs: Queue, o
     assert refused.status_code == 422
     assert "total" in " ".join(refused.context["form"].errors["filter"])
     assert admin.post(url, {**form, "filter": "not json"}).status_code == 422
-    assert admin.post(url, {"table": "orders", "handler": "ship"}).status_code == 422  # no kind
+    assert admin.post(url, {"table": "orders", "handler": "log"}).status_code == 422  # no kind
+    typo = admin.post(url, {**form, "handler": "sendmail"})
+    assert typo.status_code == 422, "a handler registered nowhere here is refused"
+    assert "No handler of that name is registered here" in typo.content.decode()
+    assert '<option value="send_email">' in typo.content.decode(), "the known ones are offered"
 
     assert admin.post(url, {**form, "filter": '{"status": "paid"}'}).status_code == 302
     link = QueueLink.objects.get()
-    assert (link.filter, link.on_delete, link.handler) == ({"status": "paid"}, False, "ship")
-    assert "ship" in admin.get(url).content.decode()
+    assert (link.filter, link.on_delete, link.handler) == ({"status": "paid"}, False, "log")
+    assert "log" in admin.get(url).content.decode()
 
     edit = f"{url}{link.pk}/"
     assert "&quot;status&quot;: &quot;paid&quot;" in admin.get(edit).content.decode()
-    admin.post(edit, {**form, "on_delete": "on", "filter": "", "handler": "ship2"})
+    admin.post(edit, {**form, "on_delete": "on", "filter": "", "handler": "send_email"})
     link.refresh_from_db()
-    assert (link.filter, link.on_delete, link.handler) == ({}, True, "ship2")
+    assert (link.filter, link.on_delete, link.handler) == ({}, True, "send_email")
+    services.update_queue(jobs, allowed_handlers=["log", "send_email", "ship_order"])
+    remote = admin.post(edit, {**form, "handler": "ship_order"})
+    assert remote.status_code == 302, "a handler of workers elsewhere, named by the queue"
 
     admin.post(f"{url}{link.pk}/delete")
     assert not QueueLink.objects.exists()
