@@ -326,6 +326,7 @@ def apply(table: Table, batch: Batch, user: Any, *, commit: bool) -> Outcome:
     outcome = Outcome()
     try:
         with transaction.atomic():
+            _check_rights(table, batch, user, outcome)
             _check_versions(table, batch, outcome)
             _write(table, batch, user, outcome)
             if outcome.row_errors or outcome.error or not commit:
@@ -333,6 +334,16 @@ def apply(table: Table, batch: Batch, user: Any, *, commit: bool) -> Outcome:
     except _RollBack:
         pass
     return outcome
+
+
+def _check_rights(table: Table, batch: Batch, user: Any, outcome: Outcome) -> None:
+    """The user's grants as they are now (they may have changed since the preview)."""
+    if batch.creates and not can(user, table, Action.ADD):
+        for number, *_ in batch.creates:
+            outcome.add(number, {ALL: [f"You may not add records to {table.name}."]})
+    if batch.updates and not can(user, table, Action.CHANGE):
+        for number, *_ in batch.updates:
+            outcome.add(number, {ID: [f"You may not change records of {table.name}."]})
 
 
 def _check_versions(table: Table, batch: Batch, outcome: Outcome) -> None:

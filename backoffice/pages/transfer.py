@@ -179,9 +179,10 @@ def _preview(
     batch = Batch.of(sheet.rows)
     outcome = apply(table, batch, request.user, commit=False)  # the dry run
     row_errors: dict[int, Errors] = {}
-    for row in sheet.rows:  # the plan's errors first, then what the dry run met
+    for row in sheet.rows:  # the plan's errors first, then what the dry run met (once)
         for key, found in [*row.errors.items(), *outcome.row_errors.get(row.number, {}).items()]:
-            row_errors.setdefault(row.number, {}).setdefault(key, []).extend(found)
+            listed = row_errors.setdefault(row.number, {}).setdefault(key, [])
+            listed.extend(message for message in found if message not in listed)
     preview: dict[str, Any] = {
         "keys": sheet.keys,
         "row_count": len(sheet.rows),

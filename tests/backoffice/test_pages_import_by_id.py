@@ -392,3 +392,32 @@ def test_the_preview_shows_the_rows_that_change_first(admin: Client, contacts: T
     body = preview.content.decode()
     assert "Preview (20 of 25 rows, rows with errors or changes first)" in body
     assert "0 to create, 1 to update, 24 unchanged" in body
+
+
+def test_a_grant_taken_back_after_the_preview_stops_the_import(contacts: Table):
+    clerk = grant(can_add=True, can_change=True)
+    ada = pk(contacts, "Ada")
+    preview = upload(clerk, f"id,name\n{ada},Ada 2\n,Eve\n")
+    assert "1 to create, 1 to update" in preview.content.decode()
+    TableGrant.objects.update(can_change=False)
+    done = clerk.post(URL, {"batch": preview.context["batch"]})
+    assert done.status_code == 422
+    assert done.context["row_errors"] == [(1, {"id": ["You may not change records of Contacts."]})]
+    assert contacts.records.count() == 4
+    assert contacts.records.get(pk=ada).data["name"] == "Ada"
+
+
+def test_a_field_keyed_version_keeps_its_column(admin: Client):
+    table = make_table("contacts", "Contacts")
+    make_field(table, "name")
+    make_field(table, "version", "integer")
+    record = records.create_record(table, {"name": "Ada", "version": 7})
+    records.update_record(table, record.pk, {"name": "Ada L."})
+    rows = export(admin)
+    assert rows == [["id", "name", "version"], [str(record.pk), "Ada L.", "7"]]
+    rows[1][2] = "8"
+    preview = upload(admin, text_of(rows))
+    assert "0 to create, 1 to update, 0 unchanged" in preview.content.decode()
+    admin.post(URL, {"batch": preview.context["batch"]})
+    stored = table.records.get()
+    assert (stored.version, stored.data) == (3, {"name": "Ada L.", "version": 8})
