@@ -42,5 +42,6 @@ def start_job(message: dict[str, Any], ctx: Context) -> None:
         # Bad input stays bad: nothing a retry could change.
         ctx.dead_letter(f"start_job: {getattr(exc, 'message', exc)}")
         return
-    ctx.log.info("started job %s: run %s with %s instance(s)", run.job, run.pk, run.total)
+    count = f"{run.total} instance" + ("" if run.total == 1 else "s")
+    ctx.log.info("started job %s: run %s with %s", run.job, run.pk, count)
     ctx.ack()

@@ -278,7 +278,7 @@ def retry_failed(run_id: uuid.UUID | str, reason: str = "retry failed") -> tuple
         run.cancelled -= count - errored
         run.cancel_requested = False
         run.finished_at = None
-        move(run, RunState.ACTIVE, f"{reason}: {count} instance(s)")
+        move(run, RunState.ACTIVE, f"{reason}: {count} instance{'' if count == 1 else 's'}")
         release(run)
         save_counters(run)
     return run, count

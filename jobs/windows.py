@@ -44,7 +44,11 @@ def expire(run_id: uuid.UUID | str, now: dt.datetime | None = None) -> int:
             return 0
         cancelled = cancel_waiting(run, DEADLINE_REASON)
         if not complete_if_done(run) and run.state != RunState.FINISHING:
-            move(run, RunState.FINISHING, f"deadline passed: {cancelled} instance(s) cancelled")
+            move(
+                run,
+                RunState.FINISHING,
+                f"deadline passed: {cancelled} instance{'' if cancelled == 1 else 's'} cancelled",
+            )
         save_counters(run)
     return cancelled
 

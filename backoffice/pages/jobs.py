@@ -84,7 +84,8 @@ def job_list(request: HttpRequest) -> HttpResponse:
             except JobError as exc:
                 form.add_error(None, exc.message)
             else:
-                messages.success(request, f"Started {run.job} over {run.total} instance(s).")
+                count = f"{run.total} instance" + ("" if run.total == 1 else "s")
+                messages.success(request, f"Started {run.job} over {count}.")
                 return redirect(run_url(run))
         status = 422
     jobs = [(d, _docstring_html(d.description)) for d in registry.all()]

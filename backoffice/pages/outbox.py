@@ -198,9 +198,10 @@ def outbox_retry(request: HttpRequest) -> HttpResponse:
     queue = get_for(request, Queue, pk=queue_id) if queue_id else None
     due, requeued = services.retry_outbox(queue)
     where = f" of {queue.name}" if queue else ""
+    total = due + requeued
+    what = f"{total} message{'' if total == 1 else 's'}{where} {'is' if total == 1 else 'are'}"
     messages.success(
-        request,
-        f"Retrying now: {due} pending and {requeued} failed message(s){where} are due.",
+        request, f"Retrying now: {what} due ({due} pending, {requeued} failed before)."
     )
     return redirect("backoffice:outbox")
 

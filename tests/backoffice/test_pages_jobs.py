@@ -90,7 +90,7 @@ def test_starting_a_run_from_typed_json_opens_its_page(admin: Client, queue: Que
     assert run.created_by.get_username() == "root"
     assert run.parallelism == 1
     page = admin.get(answer["Location"]).content.decode()
-    assert "Started echo over 2 instance(s)." in page
+    assert "Started echo over 2 instances." in page
     assert 'data-count="pending">2<' in page
 
 

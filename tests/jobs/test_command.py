@@ -24,7 +24,7 @@ def test_a_json_file_starts_a_run(job_queue: Queue, tmp_path: Path):
                  stdout=out)  # fmt: skip
 
     run = JobRun.objects.get()
-    assert f"Started run {run.pk} of tests.square: 2 instance(s)" in out.getvalue()
+    assert f"Started run {run.pk} of tests.square: 2 instances" in out.getvalue()
     assert run.trigger == Trigger.COMMAND
     assert run.parallelism == 1
     assert [i.params for i in run.instances.order_by("index")] == [{"n": 1}, {"n": 2}]

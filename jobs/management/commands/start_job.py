@@ -52,5 +52,6 @@ class Command(BaseCommand):
         except JobError as exc:
             raise CommandError(f"{exc.code}: {exc.message}") from None
         self.stdout.write(
-            f"Started run {run.pk} of {run.job}: {run.total} instance(s), {run.state}."
+            f"Started run {run.pk} of {run.job}: {run.total} "
+            f"instance{'' if run.total == 1 else 's'}, {run.state}."
         )
