@@ -642,3 +642,12 @@ def test_purging_one_message_says_one_message(admin: Client, jobs: Queue):
     publish(jobs, 1)
     done = admin.post(f"/queues/{jobs.pk}/purge", {"confirm": "yes"}, follow=True)
     assert "Queue jobs purged: 1 message dropped." in page_text(done)
+
+
+def test_the_settings_page_lists_every_problem_by_label(admin: Client, jobs: Queue):
+    form = {"name": "jobs", "type": "database", "visibility_timeout": -1, "max_attempts": 0}
+    response = admin.post(f"/queues/{jobs.pk}/", form)
+    assert response.status_code == 422
+    lines = summary(response)
+    assert any(line.startswith("Visibility timeout") for line in lines), lines
+    assert any(line.startswith("Max attempts") for line in lines), lines

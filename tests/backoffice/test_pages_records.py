@@ -352,3 +352,18 @@ def test_a_name_filter_on_a_table_the_user_may_not_see_asks_for_the_id(client: C
     assert page.status_code == 200
     assert "Type the record&#x27;s id" in page.content.decode()
     assert client.get(f"/records/orders/?f_customer={ada.pk}").context["page"].object_list
+
+
+def test_who_may_only_change_records_is_offered_the_import(client: Client, shop):
+    _, orders = shop
+    user = User.objects.create_user("bea")
+    group = Group.objects.create(name="editors")
+    user.groups.add(group)
+    from zstorage.models import TableGrant
+
+    TableGrant.objects.create(table=orders, group=group, can_change=True)
+    client.force_login(user)
+    page = client.get("/records/orders/").content.decode()
+    assert "Import CSV" in page
+    assert "New record" not in page
+    assert "id or name" in page, "the reference filter says it takes a name"
