@@ -28,6 +28,7 @@ from typing import Any
 
 from django.db import transaction
 
+from backoffice.references import is_reference, label_column
 from zstorage import records
 from zstorage.errors import BulkInvalid, ZStorageError
 from zstorage.fields import InvalidValue, kind_of
@@ -173,6 +174,7 @@ def _header(
     """Each column's field key, ``_MARK`` and ``id`` or ``version`` (update mode), or None
     (ignored)."""
     by_name = {f.name.strip().lower(): k for k, f in fields.items()}
+    labels = {label_column(k).lower() for k, f in fields.items() if is_reference(f)}
     columns: list[str | None] = []
     unknown = []
     for column in header:
@@ -181,6 +183,8 @@ def _header(
             columns.append(name)
         elif name.lower() in by_name:
             columns.append(by_name[name.lower()])
+        elif name.lower() in labels:
+            columns.append(None)  # an export's "<reference> label" column: for people
         elif name.lower() in (ID, VERSION):
             columns.append(_MARK + name.lower() if mode == Mode.UPDATE else None)
         elif name.lower() in SYSTEM_COLUMNS or not name:

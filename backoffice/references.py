@@ -42,6 +42,11 @@ class ReferenceLabels:
         return reverse("backoffice:record", args=[target.slug, value])
 
 
+def label_column(key: str) -> str:
+    """The CSV column an export writes a reference's label in, after its id column."""
+    return f"{key} label"
+
+
 def is_reference(fld: Field) -> bool:
     return kind_of(fld.type).linked_table(fld.options or {}) is not None
 

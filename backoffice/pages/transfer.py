@@ -45,10 +45,11 @@ from backoffice.csv_import import (
     read_csv,
 )
 from backoffice.listing import Listing
+from backoffice.references import is_reference, label_column, reference_labels
 from backoffice.values import display_value
 from zstorage import reads
 from zstorage.fields import kind_of
-from zstorage.models import Field, Table
+from zstorage.models import Field, Record, Table
 from zstorage.permissions import Action, can
 
 PREVIEW_ROWS = 20
@@ -67,16 +68,45 @@ def csv_text(field: Field, value: Any) -> str:
     return kind_of(field.type).csv_format(value)
 
 
-def _lines(fields: Mapping[str, Field], listing: Listing) -> Iterator[str]:
+def _lines(user: Any, fields: Mapping[str, Field], listing: Listing) -> Iterator[str]:
     """The header, then a line per record: its id and version (unless a field has that key,
-    which then keeps the column), then its values."""
+    which then keeps the column), then its values; after each reference, a "<key> label"
+    column naming the record it points at (empty where the user may not see that table; an
+    import ignores these columns)."""
     system = [column for column in (ID, VERSION) if column not in fields]
+    references = {key for key, fld in fields.items() if is_reference(fld)}
+    header: list[str] = [*system]
+    for key in fields:
+        header += [key, label_column(key)] if key in references else [key]
     writer = csv.writer(_Echo())
-    yield "\ufeff" + writer.writerow([*system, *fields])  # the BOM says it is UTF-8
-    for record in listing.ordered().iterator(chunk_size=1000):
-        ids = {ID: str(record.pk), VERSION: str(record.version)}
-        values = [csv_text(f, record.data.get(k)) for k, f in fields.items()]
-        yield writer.writerow([ids[column] for column in system] + values)
+    yield "\ufeff" + writer.writerow(header)  # the BOM says it is UTF-8
+    for chunk in _chunks(listing.ordered().iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK):
+        labels = reference_labels(user, fields, (record.data for record in chunk))
+        for record in chunk:
+            ids = {ID: str(record.pk), VERSION: str(record.version)}
+            row = [ids[column] for column in system]
+            for key, fld in fields.items():
+                value = record.data.get(key)
+                row.append(csv_text(fld, value))
+                if key in references:
+                    named = labels.label(key, value) if value is not None else ""
+                    row.append(named if named != f"#{value}" else "")
+            yield writer.writerow(row)
+
+
+#: Records an export reads (and labels the references of) at a time.
+EXPORT_CHUNK = 1000
+
+
+def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 @require_GET
@@ -84,7 +114,7 @@ def export_csv(request: HttpRequest, slug: str) -> StreamingHttpResponse:
     table = table_for(request, slug, Action.VIEW)
     listing = Listing.from_request(table, request.GET)
     response = StreamingHttpResponse(
-        _lines(listing.fields, listing), content_type="text/csv; charset=utf-8"
+        _lines(request.user, listing.fields, listing), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="{table.slug}.csv"'
     return response

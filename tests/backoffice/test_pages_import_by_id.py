@@ -421,3 +421,25 @@ def test_a_field_keyed_version_keeps_its_column(admin: Client):
     admin.post(URL, {"batch": preview.context["batch"]})
     stored = table.records.get()
     assert (stored.version, stored.data) == (3, {"name": "Ada L.", "version": 8})
+
+
+def test_a_reference_exports_with_its_label_and_imports_back_unchanged(admin: Client):
+    customers = make_table("customers", "Customers")
+    make_field(customers, "name", required=True)
+    orders = make_table("orders", "Orders")
+    make_field(orders, "number", required=True)
+    make_field(orders, "customer", "reference", options={"table": "customers"})
+    ada = records.create_record(customers, {"name": "Ada Lovelace"})
+    records.create_record(orders, {"number": "SO-1", "customer": ada.pk})
+    records.create_record(orders, {"number": "SO-2"})
+
+    response = admin.get("/records/orders/export.csv")
+    rows = list(csv.reader(io.StringIO(response.getvalue().decode("utf-8-sig"))))
+    assert rows[0] == ["id", "version", "number", "customer", "customer label"]
+    assert rows[1][2:] == ["SO-1", str(ada.pk), f"#{ada.pk} Ada Lovelace"]
+    assert rows[2][2:] == ["SO-2", "", ""]
+
+    file = SimpleUploadedFile("orders.csv", text_of(rows).encode(), content_type="text/csv")
+    preview = admin.post("/records/orders/import", {"file": file, "mode": "update"})
+    assert preview.status_code == 200, preview.content.decode()
+    assert "0 to create, 0 to update, 2 unchanged" in preview.content.decode()
