@@ -19,8 +19,12 @@ from rest_framework.views import APIView
 
 from accounts.scopes import Scope
 from queues.api import publishing
+from queues.api.serializers import BATCH_SCHEMA, MESSAGE_SCHEMA
 from queues.models import Queue
 
+#: Bodies are JSON only in the document (what a form would carry is not a message).
+MESSAGE = {"application/json": MESSAGE_SCHEMA}
+BATCH = {"application/json": BATCH_SCHEMA}
 IDEMPOTENCY = OpenApiParameter(
     "Idempotency-Key",
     str,
@@ -77,7 +81,7 @@ def _batch(request: Request, queue: Queue) -> Response:
 class PublishByIdView(APIView):
     token_scope = Scope.PUBLISH
 
-    @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
+    @extend_schema(request=MESSAGE, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_id: int) -> Response:
         return _single(request, _queue(request, queue_id=queue_id))
 
@@ -85,7 +89,7 @@ class PublishByIdView(APIView):
 class PublishByNameView(APIView):
     token_scope = Scope.PUBLISH
 
-    @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
+    @extend_schema(request=MESSAGE, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_name: str) -> Response:
         return _single(request, _queue(request, name=queue_name))
 
@@ -93,7 +97,7 @@ class PublishByNameView(APIView):
 class PublishBatchByIdView(APIView):
     token_scope = Scope.PUBLISH
 
-    @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
+    @extend_schema(request=BATCH, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_id: int) -> Response:
         return _batch(request, _queue(request, queue_id=queue_id))
 
@@ -101,6 +105,6 @@ class PublishBatchByIdView(APIView):
 class PublishBatchByNameView(APIView):
     token_scope = Scope.PUBLISH
 
-    @extend_schema(request=dict, parameters=[IDEMPOTENCY], responses={201: dict})
+    @extend_schema(request=BATCH, parameters=[IDEMPOTENCY], responses={201: dict})
     def post(self, request: Request, queue_name: str) -> Response:
         return _batch(request, _queue(request, name=queue_name))

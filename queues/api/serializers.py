@@ -87,3 +87,29 @@ class QueueSerializer(serializers.ModelSerializer[Queue]):
 class TestMessageSerializer(serializers.Serializer[Any]):
     handler = serializers.CharField(default="log")
     payload = serializers.DictField(required=False, default=dict)
+
+
+# The publish API's bodies, for the API document (raw schemas: a message is any JSON object
+# with a handler, which a serializer cannot say; ``queues.api.publishing`` checks them).
+
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["handler"],
+    "properties": {
+        "handler": {
+            "type": "string",
+            "minLength": 1,
+            "pattern": r"\S",
+            "description": "The name of the handler to run.",
+        }
+    },
+    "additionalProperties": True,
+    "description": "Any JSON object with a handler; the rest is the handler's to read.",
+}
+BATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["messages"],
+    "properties": {
+        "messages": {"type": "array", "minItems": 1, "maxItems": 100, "items": MESSAGE_SCHEMA}
+    },
+}
