@@ -79,7 +79,7 @@ def reference_labels(
             continue
         target_fields = reads.fields_of(target)
         names[target_pk] = {
-            record.pk: record_label(record, target_fields)
+            record.pk: record_label(record, target_fields, target.display_field)
             for record in Record.objects.filter(table=target, pk__in=ids)
         }
     for key, target in found.targets.items():

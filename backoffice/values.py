@@ -23,8 +23,11 @@ def display_value(field: Field, value: Any) -> str:
         return str(value)
 
 
-def record_label(record: Record, fields: Mapping[str, Field]) -> str:
-    """A short name for a record: its id and the first text-like value it has."""
+def record_label(record: Record, fields: Mapping[str, Field], display: str | None = None) -> str:
+    """A short name for a record: its id and its table's display field (``display``), or
+    else the first text-like value it has."""
+    if display and record.data.get(display):
+        return f"#{record.pk} {record.data[display]}"
     for key, field in fields.items():
         value = record.data.get(key)
         if value and kind_of(field.type).labels_records:

@@ -65,6 +65,11 @@ class Table(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=63, unique=True)
     description = models.TextField(blank=True)
+    #: The key of the field whose value names a record ("#31 Ada Lovelace") in references,
+    #: lists and exports; None: the first text-like field that has a value. Nullable without
+    #: a default so that adding it altered the table in place on SQLite (no rebuild, which
+    #: would drop the table's triggers).
+    display_field = models.CharField(max_length=63, null=True, blank=True)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     #: Changes whenever what a record write depends on changes (fields, rules, links and their

@@ -48,8 +48,15 @@ def _full_clean(obj: Table | Field | Rule, exclude: list[str] | None = None) -> 
 # Tables ---------------------------------------------------------------------------------
 
 
-def create_table(name: str, slug: str, description: str = "") -> Table:
+def create_table(
+    name: str, slug: str, description: str = "", display_field: str | None = None
+) -> Table:
+    """A new table. It has no fields yet, so a ``display_field`` is refused: set it once the
+    field exists (``update_table``)."""
     table = Table(name=name, slug=slug, description=description)
+    if display_field is not None:
+        table.display_field = display_field
+        _check_display_field(table)
     _full_clean(table)
     table.save()
     return table
@@ -61,12 +68,32 @@ def update_table(table: Table, **changes: Any) -> Table:
         raise SchemaChangeRefused(
             "Reference fields point at this table by its slug; it cannot be renamed."
         )
-    for attr in ("name", "slug", "description"):
+    for attr in ("name", "slug", "description", "display_field"):
         if attr in changes:
             setattr(table, attr, changes[attr])
+    if table.display_field is not None:
+        _check_display_field(table)
     _full_clean(table)
     table.save()
     return table
+
+
+def _check_display_field(table: Table) -> None:
+    """A display field is one of the table's fields whose values can name a record (text-like:
+    text, email, phone, choice…)."""
+    key = table.display_field or ""
+    fields = list(table.fields.order_by("order", "id")) if table.pk else []
+    found = next((f for f in fields if f.key == key), None)
+    if found is None or not kind_of(found.type).labels_records:
+        namable = [f.key for f in fields if kind_of(f.type).labels_records]
+        raise SchemaInvalid(
+            {
+                "display_field": [
+                    f"{key!r} is not a field of {table.slug!r} whose values can name a record"
+                    + (f"; choose one of {', '.join(namable)}." if namable else ".")
+                ]
+            }
+        )
 
 
 def delete_table(table: Table, *, confirm: bool = False) -> None:
@@ -184,6 +211,9 @@ def update_field(field: Field, **changes: Any) -> Field:
         if field.type != old_type or field.options != old_options:
             _convert(field)
         field.save()
+        if table.display_field == old_key:
+            named = kind_of(field.type).labels_records
+            Table.objects.filter(pk=table.pk).update(display_field=field.key if named else None)
         if reindex:
             _create_unique_indexes(table)
     return field
@@ -248,6 +278,7 @@ def delete_field(field: Field, *, confirm: bool = False) -> int:
             ),
         )
         field.delete()
+        Table.objects.filter(pk=table.pk, display_field=field.key).update(display_field=None)
     return holding
 
 

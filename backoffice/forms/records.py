@@ -117,7 +117,9 @@ def _reference_choices(
     shown = list(target.records.order_by("id")[:REFERENCE_OPTIONS])
     if current.isdecimal() and all(str(r.pk) != current for r in shown):
         shown = list(target.records.filter(pk=int(current))) + shown
-    return [(str(r.pk), record_label(r, target_fields)) for r in shown], "reference"
+    return [
+        (str(r.pk), record_label(r, target_fields, target.display_field)) for r in shown
+    ], "reference"
 
 
 def record_inputs(

@@ -68,17 +68,41 @@ class TableForm(ErrorSummary):
         help_text=f"Used in URLs and the API: {SLUG_RULE}.",
     )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    display_field = forms.ChoiceField(
+        required=False,
+        label="Display field",
+        help_text="The field whose value names a record where others point at it "
+        "(“#31 Ada Lovelace”), in lists, history and exports.",
+    )
 
     def __init__(self, *args: Any, table: Table | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.table = table
         if table is None:  # a new table's slug follows its name until it is typed (forms.js)
             self.fields["slug"].widget.attrs.update({"data-fill-from": "id_name"})
+            del self.fields["display_field"]  # a new table has no fields yet
+            return
+        namable = [
+            f for f in table.fields.order_by("order", "id") if kind_of(f.type).labels_records
+        ]
+        choice = self.fields["display_field"]
+        assert isinstance(choice, forms.ChoiceField)
+        choice.choices = [("", "The first text field with a value")] + [
+            (f.key, f.name) for f in namable
+        ]
 
     @classmethod
     def for_table(cls, table: Table, data: Any = None) -> TableForm:
-        initial = {"name": table.name, "slug": table.slug, "description": table.description}
+        initial = {
+            "name": table.name,
+            "slug": table.slug,
+            "description": table.description,
+            "display_field": table.display_field or "",
+        }
         return cls(data, initial=initial, table=table)
+
+    def clean_display_field(self) -> str | None:
+        return self.cleaned_data.get("display_field") or None
 
     def clean_slug(self) -> str:
         slug: str = self.cleaned_data["slug"]

@@ -148,7 +148,9 @@ def link_preview(request: HttpRequest, queue_id: int) -> HttpResponse:
             context.update(
                 count=matching.count(),
                 total=table.records.count(),
-                examples=[record_label(r, fields) for r in matching[:PREVIEW_RECORDS]],
+                examples=[
+                    record_label(r, fields, table.display_field) for r in matching[:PREVIEW_RECORDS]
+                ],
             )
         except QueryError as exc:
             context["problem"] = exc.message

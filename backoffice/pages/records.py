@@ -104,7 +104,11 @@ def _form_page(
     status: int = 200,
 ) -> HttpResponse:
     errors = errors or {}
-    crumb = (f"Edit {record_label(record, fields)}", None) if record else ("New record", None)
+    crumb = (
+        (f"Edit {record_label(record, fields, table.display_field)}", None)
+        if record
+        else ("New record", None)
+    )
     context = {
         "table": table,
         "record": record,
@@ -144,7 +148,9 @@ def record_create(request: HttpRequest, slug: str) -> HttpResponse:
         record = records.create_record(table, data, actor=request.user)
     except RecordInvalid as exc:
         return _form_page(request, table, fields, values, errors=exc.errors, status=422)
-    messages.success(request, f"Record {record_label(record, fields)} created.")
+    messages.success(
+        request, f"Record {record_label(record, fields, table.display_field)} created."
+    )
     if "add_another" in request.POST:
         return redirect("backoffice:record-new", slug)
     return redirect("backoffice:record", slug, record.pk)
@@ -194,7 +200,7 @@ def record_edit(request: HttpRequest, slug: str, record_id: int) -> HttpResponse
     except RecordNotFound:
         messages.error(request, "This record was deleted while you were editing it.")
         return redirect("backoffice:records", slug)
-    messages.success(request, f"Record {record_label(record, fields)} saved.")
+    messages.success(request, f"Record {record_label(record, fields, table.display_field)} saved.")
     return redirect("backoffice:record", slug, record.pk)
 
 
@@ -237,7 +243,7 @@ def record_lookup(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     found = reference_matches(target, request.GET.get("q", ""))
     if selected.isdecimal() and all(str(r.pk) != selected for r in found):
         found = list(target.records.filter(pk=int(selected))) + found
-    options = [(str(r.pk), record_label(r, target_fields)) for r in found]
+    options = [(str(r.pk), record_label(r, target_fields, target.display_field)) for r in found]
     return render(
         request,
         "zstorage/records/_reference_options.html",
@@ -266,7 +272,10 @@ def record_detail(request: HttpRequest, slug: str, record_id: int) -> HttpRespon
     for child_field, found in reads.children(table, record.pk):
         if can(request.user, child_field.table, Action.VIEW):
             child_fields = reads.fields_of(child_field.table)
-            rows = [(r, record_label(r, child_fields)) for r in found.order_by("id")[:50]]
+            rows = [
+                (r, record_label(r, child_fields, child_field.table.display_field))
+                for r in found.order_by("id")[:50]
+            ]
             children.append((child_field, rows, found.count()))
     history = [(change, change_rows(change.changes, fields, refs.label)) for change in changes]
     return render(
@@ -281,7 +290,7 @@ def record_detail(request: HttpRequest, slug: str, record_id: int) -> HttpRespon
             "children": children,
             "history": history,
             "can": allowed_actions(request, table),
-            "crumbs": _crumbs(table, (record_label(record, fields), None)),
+            "crumbs": _crumbs(table, (record_label(record, fields, table.display_field), None)),
         },
     )
 
@@ -291,7 +300,7 @@ def record_delete(request: HttpRequest, slug: str, record_id: int) -> HttpRespon
     table = table_for(request, slug, Action.DELETE)
     fields = reads.fields_of(table)
     record = _record(request, table, record_id)
-    label = record_label(record, fields)
+    label = record_label(record, fields, table.display_field)
     if request.method == "POST":
         version = request.POST.get("version", "")
         try:

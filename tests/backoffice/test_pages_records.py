@@ -367,3 +367,22 @@ def test_who_may_only_change_records_is_offered_the_import(client: Client, shop)
     assert "Import CSV" in page
     assert "New record" not in page
     assert "id or name" in page, "the reference filter says it takes a name"
+
+
+def test_a_table_s_display_field_names_its_records_where_others_point_at_them(admin: Client, shop):
+    customers, orders = shop
+    make_field(customers, "email", "email")
+    ada = records.create_record(customers, {"name": "Ada Lovelace", "email": "ada@example.com"})
+    order = records.create_record(orders, {"number": "SO-1", "customer": ada.pk})
+
+    settings_page = admin.get("/tables/customers/").content.decode()
+    assert "Display field" in settings_page
+    assert '<option value="email">' in settings_page
+    saved = admin.post(
+        "/tables/customers/",
+        {"name": "Customers", "slug": "customers", "description": "", "display_field": "email"},
+    )
+    assert saved.status_code == 302, saved.content.decode()
+    page = admin.get(f"/records/orders/{order.pk}/").content.decode()
+    assert f"#{ada.pk} ada@example.com" in page
+    assert "Ada Lovelace" not in page

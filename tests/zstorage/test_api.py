@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
+from tests.zstorage.builders import make_field, make_table
 from zstorage.models import Record, Table, TableGrant
 
 pytestmark = pytest.mark.django_db
@@ -602,3 +603,23 @@ def test_odd_versions_and_searches_are_ignored_not_500(admin: APIClient, orders:
     assert stale["code"] == "version_conflict"
     assert ok(admin.get(f"{API}/tables/orders/records/", {"search": "fragile\x00"}))["total"] == 1
     ok(admin.delete(f"{url}?version={'9' * 5000}"), 204)
+
+
+def test_a_table_s_display_field_is_set_and_checked_over_the_api(admin: APIClient):
+    table = make_table("people")
+    make_field(table, "name")
+    make_field(table, "age", "integer")
+    url = f"/api/v1/zstorage/tables/{table.slug}/"
+    refused = admin.patch(url, {"display_field": "age"}, format="json")
+    assert refused.status_code == 400
+    assert "display_field" in refused.json()["fields"]
+    assert admin.patch(url, {"display_field": "name"}, format="json").json()["display_field"] == (
+        "name"
+    )
+    created = admin.post(
+        "/api/v1/zstorage/tables/",
+        {"name": "New", "slug": "new", "display_field": "name"},
+        format="json",
+    )
+    assert created.status_code == 400
+    assert not Table.objects.filter(slug="new").exists()

@@ -429,3 +429,30 @@ def test_deleting_a_unique_rule_drops_its_index_and_allows_duplicates(
     no_precheck(monkeypatch)
     records.create_record(table, {"email": "ada@example.com"})
     assert Record.objects.count() == 2
+
+
+def test_a_display_field_names_records_and_follows_its_field():
+    table = make_table("people")
+    make_field(table, "name")
+    make_field(table, "email", "email")
+    make_field(table, "age", "integer")
+
+    schema.update_table(table, display_field="email")
+    table.refresh_from_db()
+    assert table.display_field == "email"
+    for wrong in ("age", "nope"):
+        with pytest.raises(schema.SchemaInvalid) as refused:
+            schema.update_table(table, display_field=wrong)
+        assert "choose one of name, email" in str(refused.value.errors["display_field"])
+    table.refresh_from_db()
+    assert table.display_field == "email"
+
+    schema.update_field(table.fields.get(key="email"), key="mail")
+    table.refresh_from_db()
+    assert table.display_field == "mail", "a renamed field stays the display field"
+    schema.delete_field(table.fields.get(key="mail"), confirm=True)
+    table.refresh_from_db()
+    assert table.display_field is None, "a deleted one leaves the default"
+
+    with pytest.raises(schema.SchemaInvalid):
+        schema.create_table(name="New", slug="new", display_field="name")

@@ -15,7 +15,7 @@ from zstorage.models import Field, Record, RecordChange, Rule, RuleKind, Table
 class TableSerializer(serializers.ModelSerializer[Table]):
     class Meta:
         model = Table
-        fields = ["id", "name", "slug", "description", "created_at", "updated_at"]
+        fields = ["id", "name", "slug", "description", "display_field", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
