@@ -1,5 +1,5 @@
 """What the API fuzz run acts on: a table with a field of most types, a rule and a record; a
-database queue; a schedule; an admin and a business user, each with an API token.
+database queue; a schedule; a job run; an admin and a business user, each with an API token.
 
 The business user is in the ``business users`` group, which is granted every action on the
 table, and may publish: so that generated requests reach the record and publish endpoints with
@@ -15,14 +15,23 @@ from django.contrib.auth.models import Group, Permission, User
 
 from accounts.models import ApiToken
 from accounts.roles import Role
-from jobs import schedules
-from jobs.models import Schedule
+from jobs import runs, schedules
+from jobs.context import JobContext
+from jobs.models import Schedule, Trigger
+from jobs.registry import job
 from queues import services
 from zstorage import records, schema
 from zstorage.models import TableGrant
 
 TABLE = "fuzz-orders"
+JOB = "tests.fuzz.noop"
 QUEUE = "fuzz-queue"
+
+
+@job(JOB)
+def noop(params: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
+    """A job for the run the fuzz run steers (no worker runs it there)."""
+    return params
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,8 @@ def build() -> World:
         },
     )
 
+    run = runs.start(JOB, [{"n": 1}, {"n": 2}], queue=queue, trigger=Trigger.API, user=admin)
+
     _, admin_token = ApiToken.issue(admin, "fuzz")
     _, business_token = ApiToken.issue(clerk, "fuzz")
     return World(
@@ -104,5 +115,6 @@ def build() -> World:
             "queue_id": queue.pk,
             "queue_name": QUEUE,
             "schedule_id": schedule.pk,
+            "run_id": str(run.pk),
         },
     )
