@@ -7,8 +7,12 @@ a field and names records by their first labelling value.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from zstorage.fields import kind_of
 from zstorage.models import Field, Record
@@ -61,3 +65,13 @@ def change_rows(
         else:
             rows.append((field.name, display_value(field, old), display_value(field, new)))
     return rows
+
+
+_LITERAL = re.compile(r"``(.+?)``")
+
+
+def docstring_html(text: str) -> SafeString:
+    """A docstring (a job's, a handler's) as HTML: escaped, its ``literals`` as code, its line
+    breaks kept."""
+    html = _LITERAL.sub(r"<code>\1</code>", str(escape(text)))
+    return mark_safe(html.replace("\n", "<br>"))  # escaped above

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -22,8 +21,6 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -31,6 +28,7 @@ from accounts.roles import is_admin
 from backoffice.access import admin_required, get_for
 from backoffice.dashboard import Panel, register_panel
 from backoffice.forms.jobs import StartJobForm
+from backoffice.values import docstring_html
 from jobs import runs
 from jobs.errors import JobError
 from jobs.models import JobInstance, JobRun, Trigger
@@ -88,18 +86,9 @@ def job_list(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Started {run.job} over {count}.")
                 return redirect(run_url(run))
         status = 422
-    jobs = [(d, _docstring_html(d.description)) for d in registry.all()]
+    jobs = [(d, docstring_html(d.description)) for d in registry.all()]
     context = {"jobs": jobs, "form": form, "crumbs": [("Jobs", None)]}
     return render(request, "jobs/list.html", context, status=status)
-
-
-_LITERAL = re.compile(r"``(.+?)``")
-
-
-def _docstring_html(text: str) -> str:
-    """A job's docstring as HTML: escaped, its ``literals`` as code, its line breaks kept."""
-    html = _LITERAL.sub(r"<code>\1</code>", str(escape(text)))
-    return mark_safe(html.replace("\n", "<br>"))  # escaped above
 
 
 @admin_required

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from accounts.roles import is_admin as _is_admin
-from backoffice.values import display_value
+from backoffice.values import display_value, docstring_html
 from zstorage.fields import kind_of
 from zstorage.models import Field
 
@@ -26,6 +26,12 @@ def is_admin(user: Any) -> bool:
 def display(value: Any, field: Field) -> str:
     """A stored value as a person reads it (``Yes``, ``a, b``, a local date and time)."""
     return display_value(field, value)
+
+
+@register.filter
+def docstring(text: str) -> str:
+    """A docstring as HTML: escaped, its ``literals`` as code."""
+    return docstring_html(text or "")
 
 
 @register.filter

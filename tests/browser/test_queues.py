@@ -181,3 +181,12 @@ def test_link_a_table_with_a_previewed_filter_and_watch_the_outbox(page: Any):
     expect(page.locator("#dashboard-outbox-pending")).to_have_text("2")
     expect(page.locator("#dashboard-dead-letters")).to_contain_text("order-events: 0")
     screenshot(page, "dashboard-queues")
+
+    # The Handlers page: the link's handler runs on workers elsewhere; the built-ins are here.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Handlers").click()
+    expect(page.locator("#handler-send_email")).to_contain_text("DEFAULT_FROM_EMAIL")
+    expect(page.locator("#handler-start_job")).to_contain_text("not for publishers")
+    unknown = page.locator("#unknown-handlers")
+    expect(unknown).to_contain_text("ship_order")
+    expect(unknown).to_contain_text("Orders → order-events")
+    screenshot(page, "handlers")
