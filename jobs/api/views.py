@@ -29,6 +29,10 @@ from jobs.registry import registry
 from jobs.results import instance_row, page_bounds, results
 from jobs.states import TERMINAL_RUN_STATES, InstanceState, RunState
 
+#: The largest ``?offset=``: offset and limit together stay within the databases' 64-bit
+#: integers (beyond, PostgreSQL refuses the statement: a 500).
+MAX_OFFSET = 2**62
+
 #: ``?wait=`` is capped, so a results request never holds a web worker for long.
 MAX_WAIT_SECONDS = 30.0
 
@@ -78,7 +82,7 @@ class RunListView(AdminView):
             if query.get(key):
                 moment = _datetime(query[key], key)
                 found = found.filter(**{f"created_at__{lookup}": moment})
-        offset, limit = page_bounds(query)
+        offset, limit = _page_bounds(query)
         total = found.count()
         page = [runs.summary(run, transitions=False) for run in found[offset : offset + limit]]
         return Response({"count": total, "offset": offset, "limit": limit, "results": page})
@@ -135,7 +139,7 @@ class RunInstancesView(AdminView):
                     {"state": [f"Choose one of {', '.join(InstanceState.values)}."]}
                 )
             found = found.filter(state=state)
-        offset, limit = page_bounds(request.query_params)
+        offset, limit = _page_bounds(request.query_params)
         return Response(
             {
                 "count": found.count(),
@@ -167,7 +171,7 @@ class RunResultsView(AdminView):
         while run.state not in TERMINAL_RUN_STATES and time.monotonic() < deadline:
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))  # poll until the deadline
             run.refresh_from_db(fields=["state"])
-        offset, limit = page_bounds(request.query_params)
+        offset, limit = _page_bounds(request.query_params)
         return Response(results(run, offset, limit))
 
 
@@ -186,6 +190,13 @@ class RunActionView(AdminView):
         else:
             run, _ = runs.retry_failed(run_id, reason)
         return Response(runs.summary(run))
+
+
+def _page_bounds(query: Any) -> tuple[int, int]:
+    offset, limit = page_bounds(query)
+    if offset > MAX_OFFSET:
+        raise ValidationError({"offset": [f"Out of range (at most {MAX_OFFSET})."]})
+    return offset, limit
 
 
 def _datetime(value: str, key: str) -> Any:

@@ -136,3 +136,19 @@ def test_a_table_deleted_by_a_request_that_rolled_back_is_whole_for_the_next(
     assert read.json()["id"] is not None
     assert refused.status_code == 400, refused.content
     assert refused.json()["code"] == "schema_change_refused"
+
+
+@pytest.mark.parametrize("endpoint", ["", "/instances", "/results"])
+def test_a_run_page_offset_beyond_64_bits_is_refused(world: World, endpoint: str) -> None:
+    admin = client_of(world.admin_token)
+    url = (
+        "/api/v1/jobs/runs/"
+        if not endpoint
+        else f"/api/v1/jobs/runs/{world.known['run_id']}{endpoint}"
+    )
+
+    answer = admin.get(url, {"offset": 2**70, "limit": 10})
+
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["code"] == "invalid"
+    assert "offset" in answer.json()["fields"]
