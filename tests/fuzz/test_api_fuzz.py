@@ -35,8 +35,8 @@ from tests.fuzz.strategies import examples
 from tests.fuzz.world import World, build
 
 #: Generated cases per operation and generation mode (valid, invalid).
-EXAMPLES = examples(4)
-LONG = EXAMPLES > 4
+EXAMPLES = examples(8)
+LONG = EXAMPLES > 8
 SEED = int(os.environ.get("QUAYMASTER_FUZZ_SEED", "15"))
 
 CONFIG = {
