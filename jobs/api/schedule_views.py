@@ -44,7 +44,10 @@ class ScheduleSerializer(serializers.Serializer[dict[str, Any]]):
     message = serializers.JSONField(required=False)
     kind = serializers.ChoiceField(choices=["cron", "interval", "once"])
     cron = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    every_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    #: The column is a 32-bit integer (about 68 years of seconds).
+    every_seconds = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=2**31 - 1
+    )
     run_at = serializers.DateTimeField(required=False, allow_null=True)
     time_zone = serializers.CharField(required=False, max_length=64)
     catch_up = serializers.ChoiceField(choices=["skip", "run_once"], required=False)

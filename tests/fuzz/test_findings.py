@@ -152,3 +152,15 @@ def test_a_run_page_offset_beyond_64_bits_is_refused(world: World, endpoint: str
     assert answer.status_code == 400, answer.content
     assert answer.json()["code"] == "invalid"
     assert "offset" in answer.json()["fields"]
+
+
+def test_a_schedule_interval_beyond_32_bits_is_refused_and_nothing_changes(world: World) -> None:
+    admin = client_of(world.admin_token)
+    url = f"/api/v1/jobs/schedules/{world.known['schedule_id']}"
+
+    answer = admin.patch(url, {"kind": "interval", "every_seconds": 2**40}, format="json")
+
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["code"] == "invalid"
+    assert "every_seconds" in answer.json()["fields"]
+    assert admin.get(url).json()["kind"] == "cron"
