@@ -6,7 +6,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        # Connects the signals that drop cached token lookups when a token, its queues or its
-        # user change: every process that can change them must listen, not only the API's.
-        from accounts import authentication  # noqa: F401
-        from accounts import openapi  # noqa: F401  # the token scheme in the API document
+        # The token scheme (bearer qm_…) in the API document: drf-spectacular finds it through
+        # this module's extension once it is imported.
+        from accounts import openapi  # noqa: F401
