@@ -70,4 +70,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         }
         if isinstance(exc, exceptions.ParseError):
             response.data["path"] = "$"  # the body as a whole is not JSON the API reads
+        if isinstance(exc, exceptions.UnsupportedMediaType):
+            request = context.get("request")
+            sent = getattr(request, "content_type", "") or "none"
+            response.data["detail"] = (
+                "The API reads JSON only: send the body with 'Content-Type: application/json' "
+                f"(this request's was {sent.split(';')[0]!r})."
+            )
     return response

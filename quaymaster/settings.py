@@ -235,11 +235,10 @@ QUAYMASTER_WEB_ORIGIN = web_origins(env.list("QUAYMASTER_WEB_ORIGIN", default=[]
 QUAYMASTER_STREAMS_SAME_HOST = not PRODUCTION and not QUAYMASTER_WEB_ORIGIN
 
 REST_FRAMEWORK = {
-    "DEFAULT_PARSER_CLASSES": [
-        "quaymaster.parsers.JsonParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # The API reads JSON only: a body sent as a form is 415 unsupported_media_type, not read as
+    # fields that lack what the JSON had (a publish without its "handler").
+    "DEFAULT_PARSER_CLASSES": ["quaymaster.parsers.JsonParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an API client without credentials gets 401 with WWW-Authenticate.
         "accounts.authentication.ApiTokenAuthentication",

@@ -348,3 +348,28 @@ def test_a_nul_character_is_refused_by_a_database_queue_not_a_503(body: Any):
     response = post(client_for(raw), f"/api/v1/zstorage/queue/{queue.pk}/publish", body)
     assert (response.status_code, response.json()["code"]) == (400, "bad_message")
     assert queue.database_messages.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("handler=log&to=a%40b.c", "application/x-www-form-urlencoded"),
+        ('--x\r\nContent-Disposition: form-data; name="handler"\r\n\r\nlog\r\n--x--\r\n',
+         "multipart/form-data; boundary=x"),
+        ('{"handler": "log"}', "text/plain"),
+    ],
+)  # fmt: skip
+def test_a_body_that_is_not_json_is_415_and_says_so(body: str, content_type: str):
+    """Not read as form fields that then lack what the sender meant (a 'missing_handler')."""
+    queue = Queue.objects.create(name="orders", type="database")
+    _, raw = publisher(queue)
+    answer = client_for(raw).post(
+        f"/api/v1/zstorage/queue/{queue.pk}/publish", body, content_type=content_type
+    )
+    assert answer.status_code == 415
+    assert answer.json()["code"] == "unsupported_media_type"
+    detail = answer.json()["detail"]
+    assert "The API reads JSON only: send the body with 'Content-Type: application/json'" in detail
+    assert repr(content_type.split(";")[0]) in detail
+    assert queue.database_messages.count() == 0
