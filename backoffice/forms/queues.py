@@ -143,7 +143,9 @@ class QueueForm(ErrorSummary):
         max_length=5000,
         label="Allowed handlers",
         help_text="The handlers messages on this queue may name, separated by commas; the "
-        "publish API refuses others (403 handler_not_allowed). Blank: any handler.",
+        "publish API refuses others (403 handler_not_allowed). Blank: any handler registered "
+        "here. Name a handler that runs only on workers elsewhere here too, so that it is "
+        "accepted although no module here registers it.",
     )
 
     def __init__(self, *args: Any, queue: Queue | None = None, **kwargs: Any) -> None:
