@@ -6,6 +6,7 @@ answer is 201 the broker has it (for the database type: the row is committed).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import uuid
 from collections.abc import Sequence
@@ -64,7 +65,7 @@ def find_queue(
     if queue is None:
         what = f"id {queue_id}" if queue_id is not None else f"name {name!r}"
         raise QueueNotFound(f"No queue with {what}.")
-    return queue
+    return copy.copy(queue)  # the request's own: what it does to it never reaches the kept one
 
 
 def check_enabled(queue: Queue) -> None:
