@@ -45,3 +45,22 @@ def rotate(ciphertext: str) -> str:
         raise BadConfiguration(
             "A stored queue secret cannot be decrypted with QUAYMASTER_ENCRYPTION_KEYS."
         ) from exc
+
+
+class EncryptedSecret:
+    """A model's write-only secret, kept as Fernet ciphertext in its ``secret_ciphertext``
+    column (a queue's password, a webhook endpoint's signing secret)."""
+
+    secret_ciphertext: str
+
+    def set_secret(self, plaintext: str) -> None:
+        self.secret_ciphertext = encrypt(plaintext) if plaintext else ""
+
+    def get_secret(self) -> str:
+        """The plaintext secret, for the code that uses it only: never put it in a response
+        or a page."""
+        return decrypt(self.secret_ciphertext) if self.secret_ciphertext else ""
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_ciphertext)

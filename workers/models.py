@@ -175,7 +175,7 @@ def validate_webhook_url(value: str) -> None:
         raise ValidationError(str(exc), code="invalid_url") from None
 
 
-class WebhookEndpoint(models.Model):
+class WebhookEndpoint(crypto.EncryptedSecret, models.Model):
     """Where the built-in ``webhook`` handler may post, configured by admins: a message names
     the endpoint and brings only the payload, never the URL or the secret. Only the queues
     listed here may use it. The signing secret is stored only as Fernet ciphertext
@@ -225,14 +225,3 @@ class WebhookEndpoint(models.Model):
             return (urlsplit(self.url).hostname or "").lower()
         except ValueError:
             return ""
-
-    def set_secret(self, plaintext: str) -> None:
-        self.secret_ciphertext = crypto.encrypt(plaintext) if plaintext else ""
-
-    def get_secret(self) -> str:
-        """The plaintext secret, for signing only: never put it in a response or page."""
-        return crypto.decrypt(self.secret_ciphertext) if self.secret_ciphertext else ""
-
-    @property
-    def has_secret(self) -> bool:
-        return bool(self.secret_ciphertext)

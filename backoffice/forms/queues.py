@@ -57,6 +57,17 @@ def applies(name: str, queue_type: str) -> bool:
     return True
 
 
+def chosen_secret(data: dict[str, Any], *, new: bool) -> str | None:
+    """Take the write-only secret inputs out of a form's ``data``: what to store — None keeps
+    the stored secret (a blank input on an existing object), "" removes it (the "remove"
+    checkbox), anything else replaces it."""
+    clear = data.pop("clear_secret", False)
+    typed: str = data.pop("secret", "")
+    if clear:
+        return ""
+    return typed if new else (typed or None)
+
+
 class JsonObjectField(forms.CharField):
     """A JSON object typed into a textarea; blank is ``{}``."""
 
@@ -220,13 +231,7 @@ class QueueForm(ErrorSummary):
         """The queue's fields as ``create_queue``/``update_queue`` take them, and the secret:
         None keeps the stored one, "" removes it."""
         data = dict(self.cleaned_data)
-        clear = data.pop("clear_secret", False)
-        typed = data.pop("secret", "")
-        secret: str | None = typed or None
-        if clear:
-            secret = ""
-        elif self.queue is None:
-            secret = typed
+        secret = chosen_secret(data, new=self.queue is None)
         for name in ("url", "region", "username"):
             data[name] = (data.get(name) or "").strip()
         data["max_priority"] = data.get("max_priority") or 0

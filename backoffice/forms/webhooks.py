@@ -15,6 +15,7 @@ from typing import Any
 
 from django import forms
 
+from backoffice.forms.queues import chosen_secret
 from backoffice.forms.schema import apply_errors
 from queues.models import Queue
 from workers.models import WebhookEndpoint
@@ -103,13 +104,7 @@ class WebhookEndpointForm(forms.Form):
         """The endpoint's fields as ``create_endpoint``/``update_endpoint`` take them: the
         secret None keeps the stored one, "" removes it."""
         data = dict(self.cleaned_data)
-        clear = data.pop("clear_secret", False)
-        typed = data.pop("secret", "")
-        secret: str | None = typed or None
-        if clear:
-            secret = ""
-        elif self.endpoint is None:
-            secret = typed
+        secret = chosen_secret(data, new=self.endpoint is None)
         return {**data, "queues": list(data.get("queues") or []), "secret": secret}
 
     def apply(self, errors: Mapping[str, list[str]]) -> None:

@@ -89,7 +89,7 @@ OPTION_ERRORS = {
 }
 
 
-class Queue(models.Model):
+class Queue(crypto.EncryptedSecret, models.Model):
     name = models.CharField(max_length=80, unique=True, validators=[NAME_VALIDATOR])
     type = models.CharField(max_length=20, choices=QueueType.choices, default=QueueType.DATABASE)
     url = models.CharField(
@@ -141,19 +141,6 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    # -- the secret ---------------------------------------------------------------------------
-
-    def set_secret(self, plaintext: str) -> None:
-        self.secret_ciphertext = crypto.encrypt(plaintext) if plaintext else ""
-
-    def get_secret(self) -> str:
-        """The plaintext secret, for the backends only: never put it in a response or page."""
-        return crypto.decrypt(self.secret_ciphertext) if self.secret_ciphertext else ""
-
-    @property
-    def has_secret(self) -> bool:
-        return bool(self.secret_ciphertext)
 
     # -- handlers -----------------------------------------------------------------------------
 
