@@ -12,6 +12,7 @@ app_name = "operations"
 urlpatterns = [
     path("workers/", operations.worker_list, name="workers"),
     path("handlers/", handlers.handler_list, name="handlers"),
+    path("health/", operations.health, name="health"),
     path("live/", operations.live_log, name="live"),
     path("streams/lifecycle", streams.lifecycle, name="stream-lifecycle"),
 ]

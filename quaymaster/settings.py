@@ -221,7 +221,7 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # Orchestrators probe /healthz over plain HTTP from inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # Trusted only when a proxy that sets (and overwrites) the header is configured: otherwise
 # any client could claim HTTPS with it.
 _proxy_ssl_header = env.str("QUAYMASTER_PROXY_SSL_HEADER", default="")
@@ -354,6 +354,10 @@ QUAYMASTER_EMAIL_MAX_RECIPIENTS = env.int("QUAYMASTER_EMAIL_MAX_RECIPIENTS", def
 QUAYMASTER_WORKER_HEARTBEAT_SECONDS = env.float("QUAYMASTER_WORKER_HEARTBEAT_SECONDS", default=5.0)
 QUAYMASTER_LIFECYCLE_RETENTION_DAYS = env.float("QUAYMASTER_LIFECYCLE_RETENTION_DAYS", default=7.0)
 QUAYMASTER_LIFECYCLE_MAX_EVENTS = env.int("QUAYMASTER_LIFECYCLE_MAX_EVENTS", default=100_000)
+# Readiness (/readyz, manage.py health, the dashboard) turns "degraded" when the outbox's oldest
+# pending message waits longer than this, or a message was dead-lettered this recently.
+QUAYMASTER_READY_OUTBOX_AGE_SECONDS = env.float("QUAYMASTER_READY_OUTBOX_AGE_SECONDS", default=300)
+QUAYMASTER_READY_DEAD_LETTER_MINUTES = env.float("QUAYMASTER_READY_DEAD_LETTER_MINUTES", default=5)
 
 # Where the browser opens live streams (server-sent events): the ASGI "streams" process, so a
 # held-open stream never occupies one of the API's gunicorn workers.

@@ -1,6 +1,7 @@
 """Operations pages for admins: the worker processes (refreshed every 5 s), the live lifecycle
-log (an EventSource on the streams process, see ``backoffice.streams.lifecycle``), and the
-dashboard panel (workers alive and lost, the last minute's throughput, recent failures).
+log (an EventSource on the streams process, see ``backoffice.streams.lifecycle``), readiness
+(``workers.readiness``, the checks of ``/readyz``) and the dashboard panels (workers alive and
+lost, the last minute's throughput, recent failures; readiness, loaded after the page).
 
 The panel registers itself with ``backoffice.dashboard`` when this module is imported, which
 the URLconf does before any view runs.
@@ -34,6 +35,7 @@ from workers.models import (
     heartbeat_seconds,
     lost_after,
 )
+from workers.readiness import Status, readiness
 
 #: The live log starts with (at most) this many of the latest events.
 LIVE_BACKLOG = 100
@@ -183,3 +185,28 @@ def workers_panel(request: HttpRequest) -> Panel | None:
     ).order_by("-id")[:RECENT_FAILURES]
     context = {"workers": workers, "minute": minute, "failures": list(failures), "links": links}
     return Panel("Workers", "operations/_dashboard.html", context)
+
+
+@admin_required
+@never_cache
+@require_GET
+def health(request: HttpRequest) -> HttpResponse:
+    """The readiness checks with the queues concerned (the dashboard loads the partial)."""
+    report = readiness()
+    context = {"report": report, "ok": report.status is Status.OK, "crumbs": [("Health", None)]}
+    if partial_for(request, "health"):
+        return render(request, "operations/_health.html", context)
+    return render(request, "operations/health.html", context)
+
+
+@register_panel
+def health_panel(request: HttpRequest) -> Panel | None:
+    """Readiness, for admins: loaded after the page (an engine that does not answer takes
+    up to its deadline)."""
+    if not is_admin(request.user):
+        return None
+    try:
+        url = reverse("operations:health")
+    except NoReverseMatch:
+        return None
+    return Panel("Health", "operations/_health_panel.html", {"url": url})

@@ -70,7 +70,10 @@ def test_the_procfile_serves_login_healthz_and_streams_on_sqlite(tmp_path: Path)
         deadline = time.monotonic() + 120
         status, body = wait_for(f"http://127.0.0.1:{web}/healthz", deadline, honcho)
         assert status == 200
-        assert '"vendor": "sqlite"' in body
+        assert body == '{"status": "ok"}'
+        status, body = get(f"http://127.0.0.1:{web}/readyz")
+        assert status == 200, body  # ok, or degraded until the workers have started
+        assert '"name": "database", "status": "ok"' in body
 
         status, body = get(f"http://127.0.0.1:{web}/login/")
         assert status == 200
