@@ -16,7 +16,7 @@ from typing import Any
 from django.urls import reverse
 
 from backoffice.forms.records import linked_table
-from backoffice.values import record_label
+from backoffice.values import label_conditions, record_label
 from zstorage import reads
 from zstorage.fields import kind_of
 from zstorage.models import Field, Record, Table
@@ -106,11 +106,7 @@ def records_named(user: Any, fld: Field, text: str) -> list[int]:
     if target is None:
         raise ValueError("Type the record's id: its table is not one you may search.")
     target_fields = reads.fields_of(target)
-    named = [
-        {key: {"$icontains": text}}
-        for key, target_field in target_fields.items()
-        if kind_of(target_field.type).labels_records
-    ]
+    named = label_conditions(target_fields, text)
     if not named:
         raise ValueError(f"Type the record's id: {target.name} records have no name to search.")
     found = reads.records_for(target, query={"$or": named}, fields=target_fields)

@@ -39,6 +39,16 @@ def record_label(record: Record, fields: Mapping[str, Field], display: str | Non
     return f"#{record.pk}"
 
 
+def label_conditions(fields: Mapping[str, Field], text: str) -> list[dict[str, Any]]:
+    """Query-language conditions matching the records whose label contains ``text`` (any of
+    their text-like values), one per such field; none when the table has no such field."""
+    return [
+        {key: {"$icontains": text}}
+        for key, field in fields.items()
+        if kind_of(field.type).labels_records
+    ]
+
+
 def change_rows(
     changes: Mapping[str, Any],
     fields: Mapping[str, Field],

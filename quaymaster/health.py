@@ -11,17 +11,12 @@ the log); the queues concerned are named only to an admin.
 
 from __future__ import annotations
 
-import logging
-
-from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.roles import is_admin
 from workers.readiness import Status, readiness
-
-logger = logging.getLogger(__name__)
 
 
 @never_cache
@@ -33,17 +28,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    report = readiness()
-    if report.status is Status.UNAVAILABLE:
-        _log_database_error()
+    report = readiness()  # logs a database's failure with the driver's words
     body = report.as_json(detail=is_admin(getattr(request, "user", None)))
     return JsonResponse(body, status=503 if report.status is Status.UNAVAILABLE else 200)
-
-
-def _log_database_error() -> None:
-    """The driver's words for the log (never the answer)."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except DatabaseError as exc:
-        logger.error("Readiness: the database did not answer: %s", str(exc).strip())

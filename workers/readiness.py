@@ -20,9 +20,10 @@ words; queue names are given only to admins (``detail``).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor, TimeoutError, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -37,6 +38,8 @@ from queues.errors import QueueError
 from queues.models import Queue, QueueType
 from queues.relay import outbox_stats
 from workers.models import EventKind, LifecycleEvent, WorkerProcess
+
+logger = logging.getLogger(__name__)
 
 #: The longest all engine checks together may take.
 ENGINE_DEADLINE = 3.0
@@ -85,7 +88,8 @@ def _database() -> tuple[Status, str, str]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except DatabaseError:
+    except DatabaseError as exc:
+        logger.error("Readiness: the database did not answer: %s", str(exc).strip())
         return Status.UNAVAILABLE, "The database did not answer.", ""
     return Status.OK, "", ""
 
@@ -118,7 +122,7 @@ def _engine_checks(queues: list[Queue]) -> list[Check]:
         names = [q.name for q in members]
         try:
             answer = future.result(timeout=0) if future in done else None
-        except (QueueError, TimeoutError, Exception):  # an engine's failure, in any form
+        except Exception:  # an engine's failure, in whatever form its client raises it
             answer = None
         if answer is None or not answer.ok:
             failed[engine] += names

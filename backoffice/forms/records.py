@@ -19,7 +19,7 @@ from typing import Any
 from django.http import QueryDict
 from django.urls import reverse
 
-from backoffice.values import record_label
+from backoffice.values import label_conditions, record_label
 from zstorage import reads
 from zstorage.fields import InvalidValue, kind_of
 from zstorage.models import Field, Record, Table
@@ -163,11 +163,7 @@ def reference_matches(target: Table, text: str) -> list[Record]:
     text = text.strip()
     if not text:
         return list(target.records.order_by("id")[:REFERENCE_OPTIONS])
-    alternatives: list[dict[str, Any]] = [
-        {key: {"$icontains": text}}
-        for key, fld in fields.items()
-        if kind_of(fld.type).labels_records
-    ]
+    alternatives = label_conditions(fields, text)
     if text.lstrip("#").isdecimal():
         alternatives.append({"id": int(text.lstrip("#"))})
     if not alternatives:

@@ -1,6 +1,6 @@
 """The Handlers page (admins): what this deployment can run, and what uses it.
 
-Every handler the workers would load here (``workers.registry.discover``: each app's
+Every handler the workers would load here (``workers.registry.registered_names``: each app's
 ``handlers`` module and ``QUAYMASTER_HANDLER_MODULES``) with its docstring, the queues whose
 allowed handlers name it, the table links that send it messages, and when a worker last ran it
 (the lifecycle log, so as far back as its retention); then the jobs with their descriptions and
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
@@ -26,14 +26,14 @@ from jobs.registry import registry as jobs
 from queues.models import Queue, QueueLink
 from queues.services import RESERVED_HANDLERS
 from workers.models import EventKind, LifecycleEvent
-from workers.registry import Handler, discover
+from workers.registry import Handler, registered_names
 
 
 def known_handlers() -> list[str]:
     """The handlers this deployment's modules register (what a worker started here runs);
     the handler inputs offer them."""
     try:
-        return discover().names()
+        return registered_names().names()
     except Exception:  # a handler module that fails to import: workers say so, not the pages
         return []
 
@@ -78,16 +78,20 @@ def last_runs(names: list[str]) -> dict[str, tuple[datetime, str]]:
         .values("handler")
         .annotate(at=Max("at"))
     )
-    found: dict[str, tuple[datetime, str]] = {}
-    for row in latest:
-        event = LifecycleEvent.objects.filter(handler=row["handler"], at=row["at"]).first()
-        found[row["handler"]] = (row["at"], event.queue if event else "")
-    return found
+    newest = {row["handler"]: row["at"] for row in latest}
+    if not newest:
+        return {}
+    # The queues of those newest events, in one more query.
+    which = Q()
+    for handler, at in newest.items():
+        which |= Q(handler=handler, at=at)
+    queues = dict(LifecycleEvent.objects.filter(which).values_list("handler", "queue"))
+    return {handler: (at, queues.get(handler, "")) for handler, at in newest.items()}
 
 
 def catalogue() -> tuple[list[HandlerRow], list[HandlerRow]]:
     """The registered handlers, and the names used but registered nowhere here."""
-    registry = discover()
+    registry = registered_names()
     used = uses()
     names = registry.names()
     runs = last_runs(sorted(set(names) | set(used)))
