@@ -83,12 +83,14 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "axes",
+    "audit",
     "accounts",
     "backoffice",
     "zstorage",
     "queues",
     "workers",
     "jobs",
+    "alerts",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class AlertsConfig(AppConfig):
+    """Alert rules admins define, the evaluator that opens and resolves alerts, and their
+    notifications. Above jobs (a failed job run is a condition), below the back-office."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "alerts"
+    verbose_name = "Alerts"
