@@ -104,6 +104,8 @@ MIDDLEWARE = [
     "backoffice.uploads.UploadSizeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who acts, for the audit trail (audit.context): the request's user, token and address.
+    "audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -312,9 +314,14 @@ CELERY_BEAT_SCHEDULE = {
             "queues.prune_idempotency_keys",
             "workers.prune_lifecycle",
             "jobs.prune",
+            "audit.prune",
         )
     },
 }
+# Audit rows older than this are deleted by housekeeping (audit.prune).
+QUAYMASTER_AUDIT_RETENTION_DAYS = env.float("QUAYMASTER_AUDIT_RETENTION_DAYS", default=365.0)
+if QUAYMASTER_AUDIT_RETENTION_DAYS <= 0:
+    raise environ.ImproperlyConfigured("QUAYMASTER_AUDIT_RETENTION_DAYS must be more than 0.")
 QUAYMASTER_OUTBOX_RETENTION_HOURS = env.float("QUAYMASTER_OUTBOX_RETENTION_HOURS", default=24.0)
 QUAYMASTER_IDEMPOTENCY_KEY_HOURS = env.float("QUAYMASTER_IDEMPOTENCY_KEY_HOURS", default=24.0)
 # A publish that claimed its Idempotency-Key and gave no answer for this long died: a repeat
