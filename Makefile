@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 SERVICES := platform/services
 PYTEST_ARGS ?=
 
-.PHONY: run test test-postgres test-sqlite lint format services services-down install clean bench fuzz
+.PHONY: run test test-postgres test-sqlite lint format services services-down install clean bench fuzz scale-out
 
 # `make install` and `make run` print one line per step; the steps' whole output is added to
 # $(SETUP_LOG), and the end of a step's output is shown only if it fails. VERBOSE=1 shows it all.
@@ -91,6 +91,25 @@ fuzz: $(STAMP)
 	  $(BIN)/python -m pytest tests/fuzz --timeout 0 $(PYTEST_ARGS)
 	eval "$$($(SERVICES) env)" && env -u DATABASE_URL $(FUZZ_ENV) \
 	  $(BIN)/python -m pytest tests/fuzz --timeout 0 $(PYTEST_ARGS)
+
+# The long scale-out run (tests/e2e/test_scale_out.py; `make test` runs its short version): two
+# web, two relays and four runworkers on a queue per engine, SCALE_OUT_SECONDS of record writes
+# at SCALE_OUT_RATE per second, a relay and a worker killed and restarted mid-run, with the
+# production takeover settings (relay lease 15 s, visibility timeout 30 s, Kafka session 45 s).
+# Every knob is a SCALE_OUT_* variable (tests/e2e/scale_out.py); the report and the processes'
+# logs go to var/scale-out/.
+SCALE_OUT_SECONDS ?= 300
+SCALE_OUT_RATE ?= 40
+SCALE_OUT_ENV := SCALE_OUT_SECONDS=$(SCALE_OUT_SECONDS) SCALE_OUT_RATE=$(SCALE_OUT_RATE) \
+  SCALE_OUT_LEASE_SECONDS=$${SCALE_OUT_LEASE_SECONDS:-15} \
+  SCALE_OUT_VISIBILITY_TIMEOUT=$${SCALE_OUT_VISIBILITY_TIMEOUT:-30} \
+  SCALE_OUT_KAFKA_SESSION_MS=$${SCALE_OUT_KAFKA_SESSION_MS:-45000} \
+  SCALE_OUT_DRAIN_SECONDS=$${SCALE_OUT_DRAIN_SECONDS:-300}
+
+scale-out: $(STAMP)
+	$(SERVICES) up
+	eval "$$($(SERVICES) env)" && $(SCALE_OUT_ENV) \
+	  $(BIN)/python -m pytest tests/e2e/test_scale_out.py -s --timeout 0 $(PYTEST_ARGS)
 
 # lint-imports checks the layering contracts in pyproject.toml ([tool.importlinter]).
 lint: $(STAMP)
