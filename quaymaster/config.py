@@ -6,6 +6,7 @@ encrypted queue credentials readable; production refuses to start without them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from pathlib import Path
@@ -81,3 +82,21 @@ def web_origins(values: list[str]) -> list[str]:
             )
         origins.append(origin)
     return origins
+
+
+def metrics_networks(values: list[str]) -> list[str]:
+    """``QUAYMASTER_METRICS_ALLOW_NETWORKS`` as CIDRs (a bare address is its own network);
+    anything else is refused at start rather than never matching."""
+    networks = []
+    for value in values:
+        entry = value.strip()
+        if not entry:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"QUAYMASTER_METRICS_ALLOW_NETWORKS holds {value!r}: give networks such as "
+                "10.0.0.0/8 or addresses, comma-separated."
+            ) from None
+    return networks

@@ -4,15 +4,19 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.api import MeView
+from accounts.audit_api import AuditListView
 from quaymaster.health import healthz, readyz
+from quaymaster.metrics_views import metrics_view
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("django-admin/", admin.site.urls),
     path("api/v1/me", MeView.as_view(), name="api-me"),
+    path("api/v1/audit/", AuditListView.as_view(), name="api-audit"),
     path("api/v1/zstorage/", include("zstorage.urls")),
     path("api/v1/zstorage/", include("queues.api.publish_urls")),
     path("api/v1/queues/", include("queues.api.urls")),
