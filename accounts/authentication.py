@@ -18,6 +18,7 @@ from rest_framework.request import Request
 
 from accounts import epoch
 from accounts.models import ApiToken, digest
+from quaymaster import logs
 
 SCHEMES = {b"bearer", b"token"}
 #: ``last_used_at`` is refreshed at most this often, so reads do not all become writes.
@@ -78,6 +79,7 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
+        logs.bind(token_id=token.pk)  # on the request's log lines (quaymaster.logs)
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -34,6 +34,7 @@ from jobs.models import JobInstance
 from jobs.registry import registry
 from jobs.states import TERMINAL_INSTANCE_STATES, InstanceState
 from jobs.windows import expire
+from quaymaster import logs
 from workers.context import Context
 
 
@@ -54,6 +55,8 @@ def run_instance(message: dict[str, Any], ctx: Context) -> None:
     if instance is None:
         ctx.ack()
         return
+    # The run's ids on every line logged from here to the message's end (quaymaster.logs).
+    logs.bind(run_id=str(instance.run_id), instance_id=str(instance.pk), job=instance.run.job)
     try:
         definition = registry.get(instance.run.job)
     except UnknownJob as exc:

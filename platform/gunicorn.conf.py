@@ -9,3 +9,13 @@ timeout = int(os.environ.get("QUAYMASTER_WEB_TIMEOUT", "30"))
 accesslog = "-" if os.environ.get("QUAYMASTER_WEB_ACCESS_LOG", "0") == "1" else None
 # gunicorn's control socket defaults to one path per user, which two instances would share.
 control_socket_disable = True
+
+# LOG_FORMAT=json: gunicorn's own lines (the master's too) are JSON like every process's
+# (quaymaster/logs.py); an access line carries the request id the answer sent back.
+if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
+    from quaymaster.logs import logging_config
+
+    logconfig_dict = logging_config("json", os.environ.get("LOG_LEVEL", "INFO"))
+    if accesslog is None:  # gunicorn logs access lines whenever logconfig_dict is set
+        logconfig_dict["loggers"]["gunicorn.access"] = {"level": "WARNING", "propagate": False}
+    access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s'

@@ -13,13 +13,13 @@ from pathlib import Path
 import environ
 
 from quaymaster.config import (
-    metrics_networks,
     persistent_secret,
     proxy_ssl_header,
     required_in_production,
     split_keys,
     web_origins,
 )
+from quaymaster.logs import logging_config
 
 env = environ.Env()
 
@@ -95,8 +95,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: counts and times every request, the other middleware's work included.
-    "quaymaster.metrics_views.MetricsMiddleware",
+    # First: every line a request logs carries its id, which the answer sends back.
+    "quaymaster.logs.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -228,7 +228,7 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # Orchestrators probe /healthz over plain HTTP from inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # Trusted only when a proxy that sets (and overwrites) the header is configured: otherwise
 # any client could claim HTTPS with it.
 _proxy_ssl_header = env.str("QUAYMASTER_PROXY_SSL_HEADER", default="")
@@ -371,28 +371,11 @@ QUAYMASTER_LIFECYCLE_MAX_EVENTS = env.int("QUAYMASTER_LIFECYCLE_MAX_EVENTS", def
 QUAYMASTER_READY_OUTBOX_AGE_SECONDS = env.float("QUAYMASTER_READY_OUTBOX_AGE_SECONDS", default=300)
 QUAYMASTER_READY_DEAD_LETTER_MINUTES = env.float("QUAYMASTER_READY_DEAD_LETTER_MINUTES", default=5)
 
-# Prometheus metrics (quaymaster/metrics.py). /metrics on the web process answers a bearer
-# token equal to QUAYMASTER_METRICS_TOKEN, or a client in QUAYMASTER_METRICS_ALLOW_NETWORKS
-# (CIDRs; loopback by default); anyone else gets 404. --metrics-port servers bind to
-# QUAYMASTER_METRICS_BIND; the relay samples backlog and engine figures every
-# QUAYMASTER_METRICS_SAMPLE_SECONDS.
-QUAYMASTER_METRICS_TOKEN = env.str("QUAYMASTER_METRICS_TOKEN", default="")
-QUAYMASTER_METRICS_ALLOW_NETWORKS = metrics_networks(
-    env.list("QUAYMASTER_METRICS_ALLOW_NETWORKS", default=["127.0.0.0/8", "::1/128"])
-)
-QUAYMASTER_METRICS_BIND = env.str("QUAYMASTER_METRICS_BIND", default="127.0.0.1")
-QUAYMASTER_METRICS_SAMPLE_SECONDS = env.float("QUAYMASTER_METRICS_SAMPLE_SECONDS", default=15.0)
-
 # Where the browser opens live streams (server-sent events): the ASGI "streams" process, so a
 # held-open stream never occupies one of the API's gunicorn workers.
 QUAYMASTER_STREAMS_URL = env.str("QUAYMASTER_STREAMS_URL", default="http://127.0.0.1:8001/streams/")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # axes logs three INFO lines per login; its lockouts are warnings.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
-}
+# Logs of every process (quaymaster/logs.py): text lines, or LOG_FORMAT=json for one JSON object
+# per line carrying the request, token, queue, message and run ids where they apply.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").strip().lower()
+LOGGING = logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))

@@ -11,6 +11,7 @@ is the dialect's (``queues.dialects``).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from zstorage.query import compile_query
 from zstorage.schema_cache import schema_for
 
 NOTIFY_CHANNEL = "quaymaster_outbox"
+log = logging.getLogger("queues.outbox")
 
 
 def event_message(event: RecordChanged, link: QueueLink, message_id: uuid.UUID) -> dict[str, Any]:
@@ -88,6 +90,12 @@ def on_record_changed(sender: object, events: list[RecordChanged], **_: Any) -> 
     if not rows:
         return
     dialect().insert_outbox(rows, NOTIFY_CHANNEL)  # PostgreSQL: with one NOTIFY per transaction
+    # With the request's id (quaymaster.logs): the relay and the workers log these ids too.
+    log.info(
+        "outbox: %d message(s) written, published once the transaction commits",
+        len(rows),
+        extra={"message_ids": [str(row.message_id) for row in rows]},
+    )
 
 
 def notify_at_commit() -> None:

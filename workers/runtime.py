@@ -70,6 +70,7 @@ from workers.middleware import (
     Hooks,
     LeaseExtension,
     LifecycleLog,
+    LogContext,
     Metrics,
     Middleware,
     Retries,
@@ -89,7 +90,8 @@ M = TypeVar("M", bound=Middleware)
 def default_middleware(options: WorkerOptions) -> list[Middleware]:
     """The middleware of a ``runworker`` process, in the order their hooks run (see
     ``workers.middleware.hooks``). ``Retries`` is last, so the others' ``after_process_message``
-    see the handler's own outcome (``LifecycleLog`` tells "raised after ctx.ack()" by it)."""
+    see the handler's own outcome (``LifecycleLog`` tells "raised after ctx.ack()" by it);
+    ``LogContext`` comes after it, to log the decision."""
     metrics = Metrics()
     return [
         DatabaseConnections(),
@@ -98,6 +100,7 @@ def default_middleware(options: WorkerOptions) -> list[Middleware]:
         LifecycleLog(),
         LeaseExtension(),
         Retries(options.retry_base_delay, options.retry_max_delay),
+        LogContext(),
     ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -36,6 +37,8 @@ from queues.housekeeping import idempotency_ttl
 from queues.messages import OutgoingMessage
 from queues.models import IdempotencyKey, Queue
 from queues.services import check_handlers, publishers
+
+log = logging.getLogger("queues.api")
 
 #: Most messages one batch request may carry.
 MAX_BATCH = 100
@@ -121,6 +124,15 @@ def publish(
     messages = [OutgoingMessage(str(uuid.uuid4()), body) for body in bodies]
     with publishers.lease(queue) as backend:
         results = backend.publish(messages)  # the database backend writes its batch atomically
+    # One line per accepted publish: with the request's and token's ids (quaymaster.logs), the
+    # message ids the relay and the workers log too.
+    ids = [r.message_id for r in results]
+    log.info(
+        "api: published %d message(s) to %s",
+        len(ids),
+        queue.name,
+        extra={"queue": queue.name, "message_ids": ids},
+    )
     return [{**r.as_response(), "queue-id": queue.pk} for r in results]
 
 

@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from quaymaster import logs
 from queues.backends import get_backend
 from queues.backends.base import Backend
 from queues.backends.cache import BackendCache
@@ -106,7 +107,8 @@ class Relay:
         rows = self.rows.pending(queue.pk)
         if not rows or not rows[0].due:
             return 0
-        with self.backends.lease(queue) as backend:
+        # The queue on the relay's lines while it drains one (quaymaster.logs).
+        with self.backends.lease(queue) as backend, logs.bound(queue=queue.name):
             if backend.thread_bound:  # it publishes with this thread's connection
                 return self._drain_in_turn(queue, backend, rows)
             return self._drain_overlapped(queue, backend, rows)

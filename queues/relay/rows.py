@@ -16,6 +16,7 @@ keeps of a published row.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ from queues.dialects import Renewal, dialect
 from queues.errors import MessageTooLarge, QueueError
 from queues.messages import PublishResult
 from queues.models import OutboxMessage, OutboxState, Queue
+
+log = logging.getLogger("queues.relay")
 
 
 @dataclass(slots=True)
@@ -71,7 +74,15 @@ class OutboxRows:
         """Mark rows published with their broker references, applying the lease ``renewal``
         on the way; False when that lease is no longer ours."""
         marks = [(row.pk, result.broker_reference()) for row, result in done]
-        return dialect().mark_published(marks, timezone.now(), renewal)
+        kept = dialect().mark_published(marks, timezone.now(), renewal)
+        if done and log.isEnabledFor(logging.INFO):
+            # The ids the web process logged at publish and the workers log per message.
+            log.info(
+                "relay: published %d message(s)",
+                len(done),
+                extra={"message_ids": [row.message_id for row, _ in done]},
+            )
+        return kept
 
     def park(self, error: MessageTooLarge) -> None:
         """The row can never be published: failed, for an admin to see and retry."""

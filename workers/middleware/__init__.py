@@ -9,6 +9,7 @@ from workers.middleware.heartbeat import Heartbeat
 from workers.middleware.hooks import Hooks
 from workers.middleware.lease import LeaseExtension
 from workers.middleware.lifecycle import LifecycleLog
+from workers.middleware.logcontext import LogContext
 from workers.middleware.metrics import Metrics
 from workers.middleware.retries import Retries, backoff
 
@@ -18,6 +19,7 @@ __all__ = [
     "Hooks",
     "LeaseExtension",
     "LifecycleLog",
+    "LogContext",
     "Metrics",
     "Middleware",
     "Retries",
