@@ -13,6 +13,7 @@ from pathlib import Path
 import environ
 
 from quaymaster.config import (
+    metrics_networks,
     persistent_secret,
     proxy_ssl_header,
     required_in_production,
@@ -97,6 +98,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every line a request logs carries its id, which the answer sends back.
     "quaymaster.logs.RequestIdMiddleware",
+    # First: counts and times every request, the other middleware's work included.
+    "quaymaster.metrics_views.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -228,7 +231,7 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     # Orchestrators probe /healthz over plain HTTP from inside the network.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Trusted only when a proxy that sets (and overwrites) the header is configured: otherwise
 # any client could claim HTTPS with it.
 _proxy_ssl_header = env.str("QUAYMASTER_PROXY_SSL_HEADER", default="")
@@ -370,6 +373,18 @@ QUAYMASTER_LIFECYCLE_MAX_EVENTS = env.int("QUAYMASTER_LIFECYCLE_MAX_EVENTS", def
 # pending message waits longer than this, or a message was dead-lettered this recently.
 QUAYMASTER_READY_OUTBOX_AGE_SECONDS = env.float("QUAYMASTER_READY_OUTBOX_AGE_SECONDS", default=300)
 QUAYMASTER_READY_DEAD_LETTER_MINUTES = env.float("QUAYMASTER_READY_DEAD_LETTER_MINUTES", default=5)
+
+# Prometheus metrics (quaymaster/metrics.py). /metrics on the web process answers a bearer
+# token equal to QUAYMASTER_METRICS_TOKEN, or a client in QUAYMASTER_METRICS_ALLOW_NETWORKS
+# (CIDRs; loopback by default); anyone else gets 404. --metrics-port servers bind to
+# QUAYMASTER_METRICS_BIND; the relay samples backlog and engine figures every
+# QUAYMASTER_METRICS_SAMPLE_SECONDS.
+QUAYMASTER_METRICS_TOKEN = env.str("QUAYMASTER_METRICS_TOKEN", default="")
+QUAYMASTER_METRICS_ALLOW_NETWORKS = metrics_networks(
+    env.list("QUAYMASTER_METRICS_ALLOW_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+)
+QUAYMASTER_METRICS_BIND = env.str("QUAYMASTER_METRICS_BIND", default="127.0.0.1")
+QUAYMASTER_METRICS_SAMPLE_SECONDS = env.float("QUAYMASTER_METRICS_SAMPLE_SECONDS", default=15.0)
 
 # Where the browser opens live streams (server-sent events): the ASGI "streams" process, so a
 # held-open stream never occupies one of the API's gunicorn workers.
