@@ -9,8 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
@@ -100,3 +102,103 @@ def metrics_networks(values: list[str]) -> list[str]:
                 "10.0.0.0/8 or addresses, comma-separated."
             ) from None
     return networks
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+#: ``QUAYMASTER_FILES_URL`` query options, passed to django-storages' ``S3Storage`` as they are
+#: named there, and how each is read.
+_S3_OPTIONS: dict[str, Callable[[str], Any]] = {
+    "endpoint_url": str,
+    "region_name": str,
+    "addressing_style": str,
+    "signature_version": str,
+    "custom_domain": str,
+    "default_acl": str,
+    "querystring_auth": _flag,
+    "querystring_expire": int,
+    "file_overwrite": _flag,
+}
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_FILES_HELP = (
+    "give s3://bucket[/prefix]?endpoint_url=…&region_name=… (credentials from "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or s3://key:secret@bucket/…), or leave it "
+    "unset for the local folder (MEDIA_ROOT)."
+)
+
+
+def files_storage(raw: str) -> dict[str, Any]:
+    """``QUAYMASTER_FILES_URL`` as ``STORAGES["default"]``, where ``ctx.files`` (and every file
+    the platform writes) goes: unset, the local folder ``MEDIA_ROOT`` (the embedded default);
+    ``s3://[key:secret@]bucket[/prefix][?option=value&…]``, an S3 bucket through
+    django-storages, the options being ``S3Storage``'s (``_S3_OPTIONS``). Unlike S3Storage's
+    own default, a name in use is not overwritten: the file gets a new name, as on the local
+    folder (``file_overwrite=true`` overwrites). Anything else stops the start, naming the
+    variable and never echoing a secret."""
+    raw = raw.strip()
+    if not raw:
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"QUAYMASTER_FILES_URL is not a URL: {_FILES_HELP}") from None
+    if parts.scheme != "s3":
+        raise ImproperlyConfigured(
+            f"QUAYMASTER_FILES_URL must start with s3:// (not {parts.scheme or 'nothing'!r}): "
+            + _FILES_HELP
+        )
+    bucket = parts.hostname or ""
+    if port is not None or not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ImproperlyConfigured(
+            "QUAYMASTER_FILES_URL must name an S3 bucket after s3:// (3 to 63 lower-case "
+            "letters, digits, dots and hyphens): " + _FILES_HELP
+        )
+    options: dict[str, Any] = {
+        "bucket_name": bucket,
+        "location": parts.path.strip("/"),
+        "file_overwrite": False,
+    }
+    if parts.username is not None or parts.password is not None:
+        if not parts.username or not parts.password:
+            raise ImproperlyConfigured(
+                "QUAYMASTER_FILES_URL gives credentials as s3://key:secret@bucket/…, both of "
+                "them, URL-encoded (or leave both out for AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY)."
+            )
+        options["access_key"] = unquote(parts.username)
+        options["secret_key"] = unquote(parts.password)
+    seen: set[str] = set()
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        read = _S3_OPTIONS.get(name)
+        if read is None:
+            raise ImproperlyConfigured(
+                f"QUAYMASTER_FILES_URL has an unknown option {name!r}; known: "
+                + ", ".join(sorted(_S3_OPTIONS))
+                + "."
+            )
+        if name in seen:
+            raise ImproperlyConfigured(f"QUAYMASTER_FILES_URL gives {name!r} twice.")
+        seen.add(name)
+        try:
+            options[name] = read(value)
+            if name == "endpoint_url" and urlsplit(value).scheme not in ("http", "https"):
+                raise ValueError(value)
+            if name == "addressing_style" and value not in ("auto", "path", "virtual"):
+                raise ValueError(value)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"QUAYMASTER_FILES_URL's {name} cannot be {value!r}: "
+                + {
+                    "endpoint_url": "give http(s)://host[:port].",
+                    "addressing_style": "give auto, path or virtual.",
+                    "querystring_expire": "give a number of seconds.",
+                }.get(name, "give true or false.")
+            ) from None
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}

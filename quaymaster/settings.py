@@ -13,6 +13,7 @@ from pathlib import Path
 import environ
 
 from quaymaster.config import (
+    files_storage,
     metrics_networks,
     persistent_secret,
     proxy_ssl_header,
@@ -203,7 +204,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Files the platform writes (ctx.files, the demo reports): the local folder MEDIA_ROOT, or an
+    # S3 bucket given by QUAYMASTER_FILES_URL (s3://bucket/prefix?endpoint_url=…).
+    "default": files_storage(env.str("QUAYMASTER_FILES_URL", default="")),
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
