@@ -14,3 +14,8 @@ class JobsConfig(AppConfig):
 
         reserve_handler("start_job", "starts jobs")
         reserve_handler(INSTANCE_HANDLER, "runs a job's instances")
+
+        from jobs.sampling import sample_open_runs
+        from quaymaster.metrics import register_sampler
+
+        register_sampler("jobs", sample_open_runs)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -26,7 +27,8 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from jobs.models import JobInstance, JobRun, RunTransition
-from jobs.states import InstanceState, RunState, check_run_transition
+from jobs.states import TERMINAL_RUN_STATES, InstanceState, RunState, check_run_transition
+from quaymaster import metrics
 from queues.models import OutboxMessage
 from queues.outbox import notify_at_commit
 
@@ -45,6 +47,34 @@ def move(run: JobRun, target: RunState, reason: str = "") -> None:
     check_run_transition(run.state, target)
     RunTransition.objects.create(run=run, from_state=run.state, to_state=target, reason=reason)
     run.state = target
+    count_run(run.job, target, run.created_at if target in TERMINAL_RUN_STATES else None)
+
+
+def count_run(job: str, state: str, created_at: datetime | None = None) -> None:
+    """Count a run entering ``state`` (and, ended, its duration since ``created_at``) in the
+    metrics, once the transaction commits."""
+
+    def count() -> None:
+        metrics.JOB_RUNS.labels(job, state).inc()
+        if created_at is not None:
+            seconds = (timezone.now() - created_at).total_seconds()
+            metrics.JOB_RUN_DURATION.labels(job).observe(max(0.0, seconds))
+
+    transaction.on_commit(count)
+
+
+def count_instances(job: str, state: str, n: int = 1, started_at: datetime | None = None) -> None:
+    """Count ``n`` instances ending in ``state`` (one with its duration since ``started_at``)
+    in the metrics, once the transaction commits."""
+
+    def count() -> None:
+        metrics.JOB_INSTANCES.labels(job, state).inc(n)
+        if started_at is not None:
+            seconds = (timezone.now() - started_at).total_seconds()
+            metrics.JOB_INSTANCE_DURATION.labels(job).observe(max(0.0, seconds))
+
+    if n:
+        transaction.on_commit(count)
 
 
 def instance_message(
@@ -124,6 +154,7 @@ def end_instance(
         update_fields=["state", "result", "error", "reason", "finished_at", "released_at"]
     )
     run.finished += 1
+    count_instances(run.job, state, started_at=instance.started_at)
     if state == InstanceState.COMPLETED:
         run.completed += 1
     elif state == InstanceState.ERRORED:
@@ -147,6 +178,7 @@ def cancel_waiting(run: JobRun, reason: str) -> int:
     run.released += unsent
     run.finished += unsent + sent
     run.cancelled += unsent + sent
+    count_instances(run.job, InstanceState.CANCELLED, unsent + sent)
     return unsent + sent
 
 

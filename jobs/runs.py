@@ -25,6 +25,7 @@ from django.utils import timezone
 from jobs.dispatch import (
     cancel_waiting,
     complete_if_done,
+    count_run,
     locked_run,
     move,
     release,
@@ -192,6 +193,7 @@ def _create(spec: _NewRun) -> JobRun:
         RunTransition.objects.create(
             run=run, from_state="", to_state=state, reason=f"started by {spec.trigger}", at=now
         )
+        count_run(run.job, state)
         JobInstance.objects.bulk_create(
             (
                 JobInstance(id=uuid.uuid4(), run=run, index=i, params=p)

@@ -16,3 +16,9 @@ class QueuesConfig(AppConfig):
 
         use_engines(backend_class)
         record_changed.connect(on_record_changed, dispatch_uid="queues.outbox")
+
+        from quaymaster.metrics import register_sampler
+        from queues.sampling import sample_engines, sample_outbox
+
+        register_sampler("outbox", sample_outbox)
+        register_sampler("engines", sample_engines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from accounts import epoch
 from accounts.authentication import allows_queue
 from accounts.models import ApiToken
 from accounts.roles import may_publish
+from quaymaster import metrics
 from queues.api.errors import (
     IdempotencyInProgress,
     IdempotencyMismatch,
@@ -122,8 +124,17 @@ def publish(
             raise _at(error, f"messages[{index}].handler" if batch else "handler") from None
         checked.add(body["handler"])
     messages = [OutgoingMessage(str(uuid.uuid4()), body) for body in bodies]
-    with publishers.lease(queue) as backend:
-        results = backend.publish(messages)  # the database backend writes its batch atomically
+    labels = (queue.name, queue.type)
+    started = time.perf_counter()
+    try:
+        with publishers.lease(queue) as backend:
+            results = backend.publish(messages)  # the database backend writes its batch atomically
+    except QueueError as error:
+        metrics.API_PUBLISH_ERRORS.labels(*labels, error.code).inc()
+        raise
+    finally:
+        metrics.API_PUBLISH_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+    metrics.API_PUBLISHED.labels(*labels).inc(len(results))
     # One line per accepted publish: with the request's and token's ids (quaymaster.logs), the
     # message ids the relay and the workers log too.
     ids = [r.message_id for r in results]

@@ -30,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-from quaymaster import logs
+from quaymaster import logs, metrics
 from queues.backends import get_backend
 from queues.backends.base import Backend
 from queues.backends.cache import BackendCache
@@ -92,7 +92,9 @@ class Relay:
         total = 0
         for queue in self.rows.queues_due():
             if not self.leases.acquire(queue.pk):
+                metrics.RELAY_LEASES.labels(queue.name, "busy").inc()
                 continue
+            metrics.RELAY_LEASES.labels(queue.name, "acquired").inc()
             try:
                 total += self._drain(queue)
             finally:
@@ -152,7 +154,7 @@ class Relay:
             following = ahead if ahead and ahead[0].due else []
             next_future = self._submit(backend, following) if following else None
             try:
-                kept = self._mark_published(list(zip(rows, outcome, strict=True)), queue.pk)
+                kept = self._mark_published(queue, list(zip(rows, outcome, strict=True)), True)
                 published += len(rows)
                 if next_future is None:
                     return published
@@ -186,10 +188,11 @@ class Relay:
             # That row can never be published: park it for an admin, keep the queue moving.
             self.rows.park(outcome)
             self.counters.failures += 1
+            metrics.RELAY_FAILED_BATCHES.labels(queue.name, queue.type).inc()
             return 0, True
         if isinstance(outcome, PublishFailed):
             done = _confirmed_in_order(rows, outcome)
-            self._mark_published(done)
+            self._mark_published(queue, done)
             marked = {row.pk for row, _ in done}
             self._postpone(queue, [row for row in rows if row.pk not in marked], outcome)
             return len(done), True
@@ -197,17 +200,18 @@ class Relay:
             self._postpone(queue, rows, outcome)
             return 0, True
         # Results come in the order of the messages (the Backend contract).
-        kept = self._mark_published(list(zip(rows, outcome, strict=True)), renew=queue.pk)
+        kept = self._mark_published(queue, list(zip(rows, outcome, strict=True)), renew=True)
         return len(outcome), kept
 
     def _mark_published(
-        self, done: list[tuple[PendingRow, PublishResult]], renew: int | None = None
+        self, queue: Queue, done: list[tuple[PendingRow, PublishResult]], renew: bool = False
     ) -> bool:
-        """Mark rows published, renewing the lease of queue ``renew`` in the same statement;
+        """Mark rows published, renewing the queue's lease (``renew``) in the same statement;
         False when that lease is no longer ours."""
-        renewal = self.leases.renewal(renew) if renew is not None else None
+        renewal = self.leases.renewal(queue.pk) if renew else None
         kept = self.rows.mark_published(done, renewal)
         self.counters.published += len(done)
+        metrics.RELAY_PUBLISHED.labels(queue.name, queue.type).inc(len(done))
         return kept
 
     def _postpone(self, queue: Queue, rows: list[PendingRow], error: QueueError) -> None:
@@ -218,6 +222,7 @@ class Relay:
         log.warning("relay: %s: %s (attempt %d)", queue.name, error.message, attempts)
         self.rows.postpone(rows, error, attempts, backoff(attempts))
         self.counters.failures += 1
+        metrics.RELAY_FAILED_BATCHES.labels(queue.name, queue.type).inc()
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -281,8 +286,15 @@ def _messages(rows: list[PendingRow]) -> list[OutgoingMessage]:
 
 
 def _send(backend: Backend, messages: list[OutgoingMessage]) -> list[PublishResult] | QueueError:
-    """``backend.publish``, with a queue error as a value (it may run in the helper thread)."""
+    """``backend.publish``, with a queue error as a value (it may run in the helper thread),
+    timed as the relay's broker latency."""
+    started = time.perf_counter()
     try:
         return backend.publish(messages)
     except QueueError as exc:
         return exc
+    finally:
+        queue = backend.queue
+        metrics.RELAY_PUBLISH_SECONDS.labels(queue.name, queue.type).observe(
+            time.perf_counter() - started
+        )

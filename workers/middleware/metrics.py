@@ -1,11 +1,16 @@
-"""Counters and handler timings of one worker process (the heartbeat stores them)."""
+"""Counters and handler timings of one worker process: kept here for the heartbeat to store
+on the process row, and counted in the Prometheus families of ``quaymaster.metrics``
+(fetched, settled by handler and outcome, handler duration, in flight, prefetch). Label
+children are looked up once per queue, handler and outcome; nothing here touches the
+database."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from quaymaster import metrics as prometheus
 from workers.job import Settlement
 from workers.middleware.base import Middleware, WorkerView
 
@@ -28,10 +33,37 @@ class Counts:
     handled: int = 0  # handler runs timed
 
 
+#: ``quaymaster_worker_settled_total``'s outcome label for each settlement.
+OUTCOMES = {
+    Settlement.ACK: "acked",
+    Settlement.RETRY: "retried",
+    Settlement.DEAD_LETTER: "dead_lettered",
+    Settlement.NOT_ACKED: "not_acked",
+    Settlement.RELEASE: "released",
+}
+#: The handler label of a message whose handler is not registered here (or that could not
+#: be decoded): the name a message asks for is not a label, or any sender could add series.
+UNKNOWN_HANDLER = "unknown"
+
+
 class Metrics(Middleware):
     def __init__(self) -> None:
         self._counts = Counts()
         self._lock = threading.Lock()
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, family: Any, *labels: str) -> Any:
+        key = (family, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(*labels)
+        return child
+
+    def after_worker_boot(self, worker: WorkerView) -> None:
+        self._child(prometheus.WORKER_PREFETCH, worker.queue.name).inc(worker.options.concurrency)
+
+    def after_worker_shutdown(self, worker: WorkerView) -> None:
+        self._child(prometheus.WORKER_PREFETCH, worker.queue.name).dec(worker.options.concurrency)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -40,8 +72,17 @@ class Metrics(Middleware):
     def after_fetch(self, worker: WorkerView, job: Job) -> None:
         with self._lock:
             self._counts.fetched += 1
+        self._child(prometheus.WORKER_FETCHED, worker.queue.name).inc()
+        self._child(prometheus.WORKER_IN_FLIGHT, worker.queue.name).inc()
 
     def after_process_message(self, worker: WorkerView, job: Job) -> None:
+        handler = job.handler.name if job.handler is not None else UNKNOWN_HANDLER
+        if job.started_at is not None and job.finished_at is not None:
+            self._child(prometheus.HANDLER_DURATION, worker.queue.name, handler).observe(
+                max(0.0, job.finished_at - job.started_at)
+            )
+        if job.exception is not None:
+            self._child(prometheus.HANDLER_FAILURES, worker.queue.name, handler).inc()
         duration = job.duration_ms
         with self._lock:
             if job.exception is not None:
@@ -52,6 +93,13 @@ class Metrics(Middleware):
                 self._counts.handler_ms_max = max(self._counts.handler_ms_max, duration)
 
     def after_settle(self, worker: WorkerView, job: Job, error: Exception | None) -> None:
+        queue = worker.queue.name
+        self._child(prometheus.WORKER_IN_FLIGHT, queue).dec()
+        if error is not None:
+            self._child(prometheus.WORKER_SETTLE_ERRORS, queue).inc()
+        elif job.settlement is not None:
+            handler = job.handler.name if job.handler is not None else UNKNOWN_HANDLER
+            self._child(prometheus.WORKER_SETTLED, queue, handler, OUTCOMES[job.settlement]).inc()
         with self._lock:
             if error is not None:
                 self._counts.settle_errors += 1
