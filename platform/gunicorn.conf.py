@@ -19,3 +19,33 @@ if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
     if accesslog is None:  # gunicorn logs access lines whenever logconfig_dict is set
         logconfig_dict["loggers"]["gunicorn.access"] = {"level": "WARNING", "propagate": False}
     access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s'
+
+# Prometheus metrics of every worker, merged at /metrics (multiprocess mode, see
+# quaymaster/metrics.py): the directory must be in the environment before a worker imports
+# prometheus_client. PROMETHEUS_MULTIPROC_DIR if given, else one per master under var/; emptied
+# at start (an earlier start's values would be summed in), a dead worker's live gauges dropped.
+_var = os.environ.get("QUAYMASTER_VAR_DIR") or os.path.join(os.path.dirname(__file__), "..", "var")
+_own_metrics_dir = os.path.abspath(os.path.join(_var, "prometheus", f"web-{os.getpid()}"))
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _own_metrics_dir)
+
+
+def on_starting(server):
+    import glob
+
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(path, exist_ok=True)
+    for stale in glob.glob(os.path.join(path, "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def on_exit(server):
+    if os.environ["PROMETHEUS_MULTIPROC_DIR"] == _own_metrics_dir:
+        import shutil
+
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

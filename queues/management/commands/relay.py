@@ -1,7 +1,9 @@
 """``manage.py relay``: publish committed outbox rows to their brokers until SIGTERM.
 
 Several relays may run; each queue is published by one of them at a time (see
-``queues/relay/``). SIGTERM finishes the batch in hand, then exits.
+``queues/relay/``). SIGTERM finishes the batch in hand, then exits. ``--metrics-port``
+serves its Prometheus metrics and samples the outbox backlog, the engines' depth and lag and
+the open job runs every ``QUAYMASTER_METRICS_SAMPLE_SECONDS`` (see ``quaymaster.metrics``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from quaymaster import metrics
 from quaymaster.processes import stop_event
 from queues.relay import Relay
 
@@ -33,6 +36,7 @@ class Command(BaseCommand):
             help="Polling interval (the only wake-up on SQLite or with --no-listen; a fallback "
             "on PostgreSQL).",
         )
+        metrics.add_metrics_argument(parser)
         parser.add_argument(
             "--no-listen",
             action="store_false",
@@ -49,6 +53,10 @@ class Command(BaseCommand):
             poll_seconds=options["poll_seconds"],
             listen=options["listen"],
         )
+        if options["metrics_port"] is not None:
+            metrics.start_metrics_server(options["metrics_port"])
+            metrics.RELAY_INFO.labels(relay.owner).set(1)
+            metrics.Sampling().start()
         self.stdout.write(f"relay {relay.owner}: publishing the outbox")
         self.stdout.flush()
         relay.run(stop_event())

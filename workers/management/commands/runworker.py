@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from quaymaster import metrics
 from quaymaster.processes import stop_event
 from queues.models import Queue
 from queues.services import resolve_queue
@@ -57,6 +58,7 @@ class Command(BaseCommand):
             help="Import this module for its handlers (repeatable), besides the apps' "
             "handlers modules and QUAYMASTER_HANDLER_MODULES.",
         )
+        metrics.add_metrics_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         stopping = stop_event()
@@ -78,6 +80,8 @@ class Command(BaseCommand):
                 retry_max_delay=options["retry_max_delay"],
             ),
         )
+        if options["metrics_port"] is not None:
+            metrics.start_metrics_server(options["metrics_port"])
         worker.start()
         self.stdout.write(
             f"worker: serving {queue.type} queue {queue.name} with concurrency "

@@ -3,14 +3,23 @@
 Follows the Queue table (queues enabled, disabled, added, removed or changed) without a
 restart, restarts crashed children with backoff, and on SIGTERM stops every child (each one
 drains) before exiting 0. See ``workers.supervisor``.
+
+``--metrics-port`` serves the children's metrics merged on one port: the children write
+them into a multiprocess directory (``PROMETHEUS_MULTIPROC_DIR`` if set, else a fresh one
+under ``var/prometheus/``, removed at exit) that this process reads at each scrape.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from quaymaster import metrics
 from quaymaster.processes import stop_event
 from workers.supervisor import Supervisor, SupervisorOptions
 
@@ -46,6 +55,7 @@ class Command(BaseCommand):
             metavar="MODULE",
             help="Passed to every runworker (repeatable).",
         )
+        metrics.add_metrics_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         stopping = stop_event()
@@ -65,7 +75,17 @@ class Command(BaseCommand):
                 worker_args=worker_args,
             )
         )
+        made = None
+        if options["metrics_port"] is not None:
+            if metrics.multiprocess_dir() is None:
+                made = Path(settings.VAR_DIR) / "prometheus" / f"runworkers-{os.getpid()}"
+                metrics.prepare_multiprocess_dir(made)  # the children inherit it
+            metrics.start_metrics_server(options["metrics_port"])
         self.stdout.write("workers: supervising a worker per enabled queue")
         self.stdout.flush()
-        supervisor.run(stopping)
+        try:
+            supervisor.run(stopping)
+        finally:
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
         self.stdout.write("workers: every worker stopped")
