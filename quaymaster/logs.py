@@ -17,7 +17,7 @@ Lines may also carry fields of their own (``extra={...}``), such as the ``messag
 publish or of a batch the relay sent. A JSON line has ``time`` (UTC, ISO 8601), ``level``,
 ``logger``, ``message``, ``pid``, the bound ids and those fields, and ``exception`` (the
 traceback text) when there is one. A text line is today's ``time LEVEL logger: message``
-followed by the bound ids as ``key=value``.
+followed by the bound ids as ``key=value`` (by name).
 
 A leaf module (the standard library, structlog and Django's exception only): apps import it.
 """
@@ -34,6 +34,7 @@ from typing import Any
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 FORMATS = ("text", "json")
 #: The request id travels in this header, both ways.
@@ -48,27 +49,27 @@ TEXT_FIELDS = frozenset(
 )
 _META = frozenset({"_record", "_from_structlog", "event", "exception", "level", "logger"})
 
-Processor = Callable[[Any, str, dict[str, Any]], Any]
 
-
-def _add_pid(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _add_pid(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
     event["pid"] = os.getpid()
     return event
 
 
-def _first_keys(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _first_keys(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
     """``time``, ``level``, ``logger`` and ``message`` first: what a person reads first."""
-    head = {key: event.pop(key) for key in ("time", "level", "logger", "message") if key in event}
+    head: dict[str, Any] = {
+        key: event.pop(key) for key in ("time", "level", "logger", "message") if key in event
+    }
     return {**head, **event}
 
 
-def _text_line(_logger: Any, _method: str, event: dict[str, Any]) -> str:
+def _text_line(_logger: WrappedLogger, _method: str, event: EventDict) -> str:
     """``time LEVEL logger: message key=value…`` (the format the platform always had)."""
     record: logging.LogRecord | None = event.get("_record")
     when = _TIME.formatTime(record) if record is not None else ""
     level = str(event.get("level", "")).upper()
     line = f"{when} {level} {event.get('logger', '')}: {event.get('event', '')}"
-    fields = [f"{key}={value}" for key, value in event.items() if key not in _META]
+    fields = [f"{key}={event[key]}" for key in sorted(event) if key not in _META]
     if fields:
         line += " " + " ".join(fields)
     if event.get("exception"):

@@ -154,7 +154,7 @@ def test_text_lines_stay_as_they_were_with_the_bound_ids_after_the_message() -> 
     assert re.fullmatch(r"\S+ \S+ INFO queues\.relay: sent 3", formatter.format(record))
     with logs.bound(queue="orders", message_id="m-1"):
         line = formatter.format(record)
-    assert line.endswith("INFO queues.relay: sent 3 queue=orders message_id=m-1")
+    assert line.endswith("INFO queues.relay: sent 3 message_id=m-1 queue=orders")
 
 
 # -- web, relay and worker in this process --------------------------------------------------
