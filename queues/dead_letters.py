@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from audit import trail
 from queues.backends import backend_class, get_backend
 from queues.dialects import dialect
 from queues.errors import BadMessage, DeadLetterNotFound
@@ -66,14 +67,19 @@ def find_dead_letter(queue: Queue, key: str) -> DeadLetter:
 def redrive(queue: Queue, keys: Iterable[str] | None = None) -> int:
     """Send dead letters back to the queue (all of them when ``keys`` is None) with their
     attempt count reset; returns how many were sent back."""
+    wanted = None if keys is None else list(keys)
     with _one_admin_at_a_time(queue), get_backend(queue) as backend:
-        return backend.redrive(None if keys is None else list(keys))
+        moved = backend.redrive(wanted)
+    every = "all" if wanted is None else wanted
+    trail.record("dead_letter.send_back", queue, details={"keys": every, "sent_back": moved})
+    return moved
 
 
 def delete_dead_letter(queue: Queue, key: str) -> None:
     with _one_admin_at_a_time(queue), get_backend(queue) as backend:
         if not backend.delete_dead_letter(key):
             raise DeadLetterNotFound(f"No dead letter {key!r} in queue {queue.name!r}.")
+    trail.record("dead_letter.delete", queue, details={"keys": [key]})
 
 
 #: Headers an edited send-back carries, so the message says it was changed and by whom (a page
@@ -129,6 +135,16 @@ def _send_back(
         backend.publish([_edited(letter, body, editor) for letter, body in edits])
         for letter, _ in edits:
             backend.delete_dead_letter(letter.key)
+    trail.record(
+        "dead_letter.send_back",
+        queue,
+        details={
+            "keys": [letter.key for letter, _ in edits],
+            "edited_by": editor,
+            "handlers": sorted({str(body["handler"]) for _, body in edits}),
+        },
+        after={"bodies": [dict(body) for _, body in edits]} if len(edits) == 1 else None,
+    )
     return len(edits)
 
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import ProtectedError, RestrictedError
 
+from audit import trail
 from queues.errors import QueueInUse
 from queues.models import DatabaseMessage, OutboxMessage, OutboxState, Queue
+from queues.services import settings_of
 
 #: What stands in the way, as ``QueueInUse.errors`` keys and a phrase for one and for many.
 IN_THE_WAY = {
@@ -55,6 +57,7 @@ def delete_queue(queue: Queue) -> None:
         if found:
             raise _in_use(locked, found)
         try:
+            trail.record("queue.delete", locked, before=settings_of(locked))
             locked.delete()
         except (ProtectedError, RestrictedError) as exc:  # a relation added after IN_THE_WAY
             rows = (

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit import trail
 from queues.backends import get_backend
 from queues.backends.cache import BackendCache
 from queues.errors import HandlerNotAllowed, QueueError, UnknownHandler
@@ -33,8 +34,23 @@ def create_queue(*, secret: str = "", **fields: Any) -> Queue:
     queue = Queue(**fields)
     queue.set_secret(secret)
     queue.full_clean()
-    queue.save()
+    with transaction.atomic():
+        queue.save()
+        trail.record("queue.create", queue, after=settings_of(queue))
     return queue
+
+
+#: What the audit trail keeps of a queue's settings (the secret as whether one is set).
+AUDITED_FIELDS = (
+    "name", "type", "url", "region", "username", "visibility_timeout", "max_attempts", "fifo",
+    "partitions", "max_priority", "enabled", "allowed_handlers",
+)  # fmt: skip
+
+
+def settings_of(queue: Queue) -> dict[str, Any]:
+    """The queue's settings as the audit trail keeps them; the secret only as set or not
+    (masked by the trail either way)."""
+    return {**trail.snapshot(queue, AUDITED_FIELDS), "secret": "set" if queue.has_secret else ""}
 
 
 #: The fields that say where a queue's secret is sent and whose it is.
@@ -65,12 +81,17 @@ def update_queue(queue: Queue, *, secret: str | None = None, **fields: Any) -> Q
     problem = secret_required(queue, fields, secret)
     if problem:
         raise ValidationError({"secret": [problem]})
+    before = settings_of(queue)
     for name, value in fields.items():
         setattr(queue, name, value)
     if secret is not None:
         queue.set_secret(secret)
     queue.full_clean()
-    queue.save()
+    with transaction.atomic():
+        queue.save()
+        after = settings_of(queue)
+        details = {"secret_changed": True} if secret is not None else None
+        trail.record("queue.change", queue, before=before, after=after, details=details)
     return queue
 
 
@@ -165,14 +186,19 @@ def live_stats(queue: Queue, timeout: float | None = None) -> LiveStats:
 def purge(queue: Queue) -> int | None:
     """Drop every message waiting in the queue (see each backend's ``purge``)."""
     with get_backend(queue) as backend:
-        return backend.purge()
+        dropped = backend.purge()
+    trail.record("queue.purge", queue, details={"dropped": dropped})
+    return dropped
 
 
 def set_enabled(queue: Queue, enabled: bool) -> Queue:
     """A disabled queue refuses API publishes, gets no outbox rows from its table links, and
     the relay holds back the rows it already has."""
     queue.enabled = enabled
-    queue.save(update_fields=["enabled", "updated_at"])
+    with transaction.atomic():
+        queue.save(update_fields=["enabled", "updated_at"])
+        action = "queue.enable" if enabled else "queue.disable"
+        trail.record(action, queue, before={"enabled": not enabled}, after={"enabled": enabled})
     return queue
 
 
@@ -188,6 +214,11 @@ def retry_outbox(queue: Queue | None = None) -> tuple[int, int]:
         )
         if due or requeued:
             notify_at_commit()
+        trail.record(
+            "outbox.retry",
+            queue,
+            details={"made_due": due, "requeued": requeued, "all_queues": queue is None},
+        )
     return due, requeued
 
 
@@ -272,5 +303,23 @@ def save_link(link: QueueLink) -> QueueLink:
             compile_query(link.filter, list(link.table.fields.all()))
         except QueryError as exc:
             raise ValidationError({"filter": [exc.message]}) from exc
-    link.save()
+    stored = QueueLink.objects.filter(pk=link.pk).first() if link.pk is not None else None
+    before = trail.snapshot(stored, LINK_FIELDS) if stored is not None else None
+    with transaction.atomic():
+        link.save()
+        action = "queue_link.create" if before is None else "queue_link.change"
+        trail.record(action, link, before=before, after=trail.snapshot(link, LINK_FIELDS))
     return link
+
+
+#: What the audit trail keeps of a table link.
+LINK_FIELDS = (
+    "table", "queue", "handler", "on_create", "on_update", "on_delete", "filter", "enabled",
+)  # fmt: skip
+
+
+def delete_link(link: QueueLink) -> None:
+    """Delete a table link: that table's events no longer reach the queue."""
+    with transaction.atomic():
+        trail.record("queue_link.delete", link, before=trail.snapshot(link, LINK_FIELDS))
+        link.delete()

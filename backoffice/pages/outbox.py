@@ -123,7 +123,7 @@ def link_edit(request: HttpRequest, queue_id: int, link_id: int) -> HttpResponse
 @require_POST
 def link_delete(request: HttpRequest, queue_id: int, link_id: int) -> HttpResponse:
     link = get_for(request, QueueLink, pk=link_id, queue_id=queue_id)
-    link.delete()
+    services.delete_link(link)
     messages.success(request, "Link deleted: that table's events no longer reach this queue.")
     return redirect("backoffice:queue-links", queue_id)
 
