@@ -28,6 +28,7 @@ from typing import Any
 
 from django.db import transaction
 
+from audit import trail
 from backoffice.references import is_reference, label_column
 from zstorage import records
 from zstorage.errors import BulkInvalid, ZStorageError
@@ -335,6 +336,11 @@ def apply(table: Table, batch: Batch, user: Any, *, commit: bool) -> Outcome:
             _write(table, batch, user, outcome)
             if outcome.row_errors or outcome.error or not commit:
                 raise _RollBack
+            trail.record(
+                "record.import",
+                table,
+                details={"created": len(batch.creates), "updated": len(batch.updates)},
+            )
     except _RollBack:
         pass
     return outcome

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from audit import trail
 from zstorage.models import Table, TableGrant
 from zstorage.permissions import Action
 
@@ -49,6 +50,8 @@ def grant_rows(table: Table, groups: Iterable[Group]) -> list[GrantRow]:
 def save_grants(table: Table, groups: Iterable[Group], submitted: Mapping[str, str]) -> None:
     """Set each group's grant from the ticked boxes. Any permission implies view: a user who
     may change records must be able to open them."""
+    groups = list(groups)
+    before = _granted(table)
     for group in groups:
         allowed = {a: grant_input(group, a) in submitted for a in GRANT_ACTIONS}
         if not any(allowed.values()):
@@ -58,3 +61,14 @@ def save_grants(table: Table, groups: Iterable[Group], submitted: Mapping[str, s
         TableGrant.objects.update_or_create(
             table=table, group=group, defaults={f"can_{a}": v for a, v in allowed.items()}
         )
+    after = _granted(table)
+    if after != before:
+        trail.record("table.grants", table, before=before, after=after)
+
+
+def _granted(table: Table) -> dict[str, list[str]]:
+    """Each group with a grant on ``table`` and what it may do, as the audit trail keeps it."""
+    return {
+        grant.group.name: [a for a in GRANT_ACTIONS if getattr(grant, f"can_{a}")]
+        for grant in table.grants.select_related("group").order_by("group__name")
+    }

@@ -17,6 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit import trail
 from zstorage import indexes
 from zstorage.dialects import LockedRow, dialect
 from zstorage.errors import (
@@ -412,6 +413,7 @@ def delete_record(
                 f"Record {pk} is referenced by other records; delete or change them first."
             )
         Record.objects.filter(pk=pk).delete()
+        trail.record("record.delete", Record(pk=pk, table=table), before=old)
         at = timezone.now()
         fields, audit = _changes(old, None)
         user = _user(actor)

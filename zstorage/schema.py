@@ -14,6 +14,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from audit import trail
 from zstorage import indexes
 from zstorage.errors import SchemaChangeRefused, ZStorageError
 from zstorage.fields import InvalidValue, has_nul, kind_of, registered_types
@@ -58,8 +59,26 @@ def create_table(
         table.display_field = display_field
         _check_display_field(table)
     _full_clean(table)
-    table.save()
+    with transaction.atomic():
+        table.save()
+        trail.record("table.create", table, after=trail.snapshot(table, TABLE_FIELDS))
     return table
+
+
+#: What the audit trail keeps of a table, a field and a rule.
+TABLE_FIELDS = ("name", "slug", "description", "display_field")
+FIELD_FIELDS = (
+    "table",
+    "key",
+    "name",
+    "type",
+    "required",
+    "default",
+    "help_text",
+    "order",
+    "options",
+)
+RULE_FIELDS = ("table", "field", "kind", "params", "message")
 
 
 def update_table(table: Table, **changes: Any) -> Table:
@@ -68,13 +87,17 @@ def update_table(table: Table, **changes: Any) -> Table:
         raise SchemaChangeRefused(
             "Reference fields point at this table by its slug; it cannot be renamed."
         )
+    before = trail.snapshot(table, TABLE_FIELDS)
     for attr in ("name", "slug", "description", "display_field"):
         if attr in changes:
             setattr(table, attr, changes[attr])
     if table.display_field is not None:
         _check_display_field(table)
     _full_clean(table)
-    table.save()
+    with transaction.atomic():
+        table.save()
+        after = trail.snapshot(table, TABLE_FIELDS)
+        trail.record("table.change", table, before=before, after=after)
     return table
 
 
@@ -106,6 +129,12 @@ def delete_table(table: Table, *, confirm: bool = False) -> None:
     if fields_referencing(table.slug).exclude(table=table).exists():
         raise SchemaChangeRefused("Other tables reference this table; delete those fields first.")
     with transaction.atomic():
+        trail.record(
+            "table.delete",
+            table,
+            before=trail.snapshot(table, TABLE_FIELDS),
+            details={"records_deleted": count},
+        )
         for rule in table.rules.all():
             indexes.drop_unique_index(rule)
         table.records.all().delete()
@@ -173,12 +202,14 @@ def add_field(table: Table, **attrs: Any) -> Field:
                 lambda data: data if field.key in data else {**data, field.key: field.default},
             )
         field.save()
+        trail.record("field.create", field, after=trail.snapshot(field, FIELD_FIELDS))
     return field
 
 
 def update_field(field: Field, **changes: Any) -> Field:
     """Rename, retype or reconfigure a field, converting stored values or refusing."""
     old_key, old_type, old_options = field.key, field.type, dict(field.options)
+    before = trail.snapshot(field, FIELD_FIELDS)
     for attr, value in changes.items():
         setattr(field, attr, value)
     _check_field(field)
@@ -216,6 +247,8 @@ def update_field(field: Field, **changes: Any) -> Field:
             Table.objects.filter(pk=table.pk).update(display_field=field.key if named else None)
         if reindex:
             _create_unique_indexes(table)
+        after = trail.snapshot(field, FIELD_FIELDS)
+        trail.record("field.change", field, before=before, after=after)
     return field
 
 
@@ -269,6 +302,12 @@ def delete_field(field: Field, *, confirm: bool = False) -> int:
     for rule in _table_rules(table):
         rule_type(rule.kind).field_deleted(rule, field.key, keys)
     with transaction.atomic():
+        trail.record(
+            "field.delete",
+            field,
+            before=trail.snapshot(field, FIELD_FIELDS),
+            details={"values_deleted": holding},
+        )
         for rule in field.rules.all():
             indexes.drop_unique_index(rule)
         _rewrite(
@@ -329,6 +368,7 @@ def add_rule(
         keys = _unique_keys(rule)
         if keys:
             _create_unique_index(rule, keys)
+        trail.record("rule.create", rule, after=trail.snapshot(rule, RULE_FIELDS))
     return rule
 
 
@@ -349,6 +389,7 @@ def _unique_keys(rule: Rule) -> list[str]:
 
 def delete_rule(rule: Rule) -> None:
     with transaction.atomic():
+        trail.record("rule.delete", rule, before=trail.snapshot(rule, RULE_FIELDS))
         indexes.drop_unique_index(rule)
         rule.delete()
 

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.scopes import Scope
+from audit import trail
 from zstorage import reads, records
 from zstorage.api.schema_views import table_for
 from zstorage.api.serializers import (
@@ -228,7 +229,9 @@ class RecordBulkView(APIView):
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
             raise QueryError('Send {"records": [{...}, ...]}: a list of objects.', path="records")
         records.check_bulk_size(rows)
-        created = records.bulk_create(table, rows, actor=request.user)
+        with transaction.atomic():
+            created = records.bulk_create(table, rows, actor=request.user)
+            trail.record("record.bulk_create", table, details=_written("created", created))
         return Response(RecordSerializer(created, many=True).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=BulkUpdateSerializer, responses=RecordSerializer(many=True))
@@ -239,8 +242,15 @@ class RecordBulkView(APIView):
             records.check_bulk_size(rows)  # before validating each row
         body = BulkUpdateItemSerializer(data=rows, many=True)
         body.is_valid(raise_exception=True)
-        updated = records.bulk_update(table, body.validated_data, actor=request.user)
+        with transaction.atomic():
+            updated = records.bulk_update(table, body.validated_data, actor=request.user)
+            trail.record("record.bulk_update", table, details=_written("updated", updated))
         return Response(RecordSerializer(updated, many=True).data)
+
+
+def _written(verb: str, rows: list[Record]) -> dict[str, Any]:
+    """What the audit trail keeps of a bulk write: how many, and the first ids."""
+    return {verb: len(rows), "ids": [row.pk for row in rows[:100]]}
 
 
 class RecordAggregateView(APIView):
