@@ -18,10 +18,11 @@ import secrets
 from collections.abc import Iterable
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.scopes import ALL_SCOPES, Scope, parse
+from audit import trail
 
 TOKEN_PREFIX = "qm_"
 
@@ -70,19 +71,37 @@ class ApiToken(models.Model):
         *,
         scopes: Iterable[Scope] = ALL_SCOPES,
         all_queues: bool = True,
+        queues: Iterable[models.Model] = (),
     ) -> tuple[ApiToken, str]:
-        """Create a token; returns it with the raw key, which is never available again.
-        Without ``all_queues``, set its queues after (``token.queues.set``)."""
+        """Create a token (limited to ``queues`` without ``all_queues``) and its audit row;
+        returns it with the raw key, which is never available again."""
         raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(
-            user=user,
-            name=name,
-            key_hash=digest(raw),
-            prefix=raw[:10],
-            scopes=sorted(Scope(s).value for s in set(scopes)),
-            all_queues=all_queues,
-        )
+        with transaction.atomic():
+            token = cls.objects.create(
+                user=user,
+                name=name,
+                key_hash=digest(raw),
+                prefix=raw[:10],
+                scopes=sorted(Scope(s).value for s in set(scopes)),
+                all_queues=all_queues,
+            )
+            limited = list(queues)
+            if limited:
+                token.queues.set(limited)  # type: ignore[arg-type]  # queues.Queue, named by string
+            trail.record("token.create", token, after=token.audited(limited))
         return token, raw
+
+    def audited(self, queues: Iterable[models.Model] | None = None) -> dict[str, object]:
+        """What the audit trail keeps of the token (never its key: only its prefix)."""
+        listed = self.queues.all() if queues is None else queues
+        return {
+            "name": self.name,
+            "owner": self.user.get_username(),
+            "prefix": self.prefix,
+            "scopes": list(self.scopes),
+            "all_queues": self.all_queues,
+            "queues": sorted(str(q) for q in listed),
+        }
 
     @property
     def scope_set(self) -> frozenset[Scope]:
@@ -94,7 +113,9 @@ class ApiToken(models.Model):
 
     def revoke(self) -> None:
         self.revoked_at = timezone.now()
-        self.save(update_fields=["revoked_at"])
+        with transaction.atomic():
+            self.save(update_fields=["revoked_at"])
+            trail.record("token.revoke", self, before=self.audited())
 
     def allows_queue(self, queue_id: int) -> bool:
         return self.all_queues or self.queues.filter(pk=queue_id).exists()

@@ -11,7 +11,6 @@ from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -38,14 +37,13 @@ def token_list(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if form.is_valid():
-            with transaction.atomic():
-                token, new_key = ApiToken.issue(
-                    cast(User, request.user),
-                    form.cleaned_data["name"],
-                    scopes=form.chosen_scopes(),
-                    all_queues=form.chosen_all_queues(),
-                )
-                token.queues.set(form.chosen_queues())
+            _, new_key = ApiToken.issue(
+                cast(User, request.user),
+                form.cleaned_data["name"],
+                scopes=form.chosen_scopes(),
+                all_queues=form.chosen_all_queues(),
+                queues=form.chosen_queues(),
+            )
             form = TokenForm(user=request.user)
             status = 201
         else:

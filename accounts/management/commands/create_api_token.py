@@ -14,7 +14,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
 from accounts.models import ApiToken
 from accounts.scopes import ALL_SCOPES, Scope
@@ -56,9 +55,11 @@ class Command(BaseCommand):
         missing = sorted(set(names) - {q.name for q in queues})
         if missing:
             raise CommandError(f"No queue named {', '.join(missing)}.")
-        with transaction.atomic():
-            token, raw = ApiToken.issue(
-                user, options["name"], scopes=[Scope(s) for s in scopes], all_queues=not names
-            )
-            token.queues.set(queues)
+        _, raw = ApiToken.issue(
+            user,
+            options["name"],
+            scopes=[Scope(s) for s in scopes],
+            all_queues=not names,
+            queues=queues,
+        )
         self.stdout.write(raw)
