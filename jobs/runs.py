@@ -22,6 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit import trail
 from jobs.dispatch import (
     cancel_waiting,
     complete_if_done,
@@ -217,9 +218,17 @@ def pause(run_id: uuid.UUID | str, reason: str = "paused") -> JobRun:
     """Release nothing new; instances already sent finish."""
     get_run(run_id)
     with locked_run(run_id) as run:
+        before = run.state
         move(run, RunState.PAUSED, reason)
         save_counters(run)
+        _audit("job_run.pause", run, before, reason)
     return run
+
+
+def _audit(action: str, run: JobRun, before: str, reason: str, **details: Any) -> None:
+    """The control's audit row, in its transaction: the run's state before and after."""
+    details = {"job": run.job, "reason": reason, **details}
+    trail.record(action, run, before={"state": before}, after={"state": run.state}, details=details)
 
 
 def resume(run_id: uuid.UUID | str, reason: str = "resumed") -> JobRun:
@@ -227,10 +236,12 @@ def resume(run_id: uuid.UUID | str, reason: str = "resumed") -> JobRun:
     with locked_run(run_id) as run:
         if run.state != RunState.PAUSED:
             raise IllegalTransition(f"Only a paused run can be resumed; this one is {run.state}.")
+        before = run.state
         move(run, RunState.ACTIVE, reason)
         release(run)
         complete_if_done(run)
         save_counters(run)
+        _audit("job_run.resume", run, before, reason)
     return run
 
 
@@ -240,11 +251,13 @@ def cancel(run_id: uuid.UUID | str, reason: str = "cancelled") -> JobRun:
     get_run(run_id)
     with locked_run(run_id) as run:
         check_run_transition(run.state, RunState.CANCELLED)
+        before = run.state
         cancel_waiting(run, reason)
         run.cancel_requested = True
         if not complete_if_done(run) and run.state != RunState.FINISHING:
             move(run, RunState.FINISHING, f"{reason}: waiting for running instances")
         save_counters(run)
+        _audit("job_run.cancel", run, before, reason)
     return run
 
 
@@ -280,9 +293,11 @@ def retry_failed(run_id: uuid.UUID | str, reason: str = "retry failed") -> tuple
         run.cancelled -= count - errored
         run.cancel_requested = False
         run.finished_at = None
+        before = run.state
         move(run, RunState.ACTIVE, f"{reason}: {count} instance{'' if count == 1 else 's'}")
         release(run)
         save_counters(run)
+        _audit("job_run.retry_failed", run, before, reason, instances=count)
     return run, count
 
 

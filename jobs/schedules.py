@@ -28,6 +28,7 @@ from django_celery_beat.models import (
     PeriodicTask,
 )
 
+from audit import trail
 from jobs import firing
 from jobs.errors import InvalidCron, InvalidSchedule, MissingHandler, ScheduleNotFound
 from jobs.models import CatchUp, Schedule, ScheduleAction, ScheduleFire, ScheduleKind
@@ -101,6 +102,7 @@ def check(schedule: Schedule) -> None:
 @transaction.atomic
 def save(schedule: Schedule, changes: Mapping[str, Any] | None = None) -> Schedule:
     """Apply ``changes`` (field → value), check, save, and bring beat's row in step."""
+    stored = Schedule.objects.filter(pk=schedule.pk).first() if schedule.pk else None
     for key, value in (changes or {}).items():
         if key not in EDITABLE:
             _invalid(key, f"{key!r} cannot be set.")
@@ -108,21 +110,35 @@ def save(schedule: Schedule, changes: Mapping[str, Any] | None = None) -> Schedu
     check(schedule)
     schedule.save()
     _sync(schedule)
+    before = trail.snapshot(stored, AUDITED) if stored is not None else None
+    action = "schedule.create" if stored is None else "schedule.change"
+    trail.record(action, schedule, before=before, after=trail.snapshot(schedule, AUDITED))
     return schedule
+
+
+#: What the audit trail keeps of a schedule.
+AUDITED = (
+    "name", "description", "enabled", "action", "job", "params", "parallelism", "queue",
+    "message", "kind", "cron", "every_seconds", "run_at", "time_zone", "catch_up",
+)  # fmt: skip
 
 
 @transaction.atomic
 def delete(schedule: Schedule) -> None:
+    trail.record("schedule.delete", schedule, before=trail.snapshot(schedule, AUDITED))
     task = schedule.periodic_task
     schedule.delete()
     if task is not None:
         task.delete()
 
 
+@transaction.atomic
 def set_enabled(schedule: Schedule, enabled: bool) -> Schedule:
     schedule.enabled = enabled
     schedule.save(update_fields=["enabled", "updated_at"])
     _sync(schedule)
+    action = "schedule.enable" if enabled else "schedule.disable"
+    trail.record(action, schedule, before={"enabled": not enabled}, after={"enabled": enabled})
     return schedule
 
 
@@ -130,6 +146,7 @@ def run_now(schedule: Schedule) -> ScheduleFire:
     """Fire once, now, whatever the schedule's timing (enabled or not)."""
     fired = firing.fire(schedule.pk, manual=True)
     assert fired.fire is not None  # a manual fire always fires
+    trail.record("schedule.run_now", schedule, details={"fire": fired.fire.pk})
     return fired.fire
 
 

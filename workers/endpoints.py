@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import transaction
 
+from audit import trail
 from queues import crypto
 from queues.models import Queue
 from workers.errors import MalformedMessage
@@ -39,7 +40,24 @@ def create_endpoint(
     with transaction.atomic():
         endpoint.save()
         endpoint.queues.set(list(queues))
+        trail.record("webhook.create", endpoint, after=audited(endpoint))
     return endpoint
+
+
+def audited(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """What the audit trail keeps of an endpoint; the secret only as set or not."""
+    return {
+        **trail.snapshot(endpoint, ("name", "url", "timeout", "enabled")),
+        "queues": sorted(q.name for q in endpoint.queues.all()),
+        "secret": "set" if endpoint.has_secret else "",
+    }
+
+
+def delete_endpoint(endpoint: WebhookEndpoint) -> None:
+    """Delete an endpoint: messages that name it are dead-lettered from then on."""
+    with transaction.atomic():
+        trail.record("webhook.delete", endpoint, before=audited(endpoint))
+        endpoint.delete()
 
 
 def update_endpoint(
@@ -53,6 +71,7 @@ def update_endpoint(
     keeps the queues. Returns whether a stored secret was cleared because the URL's host
     changed without a new secret. ValidationError (nothing saved) if the result is invalid."""
     old_host = endpoint.host
+    before = audited(endpoint) if endpoint.pk else None
     for name, value in fields.items():
         setattr(endpoint, name, value)
     moved = endpoint.has_secret and endpoint.host != old_host
@@ -66,6 +85,9 @@ def update_endpoint(
         endpoint.save()
         if queues is not None:
             endpoint.queues.set(list(queues))
+        details = {"secret_changed": True} if secret is not None or cleared else None
+        after = audited(endpoint)
+        trail.record("webhook.change", endpoint, before=before, after=after, details=details)
     return cleared
 
 

@@ -24,7 +24,7 @@ from backoffice.access import admin_required, get_for
 from backoffice.forms.webhooks import WebhookEndpointForm
 from backoffice.partials import partial_for
 from queues.models import Queue
-from workers.endpoints import create_endpoint, deliver, update_endpoint
+from workers.endpoints import create_endpoint, delete_endpoint, deliver, update_endpoint
 from workers.errors import Permanent, WebhookFailed
 from workers.models import WebhookEndpoint
 
@@ -140,7 +140,7 @@ def webhook_test(request: HttpRequest, endpoint_id: int) -> HttpResponse:
 def webhook_delete(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     endpoint = get_for(request, WebhookEndpoint, pk=endpoint_id)
     name = endpoint.name
-    endpoint.delete()
+    delete_endpoint(endpoint)
     messages.success(
         request,
         f"Webhook endpoint {name} deleted: messages that name it are dead-lettered from now on.",
