@@ -7,8 +7,9 @@ what its scopes allow, never more:
   queue when it was given "all queues"; a token whose queue list is empty publishes nowhere);
 - ``read``: read tables and records the user was granted;
 - ``write``: create, change and delete those records;
-- ``admin``: administer queues, the schema, jobs and schedules (the user must be an admin
-  too). A queue-limited admin token sees and manages only its queues.
+- ``admin``: administer queues, the schema, jobs and schedules, and read the audit trail (the
+  user must be an admin too). A queue-limited admin token sees and manages only its queues,
+  and cannot read the audit trail (it names every queue).
 
 Every API view says which scope it needs with ``token_scope``: one scope, or a pair
 ``(for reading, for changing)`` chosen by the request's method. A view that says nothing is

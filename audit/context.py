@@ -3,8 +3,9 @@
 A web request sets it (``audit.middleware.AuditContextMiddleware`` keeps the request; its user
 and address are read when a row is written, so a request made with an API token is seen as
 the token once DRF has authenticated it: DRF sets ``user`` and ``auth`` on the request
-itself); a management command names itself (``for_command``). Outside all of these the actor
-is "system" with the process name.
+itself); a management command is "command <name>" (read from ``manage.py <name>``, or set
+with ``acting(for_command(...))``). Outside all of these the actor is "system" with the
+process's name (a Celery worker, a test run).
 
 The context lives in a ``contextvars.ContextVar``, so threads and asyncio tasks each see their
 own; a request resets it when it ends.
@@ -49,6 +50,9 @@ def current() -> Actor:
         return actor
     if actor is not None:
         return from_request(actor)
+    command = command_name()
+    if command:
+        return for_command(command)
     return Actor(via=Via.SYSTEM, username=f"system ({process_name()})")
 
 
@@ -59,6 +63,14 @@ def process_name() -> str:
     if program == "manage.py" and len(argv) > 1:
         return argv[1]
     return program or "python"
+
+
+def command_name() -> str:
+    """The management command this process runs (``manage.py <name>``), or ""."""
+    argv = sys.argv or [""]
+    if Path(argv[0]).name in {"manage.py", "django-admin"} and len(argv) > 1:
+        return argv[1]
+    return ""
 
 
 def activate(actor: Actor) -> Token[Actor | HttpRequest | None]:

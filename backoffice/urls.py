@@ -6,6 +6,7 @@ from django.urls import path
 
 from backoffice import streams, views
 from backoffice.pages import (
+    audit,
     dead_letters,
     fields,
     outbox,
@@ -116,4 +117,7 @@ urlpatterns = [
     # API tokens: each user their own; admins everyone's.
     path("tokens/", login_required(tokens.token_list), name="tokens"),
     path("tokens/<int:token_id>/revoke", login_required(tokens.token_revoke), name="token-revoke"),
+    # The audit trail (admins).
+    path("audit/", audit.audit_list, name="audit"),
+    path("audit/export.csv", audit.audit_export, name="audit-export"),
 ]
