@@ -73,6 +73,7 @@ from workers.middleware import (
     LogContext,
     Metrics,
     Middleware,
+    PauseAfterFailures,
     Retries,
     WorkerView,
 )
@@ -99,6 +100,7 @@ def default_middleware(options: WorkerOptions) -> list[Middleware]:
         metrics,
         LifecycleLog(),
         LeaseExtension(),
+        PauseAfterFailures(),
         Retries(options.retry_base_delay, options.retry_max_delay),
         LogContext(),
     ]
@@ -261,6 +263,8 @@ class Worker:
                 wake = due if wake is None else wake if due is None else min(wake, due)
             running = len(self.in_flight) - batcher.held  # each takes a thread
             free = concurrency - running
+            if free > 0 and not self.hooks.may_fetch(self.view):
+                free = 0  # held back (a paused queue): wait for results or a deadline
             timeout: float | None = None
             if free > 0 and now >= self._fetch_not_before:
                 busy = running > 0

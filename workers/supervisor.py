@@ -3,8 +3,9 @@
 Every ``refresh_seconds`` the supervisor reads the Queue table again and reconciles:
 
 * a newly enabled or added queue gets its children;
-* a disabled or deleted queue's children get SIGTERM (they drain) and are forgotten once
-  they exit; one that outlives ``drain_seconds`` plus a grace period gets SIGKILL;
+* a disabled, paused (``queues.pausing``) or deleted queue's children get SIGTERM (they
+  drain) and are forgotten once they exit; one that outlives ``drain_seconds`` plus a grace
+  period gets SIGKILL; a resumed queue gets children again;
 * a queue whose settings changed (``updated_at``) gets its children replaced: SIGTERM to the
   old ones, new ones started at once (the engine shares the messages while both run);
 * a child that exits on its own (crash, kill) is started again after an exponential backoff
@@ -138,7 +139,8 @@ class Supervisor:
 
     def _refresh(self) -> None:
         try:
-            self._desired = {q.pk: q for q in Queue.objects.filter(enabled=True)}
+            served = Queue.objects.filter(enabled=True, paused_at__isnull=True)
+            self._desired = {q.pk: q for q in served}
         except DatabaseError as exc:
             # Keep what runs: a database blip must not stop every worker.
             logger.warning("Could not read the queues (keeping the current workers): %s", exc)

@@ -132,6 +132,18 @@ class Queue(crypto.EncryptedSecret, models.Model):
         blank=True,
         help_text="The handlers messages on this queue may name (a list of names); empty: any.",
     )
+    #: Pause consumption after this many handler failures in a row (None: never). The pause
+    #: fields are nullable without defaults: SQLite adds them in place, keeping the triggers.
+    pause_after_failures = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(1_000_000)],
+        help_text="Stop fetching after this many consecutive handler failures, until an admin "
+        "resumes the queue. Blank: never.",
+    )
+    #: Set while consumption is paused (``queues.pausing``); workers fetch nothing meanwhile.
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_reason = models.TextField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

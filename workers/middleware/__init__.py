@@ -11,6 +11,7 @@ from workers.middleware.lease import LeaseExtension
 from workers.middleware.lifecycle import LifecycleLog
 from workers.middleware.logcontext import LogContext
 from workers.middleware.metrics import Metrics
+from workers.middleware.pause import PauseAfterFailures
 from workers.middleware.retries import Retries, backoff
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "LogContext",
     "Metrics",
     "Middleware",
+    "PauseAfterFailures",
     "Retries",
     "WorkerView",
     "backoff",

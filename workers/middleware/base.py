@@ -9,7 +9,8 @@ change the worker. Whatever a middleware owns (a thread, counters) stays on the 
 
 Which thread calls what matters, because backends are not thread-safe:
 
-* consumer thread (owns the backend): ``after_fetch``, ``on_consumer_tick``, ``after_settle``,
+* consumer thread (owns the backend): ``may_fetch``, ``after_fetch``, ``on_consumer_tick``,
+  ``after_settle``,
   ``before_worker_shutdown``;
 * worker threads (run handlers): ``after_worker_thread_boot``, ``before_process_message``,
   ``after_process_message``, ``before_worker_thread_shutdown``;
@@ -85,6 +86,11 @@ class Middleware:
 
     def after_fetch(self, worker: WorkerView, job: Job) -> None:
         """Consumer thread: a delivery was fetched and is about to be handed to a thread."""
+
+    def may_fetch(self, worker: WorkerView) -> bool:
+        """Consumer thread, before each fetch: False holds fetching back (a paused queue);
+        ``on_consumer_tick`` deadlines still wake the consumer meanwhile."""
+        return True
 
     def on_consumer_tick(self, worker: WorkerView, backend: Backend) -> float | None:
         """Consumer thread, every loop: periodic work with the backend. Returns the seconds

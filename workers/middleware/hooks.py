@@ -66,6 +66,16 @@ class Hooks:
     def after_settle(self, worker: WorkerView, job: Job, error: Exception | None) -> None:
         self._each("after_settle", lambda m: m.after_settle(worker, job, error))
 
+    def may_fetch(self, worker: WorkerView) -> bool:
+        """Whether every middleware lets the consumer fetch (one that fails lets it)."""
+        for middleware in self.middleware:
+            try:
+                if not middleware.may_fetch(worker):
+                    return False
+            except Exception:
+                logger.exception("Middleware %s.may_fetch failed", type(middleware).__name__)
+        return True
+
     def next_deadline(self, worker: WorkerView, backend: Backend) -> float | None:
         """Run every ``on_consumer_tick``; the soonest of their deadlines (None: none)."""
         soonest: float | None = None

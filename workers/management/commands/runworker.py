@@ -68,6 +68,10 @@ class Command(BaseCommand):
             raise CommandError(f"No queue {options['queue']!r}.") from None
         if not queue.enabled:
             self.stderr.write(f"Queue {queue.name} is disabled; serving it anyway as asked.")
+        if queue.paused_at is not None:
+            self.stderr.write(
+                f"Queue {queue.name} is paused: nothing is fetched until an admin resumes it."
+            )
         registry = discover(options["handlers_module"])
         worker = Worker(
             queue,
