@@ -50,9 +50,10 @@ class RelayProcess:
             [sys.executable, "manage.py", "relay", *args],
             cwd=ROOT,
             env=env,
+            # Not a pipe nobody reads: the relay logs a line per batch, which would fill it and
+            # block the relay.
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=subprocess.DEVNULL,
         )
 
     def kill(self) -> None:
