@@ -8,3 +8,10 @@ class AlertsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "alerts"
     verbose_name = "Alerts"
+
+    def ready(self) -> None:
+        from alerts import signals
+        from queues import pausing
+
+        pausing.queue_paused.connect(signals.queue_paused, dispatch_uid="alerts.queue_paused")
+        pausing.queue_resumed.connect(signals.queue_resumed, dispatch_uid="alerts.queue_resumed")

@@ -309,12 +309,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # (jobs.Schedule keeps a PeriodicTask each) and the static entries below, which it copies in.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 HOUSEKEEPING_SECONDS = env.float("QUAYMASTER_HOUSEKEEPING_SECONDS", default=600.0)
+# One pass of the alerts evaluator every this many seconds (beat's alerts.evaluate task, and
+# manage.py evaluate_alerts's default interval).
+QUAYMASTER_ALERT_EVALUATE_SECONDS = env.float("QUAYMASTER_ALERT_EVALUATE_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE = {
     # Starts scheduled job runs and applies deadlines (jobs.windows).
     "jobs-tick": {
         "task": "jobs.tick",
         "schedule": env.float("QUAYMASTER_JOB_TICK_SECONDS", default=5.0),
     },
+    # Measures the alert rules: opens, re-notifies and resolves alerts (alerts.evaluator).
+    "alerts-evaluate": {"task": "alerts.evaluate", "schedule": QUAYMASTER_ALERT_EVALUATE_SECONDS},
     # Housekeeping: each deletes only what is past its retention (see each app's housekeeping).
     **{
         name: {"task": name, "schedule": HOUSEKEEPING_SECONDS}

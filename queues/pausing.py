@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 
+from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from audit import trail
 from queues.models import Queue
 
 logger = logging.getLogger("queues.pausing")
@@ -33,12 +35,14 @@ queue_resumed = Signal()
 def pause(queue_id: int, failures: int, reason: str) -> bool:
     """Pause the queue unless it is paused already; whether this call paused it."""
     text = f"Paused after {failures} consecutive handler failures. Last: {reason}"[:2000]
-    changed = Queue.objects.filter(pk=queue_id, paused_at__isnull=True).update(
-        paused_at=timezone.now(), paused_reason=text
-    )
-    if not changed:
-        return False
-    queue = Queue.objects.get(pk=queue_id)
+    with transaction.atomic():
+        changed = Queue.objects.filter(pk=queue_id, paused_at__isnull=True).update(
+            paused_at=timezone.now(), paused_reason=text
+        )
+        if not changed:
+            return False
+        queue = Queue.objects.get(pk=queue_id)
+        trail.record("queue.pause", queue, details={"failures": failures, "reason": reason})
     # A listener that fails (a notification that cannot go out) must not undo the pause.
     for receiver, result in queue_paused.send_robust(
         sender=Queue, queue=queue, failures=failures, reason=reason
@@ -55,9 +59,12 @@ def is_paused(queue_id: int) -> bool:
 def resume(queue: Queue, user: object | None = None) -> bool:
     """Clear the queue's pause; whether it was paused. Workers fetch again (the supervisor
     starts them within its refresh period; an idle paused worker notices by itself)."""
-    changed = Queue.objects.filter(pk=queue.pk, paused_at__isnull=False).update(
-        paused_at=None, paused_reason=None
-    )
+    with transaction.atomic():
+        changed = Queue.objects.filter(pk=queue.pk, paused_at__isnull=False).update(
+            paused_at=None, paused_reason=None
+        )
+        if changed:
+            trail.record("queue.resume", queue, before={"paused_reason": queue.paused_reason})
     queue.paused_at = None
     queue.paused_reason = None
     if changed:
