@@ -77,6 +77,7 @@ urlpatterns = [
     path("queues/<int:queue_id>/test-message", queues.queue_test_message, name="queue-test"),
     path("queues/<int:queue_id>/toggle", queues.queue_toggle, name="queue-toggle"),
     path("queues/<int:queue_id>/purge", queues.queue_purge, name="queue-purge"),
+    path("queues/<int:queue_id>/resume", queues.queue_resume, name="queue-resume"),
     path("queues/<int:queue_id>/dead-letters/", dead_letters.dead_letter_list, name="dead-letters"),
     path(
         "queues/<int:queue_id>/dead-letters/redrive",

@@ -148,6 +148,14 @@ class QueueForm(ErrorSummary):
         help_text="RabbitMQ only: 1 to 10 declares a priority queue (higher first); 0: none. "
         "It cannot change on an existing RabbitMQ queue: it takes a new queue.",
     )
+    pause_after_failures = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=1_000_000,
+        label="Pause after N consecutive failures",
+        help_text="Stop fetching after this many handler failures in a row and open an alert, "
+        "until an admin resumes the queue (messages wait meanwhile). Blank: never.",
+    )
     enabled = forms.BooleanField(required=False, initial=True)
     allowed_handlers = forms.CharField(
         required=False,

@@ -27,7 +27,7 @@ from backoffice.forms.queues import QueueForm, TestMessageForm
 from backoffice.pages.handlers import known_handlers
 from backoffice.partials import partial_for
 from backoffice.problems import EngineCall
-from queues import services
+from queues import pausing, services
 from queues.models import Queue
 
 TABS = [
@@ -245,6 +245,18 @@ def queue_toggle(request: HttpRequest, queue_id: int) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(back, {request.get_host()}):
         back = reverse("backoffice:queue", args=[queue.pk])
     return redirect(back)
+
+
+@admin_required
+@require_POST
+def queue_resume(request: HttpRequest, queue_id: int) -> HttpResponse:
+    """Clear a pause after consecutive failures: workers fetch again, its alert resolves."""
+    queue = get_for(request, Queue, pk=queue_id)
+    if pausing.resume(queue, request.user):
+        messages.success(request, f"Queue {queue.name} resumed: its workers fetch again.")
+    else:
+        messages.info(request, f"Queue {queue.name} was not paused.")
+    return redirect("backoffice:queue", queue.pk)
 
 
 @admin_required

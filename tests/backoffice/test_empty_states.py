@@ -22,6 +22,7 @@ EMPTY = {
     "/jobs/runs/": ("No run", "/jobs/#start"),
     "/schedules/": ("No schedule yet", "/schedules/new"),
     "/workers/": ("No worker has started yet", "manage.py runworkers"),
+    "/alerts/": ("No open alerts", "/alerts/rules/new"),
     "/tokens/": ("No tokens yet", "Create one below"),
     "/records/": ("No table is shared with you yet", "/tables/new"),
 }
