@@ -31,11 +31,27 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _own_metrics_dir)
 
 def on_starting(server):
     import glob
+    import shutil
 
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(path, exist_ok=True)
     for stale in glob.glob(os.path.join(path, "*.db")):
         os.remove(stale)
+    # The directories of masters that were killed (no on_exit) go too.
+    for other in glob.glob(os.path.join(os.path.dirname(_own_metrics_dir), "web-*")):
+        pid = other.rpartition("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def child_exit(server, worker):

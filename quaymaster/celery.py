@@ -97,11 +97,11 @@ def _multiprocess_dir() -> None:
         return
     from django.conf import settings  # the settings import no prometheus_client
 
-    path = Path(settings.VAR_DIR) / "prometheus" / f"celery-{os.getpid()}"
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    parent = Path(settings.VAR_DIR) / "prometheus"
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(parent / f"celery-{os.getpid()}")
     from quaymaster import metrics
 
-    metrics.prepare_multiprocess_dir(path)
+    metrics.own_multiprocess_dir(parent, "celery")
 
 
 def _serve() -> None:

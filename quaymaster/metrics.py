@@ -26,8 +26,10 @@ process writes its values to files there, and ``registry()`` merges them.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import threading
 import time
 from argparse import ArgumentParser
@@ -384,6 +386,26 @@ def prepare_multiprocess_dir(path: Path) -> str:
         stale.unlink(missing_ok=True)
     os.environ[MULTIPROC_ENV] = str(path)
     return str(path)
+
+
+def own_multiprocess_dir(parent: Path, prefix: str) -> Path:
+    """A fresh ``<parent>/<prefix>-<pid>`` made this process's multiprocess directory (and its
+    children's), removed when this process exits; those of ``prefix`` whose process is gone
+    (killed before it could remove its own) are removed now."""
+    for other in parent.glob(f"{prefix}-*"):
+        pid = other.name.rpartition("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(other, ignore_errors=True)
+    owner = os.getpid()
+    path = parent / f"{prefix}-{owner}"
+    prepare_multiprocess_dir(path)
+
+    def remove() -> None:
+        if os.getpid() == owner:  # not in a forked child that runs exit handlers
+            shutil.rmtree(path, ignore_errors=True)
+
+    atexit.register(remove)
+    return path
 
 
 def process_exited(pid: int) -> None:

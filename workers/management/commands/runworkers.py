@@ -11,8 +11,6 @@ under ``var/prometheus/``, removed at exit) that this process reads at each scra
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +73,11 @@ class Command(BaseCommand):
                 worker_args=worker_args,
             )
         )
-        made = None
         if options["metrics_port"] is not None:
-            if metrics.multiprocess_dir() is None:
-                made = Path(settings.VAR_DIR) / "prometheus" / f"runworkers-{os.getpid()}"
-                metrics.prepare_multiprocess_dir(made)  # the children inherit it
+            if metrics.multiprocess_dir() is None:  # the children inherit it
+                metrics.own_multiprocess_dir(Path(settings.VAR_DIR) / "prometheus", "runworkers")
             metrics.start_metrics_server(options["metrics_port"])
         self.stdout.write("workers: supervising a worker per enabled queue")
         self.stdout.flush()
-        try:
-            supervisor.run(stopping)
-        finally:
-            if made is not None:
-                shutil.rmtree(made, ignore_errors=True)
+        supervisor.run(stopping)
         self.stdout.write("workers: every worker stopped")
