@@ -52,9 +52,9 @@ class AuditFilters:
         text = self.values[name]
         if not text or name in self.errors:
             return None
-        try:
-            moment = parse_datetime(text)
-            day = None if moment is not None else parse_date(text)
+        try:  # a date first: parse_datetime reads "2026-01-31" as its midnight
+            day = parse_date(text) if len(text) == len("2026-01-31") else None
+            moment = None if day is not None else parse_datetime(text)
         except ValueError:  # well formed, but no such day or time (2026-02-30)
             moment = day = None
         if moment is None and day is None:
