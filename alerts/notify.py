@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import get_connection, send_mail
 from django.urls import NoReverseMatch, reverse
 
 from alerts.errors import NotificationFailed
@@ -26,6 +26,10 @@ from alerts.models import Alert, AlertEvent, EventKind
 from workers.endpoints import deliver
 
 logger = logging.getLogger("alerts.notify")
+
+#: The longest one channel may take (a pause's notifications go out inside a worker's thread,
+#: a resume's inside the admin's request).
+CHANNEL_TIMEOUT = 10
 
 #: What a notification is about.
 OPENED, REPEATED, RESOLVED = "opened", "renotified", "resolved"
@@ -104,10 +108,12 @@ def _send(alert: Alert, channel: str, occasion: str, body: dict[str, Any]) -> st
                 _text(alert, occasion),
                 settings.DEFAULT_FROM_EMAIL,
                 recipients,
+                connection=get_connection(timeout=CHANNEL_TIMEOUT),
             )
             return f"{occasion}: email to {', '.join(recipients)}"
         endpoint = rule.webhook
         assert endpoint is not None
+        endpoint.timeout = min(int(endpoint.timeout), CHANNEL_TIMEOUT)  # this send only
         answer = deliver(endpoint, body, message_id=f"alert-{alert.pk}-{alert.notifications + 1}")
         return f"{occasion}: {endpoint.name} answered {answer.status} {answer.reason}".rstrip()
     except NotificationFailed:
