@@ -9,7 +9,8 @@ as its engine reports them (``Backend.stats()``). ``QueuesConfig.ready`` registe
   an engine that does not answer by then is ``quaymaster_engine_up 0`` and keeps its last
   figures. A queue whose previous ask still hangs is not asked again, so a dead broker costs
   one thread per queue, never a pile of them, and never holds a scrape (scrapes read the
-  gauges only).
+  gauges only). A queue whose engine did not answer is asked again after a back-off that
+  doubles up to ``MAX_BACKOFF`` (its client's connection errors would fill the log otherwise).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from queues.services import LiveStats, live_stats
 #: Seconds each engine call may take, and the most one sampling round waits for the engines.
 ENGINE_TIMEOUT = 3.0
 ENGINE_DEADLINE = 5.0
+#: The longest wait, in seconds, before asking an engine that did not answer again.
+MAX_BACKOFF = 300.0
 
 _ENGINE_GAUGES = {
     "depth": metrics.ENGINE_DEPTH,
@@ -45,6 +48,8 @@ _outbox_labels: set[str] = set()
 _engine_labels: set[tuple[str, str]] = set()
 #: Engine asks still running, by queue id (a hung broker's thread stays here until it ends).
 _asking: dict[int, threading.Thread] = {}
+#: Queues whose engine did not answer: (failures in a row, monotonic time of the next ask).
+_backing_off: dict[int, tuple[int, float]] = {}
 
 
 def sample_outbox() -> None:
@@ -89,18 +94,20 @@ def sample_engines() -> None:
     finally:
         close_old_connections()
     answers: dict[int, LiveStats] = {}
-    asked = []
+    asked: dict[int, threading.Thread] = {}
+    now = time.monotonic()
     for queue in queues:
         if queue.pk in _asking and _asking[queue.pk].is_alive():
             continue  # the previous ask still hangs: it stays down
+        if _backing_off.get(queue.pk, (0, now))[1] > now:
+            continue  # down at the last ask: it stays down until the back-off ends
         thread = threading.Thread(
             target=_ask, args=(queue, answers), name=f"metrics-{queue.name}", daemon=True
         )
-        _asking[queue.pk] = thread
+        _asking[queue.pk] = asked[queue.pk] = thread
         thread.start()
-        asked.append(thread)
     deadline = time.monotonic() + ENGINE_DEADLINE
-    for thread in asked:
+    for thread in asked.values():
         thread.join(max(0.0, deadline - time.monotonic()))
     seen = set()
     for queue in queues:
@@ -109,7 +116,12 @@ def sample_engines() -> None:
         answer = answers.get(queue.pk)
         if answer is None or answer.stats is None:
             metrics.ENGINE_UP.labels(*labels).set(0)
+            if queue.pk in asked:  # not one held back: the back-off grows
+                failures = _backing_off.get(queue.pk, (0, 0.0))[0] + 1
+                wait = min(MAX_BACKOFF, ENGINE_DEADLINE * 2**failures)
+                _backing_off[queue.pk] = (failures, time.monotonic() + wait)
             continue
+        _backing_off.pop(queue.pk, None)
         metrics.ENGINE_UP.labels(*labels).set(1)
         for field, value in answer.stats.as_dict().items():
             if value is not None:

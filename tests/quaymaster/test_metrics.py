@@ -33,6 +33,7 @@ from jobs.execution import run_instance
 from jobs.registry import job
 from quaymaster import metrics
 from quaymaster.config import metrics_networks
+from queues import sampling
 from queues.models import OutboxMessage, Queue
 from queues.relay import Relay
 from queues.services import publishers
@@ -233,6 +234,25 @@ def test_who_may_read_metrics(settings: Any) -> None:
     assert metrics_networks([" 10.0.0.1 ", "", "fd00::/8"]) == ["10.0.0.1/32", "fd00::/8"]
     with pytest.raises(ImproperlyConfigured, match="QUAYMASTER_METRICS_ALLOW_NETWORKS"):
         metrics_networks(["intranet"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_broker_is_down_at_once_and_asked_again_only_after_a_back_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = f"metrics-{uuid.uuid4().hex[:8]}"
+    queue = Queue.objects.create(name=name, type="rabbitmq", url="amqp://127.0.0.1:1/")
+    started = time.monotonic()
+    sampling.sample_engines()
+    assert time.monotonic() - started < sampling.ENGINE_DEADLINE
+    assert value("quaymaster_engine_up", queue=name, engine="rabbitmq") == 0
+
+    asked: list[str] = []
+    monkeypatch.setattr(sampling, "live_stats", lambda q, timeout: asked.append(q.name))
+    sampling.sample_engines()
+    assert asked == [], "not asked again before its back-off ends"
+    assert value("quaymaster_engine_up", queue=name, engine="rabbitmq") == 0
+    sampling._backing_off.pop(queue.pk)
 
 
 def test_a_sampler_that_fails_is_counted_and_the_others_still_run() -> None:
