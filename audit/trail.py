@@ -59,7 +59,10 @@ def describe(target: models.Model | None) -> tuple[str, str, str]:
     ``str()``."""
     if target is None:
         return "", "", ""
-    label = masking.mask_url(str(target))
+    try:
+        label = masking.mask_url(str(target))
+    except Exception:  # a label is a courtesy: never the reason an action fails
+        label = ""
     return target._meta.label_lower, str(target.pk if target.pk is not None else ""), label[:300]
 
 

@@ -204,7 +204,14 @@ def _create(spec: _NewRun) -> JobRun:
         )
         release(run)
         save_counters(run)
+        if spec.trigger in AUDITED_TRIGGERS:
+            details = {"job": run.job, "instances": run.total, "trigger": spec.trigger}
+            trail.record("job_run.start", run, details=details)
     return run
+
+
+#: Starts a person asked for (the audit trail leaves out schedules', messages' and code's).
+AUDITED_TRIGGERS = frozenset({Trigger.API, Trigger.PAGE, Trigger.COMMAND})
 
 
 def get_run(run_id: uuid.UUID | str) -> JobRun:

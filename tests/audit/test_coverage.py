@@ -363,6 +363,13 @@ def group_delete(s: Scene) -> Group:
 # -- jobs and schedules ------------------------------------------------------------------------
 
 
+def run_start(s: Scene) -> JobRun:
+    s.jobs_queue  # noqa: B018
+    body = {"job": "tests.square", "params": [{"n": 1}, {"n": 2}], "queue": "jobs"}
+    answer = ok(s.api.post("/api/v1/jobs/runs/", body, format="json"))
+    return JobRun.objects.get(pk=answer.json()["run-id"])
+
+
 def run_pause(s: Scene) -> JobRun:
     run = s.run()
     ok(s.api.post(f"/api/v1/jobs/runs/{run.pk}/pause"))
@@ -483,6 +490,7 @@ CASES = [
     Case("group.create", Via.WEB, group_create),
     Case("group.permissions", Via.WEB, group_permissions, publish_granted),
     Case("group.delete", Via.WEB, group_delete),
+    Case("job_run.start", Via.API, run_start),
     Case("job_run.pause", Via.API, run_pause),
     Case("job_run.resume", Via.WEB, run_resume),
     Case("job_run.cancel", Via.WEB, run_cancel),
