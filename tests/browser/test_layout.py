@@ -25,8 +25,10 @@ from django.urls import Resolver404, resolve
 
 from accounts.models import ApiToken
 from accounts.roles import Role
+from alerts import evaluator
+from alerts.services import save_rule
 from jobs import runs
-from queues import services
+from queues import pausing, services
 from queues.backends import get_backend
 from queues.demo import DEMO_QUEUE
 from queues.messages import OutgoingMessage
@@ -136,6 +138,13 @@ def demo(settings: Any, live_server: Any) -> User:
         name="crm", url="https://crm.example.com/hooks", secret="s3cret-for-tests", queues=[queue]
     )
     ApiToken.issue(admin, "Order intake")
+    # An alert rule with an open alert (the dead letter above), and a queue paused after failures.
+    save_rule(
+        None, name="Dead letters", kind="dead_letters", params={"threshold": 0}, queue=queue,
+        job="", notify_emails=["ops@example.com"], quiet_minutes=60,
+    )  # fmt: skip
+    pausing.pause(queue.pk, 5, "ValueError: the carrier refused the parcel")
+    evaluator.evaluate()
     return admin
 
 
