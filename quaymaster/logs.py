@@ -56,7 +56,9 @@ def _add_pid(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDic
 
 
 def _first_keys(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
-    """``time``, ``level``, ``logger`` and ``message`` first: what a person reads first."""
+    """``time``, ``level``, ``logger`` and ``message`` first: what a person reads first (and
+    without uvicorn's copy of the message in terminal colours)."""
+    event.pop("color_message", None)
     head: dict[str, Any] = {
         key: event.pop(key) for key in ("time", "level", "logger", "message") if key in event
     }
@@ -125,6 +127,7 @@ def logging_config(fmt: str = "text", level: str = "INFO") -> dict[str, Any]:
         # axes logs three INFO lines per login; its lockouts are warnings.
         "axes": {"level": "WARNING"},
     }
+    logging.captureWarnings(fmt == "json")  # JSON: Python's warnings as lines too, not bare text
     if fmt == "json":
         # Django's (runserver's, and a console handler in development), gunicorn's and
         # uvicorn's loggers have handlers of their own: these replace them once Django is set

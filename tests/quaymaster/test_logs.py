@@ -72,14 +72,16 @@ def api_client() -> tuple[APIClient, ApiToken]:
     return client, token
 
 
-def wait_for_line(lines: Lines, match: Callable[[dict[str, Any]], bool], what: str) -> dict:
-    deadline = time.monotonic() + 15
+def wait_for_line(
+    lines: Lines, match: Callable[[dict[str, Any]], bool], what: str, timeout: float = 20
+) -> dict:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = [line for line in lines() if match(line)]
         if found:
             return found[0]
         time.sleep(0.05)  # a pause between probes
-    pytest.fail(f"no log line {what} within 15 s; lines: {lines()}")
+    pytest.fail(f"no log line {what} within {timeout} s; lines: {lines()}")
 
 
 def carries(line: dict[str, Any], message_id: str) -> bool:
@@ -276,6 +278,7 @@ def test_json_logs_of_relay_and_worker_processes_follow_one_message(
             child_lines,
             lambda line: line["logger"] == "workers.messages" and carries(line, message_id),
             f"from the worker process about {message_id}",
+            timeout=60,  # two Django processes start on a busy machine
         )
     finally:
         for child in children:
