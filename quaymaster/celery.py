@@ -83,10 +83,10 @@ def _clear_task(**_: object) -> None:
 @user_preload_options.connect
 def _metrics_port(options: dict[str, Any], **_: object) -> None:
     port = options.get("metrics_port")
-    if port is None:
-        return
-    os.environ["QUAYMASTER_METRICS_PORT"] = str(port)
-    _multiprocess_dir()
+    if port is not None:
+        os.environ["QUAYMASTER_METRICS_PORT"] = str(port)
+    if os.environ.get("QUAYMASTER_METRICS_PORT"):
+        _multiprocess_dir()
 
 
 def _multiprocess_dir() -> None:

@@ -72,6 +72,8 @@ def may_scrape(request: HttpRequest) -> bool | None:
     address = client_ip(request)
     if address is not None:
         ip = ipaddress.ip_address(address)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # a dual-stack listener's IPv4 client
         networks = allowed_networks(
             tuple(getattr(settings, "QUAYMASTER_METRICS_ALLOW_NETWORKS", ()))
         )

@@ -215,6 +215,7 @@ def test_who_may_read_metrics(settings: Any) -> None:
     client = Client()
     assert client.get("/metrics").status_code == 200, "loopback by default"
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 404
+    assert client.get("/metrics", REMOTE_ADDR="::ffff:127.0.0.1").status_code == 200
     assert client.post("/metrics").status_code == 405
 
     settings.QUAYMASTER_METRICS_TOKEN = "s3cret-token"
