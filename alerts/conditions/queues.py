@@ -22,14 +22,11 @@ if TYPE_CHECKING:
 STATS_TIMEOUT = 2.0
 
 
-def _figures(queues: list[Queue]) -> dict[int, QueueStats | None]:
-    found: dict[int, QueueStats | None] = {}
-    for queue in queues:
-        try:
-            found[queue.pk] = services.live_stats(queue, timeout=STATS_TIMEOUT).stats
-        except Exception:  # an engine's failure, in whatever form its client raises it
-            found[queue.pk] = None
-    return found
+def _stats(queue: Queue) -> QueueStats | None:
+    try:
+        return services.live_stats(queue, timeout=STATS_TIMEOUT).stats
+    except Exception:  # an engine's failure, in whatever form its client raises it
+        return None
 
 
 class _EngineFigure(Condition):
@@ -47,9 +44,8 @@ class _EngineFigure(Condition):
     def observe(self, rule: AlertRule, now: datetime) -> Reading:
         limit = self.param(rule, "threshold")
         reading = Reading()
-        queues = self.queues_of(rule)
-        for queue in queues:
-            stats = _figures([queue])[queue.pk]
+        for queue in self.queues_of(rule):
+            stats = _stats(queue)
             value = self.figure(stats) if stats is not None else None
             if value is None:
                 reading.unknown.add(queue_subject(queue))
