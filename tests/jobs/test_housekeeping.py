@@ -63,7 +63,7 @@ def test_every_static_beat_entry_is_a_task_the_worker_knows():
     names = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert names == {
         "jobs.tick", "jobs.prune", "queues.prune_outbox", "queues.prune_idempotency_keys",
-        "workers.prune_lifecycle", "audit.prune",
+        "workers.prune_lifecycle", "audit.prune", "alerts.evaluate",
     }  # fmt: skip
     assert names <= set(app.tasks)
     assert "jobs.fire_schedule" in app.tasks
