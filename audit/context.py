@@ -59,10 +59,12 @@ def current() -> Actor:
 def process_name() -> str:
     """``manage.py runworker`` → "runworker"; otherwise the program's file name."""
     argv = sys.argv or [""]
-    program = Path(argv[0]).name
-    if program == "manage.py" and len(argv) > 1:
+    program = Path(argv[0])
+    if program.name == "manage.py" and len(argv) > 1:
         return argv[1]
-    return program or "python"
+    if program.name == "__main__.py":  # python -m <package>
+        return program.parent.name
+    return program.name or "python"
 
 
 def command_name() -> str:

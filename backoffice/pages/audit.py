@@ -38,7 +38,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {
         "filters": filters,
         "page": page,
-        "rows": [{"event": e, "changes": changes(e)} for e in page],
+        "rows": [_row(event) for event in page],
         "actions": _choices("action"),
         "object_types": _choices("object_type"),
         "vias": Via.choices,
@@ -46,6 +46,11 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         "crumbs": [("Audit trail", None)],
     }
     return render(request, "audit/list.html", context, status=400 if filters.errors else 200)
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    found = changes(event)
+    return {"event": event, "changes": found, "changed": sum(c.changed for c in found)}
 
 
 @admin_required
