@@ -16,6 +16,7 @@ never the run, so it cannot deadlock with these.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from queues.outbox import notify_at_commit
 #: The handler that runs job instances (registered in ``jobs.handlers``).
 INSTANCE_HANDLER = "jobs.instance"
 COMPLETED_EVENT = "job.completed"
+log = logging.getLogger("jobs.dispatch")
 
 
 def lock_run(run_id: uuid.UUID | str) -> JobRun:
@@ -112,7 +114,7 @@ def release(run: JobRun) -> int:
         JobInstance.objects.filter(pk__in=[pk for pk, _, _ in batch]).update(
             released_at=timezone.now(), dispatch=F("dispatch") + 1
         )
-        OutboxMessage.objects.bulk_create(
+        sent = OutboxMessage.objects.bulk_create(
             OutboxMessage(
                 message_id=uuid.uuid4(),
                 queue_id=run.queue_id,
@@ -125,6 +127,18 @@ def release(run: JobRun) -> int:
             for pk, index, dispatch in batch
         )
         notify_at_commit()
+        # The run's id beside its instances' message ids (quaymaster.logs), which the relay and
+        # the workers log too.
+        log.info(
+            "jobs: released %d instance(s) of run %s",
+            len(batch),
+            run.pk,
+            extra={
+                "run_id": str(run.pk),
+                "job": run.job,
+                "message_ids": [str(m.message_id) for m in sent],
+            },
+        )
         run.released += len(batch)
     if run.released >= run.total:
         move(run, RunState.FINISHING, "every instance has been released")

@@ -205,6 +205,12 @@ class Publisher:
         # A backend whose publish raised is closed, not kept (see BackendCache.lease).
         with self.backends.lease(queue) as backend, transaction.atomic():
             backend.publish([message])  # database queues: joins the handler's transaction
+        # With the handling message's ids (quaymaster.logs): where the new one came from.
+        logger.info(
+            "ctx.publish: 1 message to %s",
+            queue_name,
+            extra={"to_queue": queue_name, "message_ids": [message.message_id]},
+        )
         return message.message_id
 
     def close(self) -> None:

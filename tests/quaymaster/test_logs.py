@@ -221,6 +221,37 @@ def test_a_record_write_is_followed_by_its_message_id_through_relay_and_worker(
     assert "request_id" not in done, "a message's ids do not outlive it on the worker thread"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_job_instance_is_logged_with_its_run_id_from_release_to_worker(
+    json_lines: Lines,
+) -> None:
+    from jobs import runs
+    from tests.jobs import sample_jobs  # registers tests.square
+    from tests.jobs.conftest import make_queue, wait_until_ended
+    from tests.jobs.moving_parts import platform_threads
+
+    sample_jobs.calls.reset()
+    queue = make_queue("logged-jobs")
+    with platform_threads() as start:
+        start(queue, concurrency=1)
+        run = wait_until_ended(runs.start("tests.square", [{"n": 3}], queue=queue.name))
+
+    [released] = [line for line in json_lines() if line["logger"] == "jobs.dispatch"]
+    assert released["run_id"] == str(run.pk)
+    assert released["job"] == "tests.square"
+    [message_id] = released["message_ids"]
+    [done] = [
+        line
+        for line in json_lines()
+        if line["logger"] == "workers.messages" and carries(line, message_id)
+    ]
+    instance = run.instances.get()
+    assert done["run_id"] == str(run.pk)
+    assert done["instance_id"] == str(instance.pk)
+    assert done["handler"] == "jobs.instance"
+    assert done["outcome"] == "ack"
+
+
 # -- real processes -------------------------------------------------------------------------
 
 

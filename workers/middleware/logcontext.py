@@ -2,7 +2,8 @@
 its thread logs — the handler's own ``logging`` calls, ``ctx.log``, a job's lines, the
 platform's — carries ``queue``, ``message_id``, ``handler`` and ``attempt``; once the handler
 is done, one ``workers.messages`` line per message says what it decided (``outcome``: ack,
-retry, dead_letter, not_acked) and how long it ran. The ids are cleared after each message.
+retry, dead_letter, not_acked) and how long it ran, with what the handler bound too (a job's
+``run_id``). The ids are cleared after each message.
 
 A batch handler runs once for many messages: its lines carry the queue and handler only, and
 each message of the batch still gets its own line afterwards.
@@ -39,7 +40,6 @@ class LogContext(Middleware):
             )
 
     def after_process_message(self, worker: WorkerView, job: Job) -> None:
-        logs.clear()
         outcome = str(job.outcome.settlement) if job.outcome is not None else "not_acked"
         duration = job.duration_ms
         logger.info(
@@ -55,3 +55,4 @@ class LogContext(Middleware):
                 "duration_ms": duration,
             },
         )
+        logs.clear()
