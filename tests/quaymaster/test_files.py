@@ -1,6 +1,7 @@
 """Files on object storage: ``QUAYMASTER_FILES_URL=s3://…`` puts ``ctx.files`` and the reports
 jobs write in an S3 bucket (django-storages), here moto's S3 server that
-``platform/services`` starts; unset, they stay in the local folder."""
+``platform/services`` starts (the tests that use it are ``e2e``: the PostgreSQL pass runs
+them); unset, they stay in the local folder."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ def fetch(url: str) -> bytes:
         return body
 
 
+@pytest.mark.e2e
 def test_ctx_files_saves_in_the_bucket_and_gives_a_url_that_serves_the_file(
     bucket: Bucket,
 ) -> None:
@@ -85,6 +87,7 @@ def test_ctx_files_saves_in_the_bucket_and_gives_a_url_that_serves_the_file(
     assert fetch(again) == b"again"
 
 
+@pytest.mark.e2e
 @pytest.mark.django_db
 def test_a_report_job_writes_its_csv_export_to_the_bucket(bucket: Bucket) -> None:
     install_demo_tables()
