@@ -44,6 +44,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -92,13 +93,13 @@ class Plan:
     workers: int = 4  # ``runworkers`` processes, each with a child per queue
     concurrency: int = 1  # handlers per child (1: a Kafka partition is handled in order)
     work_ms: float = 20.0  # each handler call stands for this much work
-    relay_kill_at: float = 0.3  # fraction of the writes done when the relay is killed
-    worker_kill_at: float = 0.5  # ... when the worker is killed
+    relay_kill_at: float = 0.25  # fraction of the writes done when the relay is killed
+    worker_kill_at: float = 0.6  # ... when the worker is killed (after the relay's takeover)
     lease_seconds: float = 5.0  # ``relay --lease-seconds`` (production default 15)
     visibility_timeout: int = 5  # SQS and database queues (production default 30)
     kafka_partitions: int = 4
     kafka_session_ms: int = 6000  # librdkafka's default is 45,000; the broker's minimum 6,000
-    boot_seconds: float = 90.0  # for every process to start and every consumer to join
+    boot_seconds: float = 120.0  # for every process to start and every consumer to join
     drain_seconds: float = 60.0  # after the load, for every event to be handled
 
     @classmethod
@@ -156,7 +157,9 @@ class Child:
             )
         self.started = time.monotonic()
         self.killed_at: float | None = None
-        self.port: int | None = None
+        self.port: int | None = None  # web: where it serves, /metrics included
+        self.metrics_port: int | None = None
+        self.metrics_dir = Path(env["PROMETHEUS_MULTIPROC_DIR"])
 
     @property
     def pid(self) -> int:
@@ -189,10 +192,26 @@ class Fleet:
         self.logs = logs
         self.children: list[Child] = []
 
-    def _start(self, name: str, command: list[str], **env: str) -> Child:
-        child = Child(name, command, {**self.env, **env}, self.logs)
+    def _start(
+        self, name: str, command: list[str], metrics_port: int | None = None, **env: str
+    ) -> Child:
+        """Each process gets a Prometheus multiprocess directory of its own (gunicorn and
+        ``runworkers`` merge their children's values from it; a killed process's counters stay
+        in it) and, but for web, ``--metrics-port``."""
+        metrics_dir = self.logs / "metrics" / name
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        if metrics_port is not None:
+            command = [*command, "--metrics-port", str(metrics_port)]
+        environment = {**self.env, **env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+        child = Child(name, command, environment, self.logs)
+        child.metrics_port = metrics_port
         self.children.append(child)
         return child
+
+    def scrape(self, child: Child) -> Samples:
+        port = child.port if child.metrics_port is None else child.metrics_port
+        assert port is not None
+        return scrape(port)
 
     def web(self, name: str) -> Child:
         port = free_port()
@@ -210,12 +229,14 @@ class Fleet:
 
     def relay(self, name: str) -> Child:
         command = [sys.executable, "manage.py", "relay"]
-        return self._start(name, [*command, "--lease-seconds", str(self.plan.lease_seconds)])
+        command += ["--lease-seconds", str(self.plan.lease_seconds)]
+        return self._start(name, command, free_port())
 
     def workers(self, name: str) -> Child:
         command = [sys.executable, "manage.py", "runworkers"]
         command += ["--concurrency", str(self.plan.concurrency), "--drain-seconds", "5"]
-        return self._start(name, [*command, "--refresh-seconds", "1", "--restart-delay", "0.5"])
+        command += ["--refresh-seconds", "1", "--restart-delay", "0.5"]
+        return self._start(name, command, free_port())
 
     def of_kind(self, prefix: str) -> list[Child]:
         return [c for c in self.children if c.name.startswith(prefix)]
@@ -450,9 +471,10 @@ def kafka_log(topic: str) -> list[tuple[int, int, dict[str, Any]]]:
             message = consumer.poll(0.5)
             if message is None or message.error():
                 continue
-            found.append((message.partition(), message.offset(), json.loads(message.value())))
-            if message.offset() + 1 >= ends[message.partition()]:
-                remaining.discard(message.partition())
+            partition, offset = message.partition() or 0, message.offset() or 0
+            found.append((partition, offset, json.loads(message.value() or b"null")))
+            if offset + 1 >= ends[partition]:
+                remaining.discard(partition)
         if remaining:
             raise ScaleOutError(f"could not read {topic} to its end (partitions {remaining})")
         return sorted(found, key=lambda item: (item[0], item[1]))
@@ -465,6 +487,73 @@ def percentile(values: list[float], pct: float) -> float:
         return math.nan
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round((len(ordered) - 1) * pct / 100))]
+
+
+# -- the metrics ------------------------------------------------------------------------------
+
+#: The counters the run adds up (``quaymaster.metrics``), by their samples' names.
+COUNTERS = (
+    "quaymaster_relay_published_total",
+    "quaymaster_api_published_total",
+    "quaymaster_worker_fetched_total",
+    "quaymaster_worker_settled_total",
+    "quaymaster_http_requests_total",
+)
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse_counters(text: str) -> Samples:
+    """The ``COUNTERS`` samples of a Prometheus text exposition, keyed by name and labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in COUNTERS:
+                key = (sample.name, tuple(sorted(sample.labels.items())))
+                found[key] = found.get(key, 0.0) + sample.value
+    return found
+
+
+def scrape(port: int, timeout: float = 5) -> Samples:
+    """``GET http://127.0.0.1:<port>/metrics``, parsed."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", "/metrics")
+        answer = connection.getresponse()
+        text = answer.read().decode()
+    finally:
+        connection.close()
+    if answer.status != 200:
+        raise ScaleOutError(f"/metrics on port {port} answered {answer.status}")
+    return parse_counters(text)
+
+
+def read_multiprocess_dir(path: Path) -> Samples:
+    """The counters a process (and its children) left in its multiprocess directory: what a
+    scrape would have shown, read after the process was killed."""
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(path))
+    return parse_counters(generate_latest(registry).decode())
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    return sum(
+        value
+        for (sample, sample_labels), value in samples.items()
+        if sample == name and labels.items() <= dict(sample_labels).items()
+    )
+
+
+def merged(*parts: Samples) -> Samples:
+    found: Samples = {}
+    for part in parts:
+        for key, value in part.items():
+            found[key] = found.get(key, 0.0) + value
+    return found
 
 
 # -- waiting for the consumers ----------------------------------------------------------------
@@ -497,6 +586,35 @@ def rabbitmq_consumers(queue: Any) -> int:
 
 
 # -- the run ----------------------------------------------------------------------------------
+
+
+class Watch:
+    """``probe`` polled in a thread of its own (with its own database connection) until it
+    holds or ``timeout`` runs out, noting when it first held: a wait that must not hold up
+    the run (the restarted worker boots while the load goes on)."""
+
+    def __init__(self, probe: Callable[[], bool], timeout: float) -> None:
+        self.seen_at: float | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(probe, timeout), daemon=True)
+        self._thread.start()
+
+    def _run(self, probe: Callable[[], bool], timeout: float) -> None:
+        from django.db import connection
+
+        try:
+            poll(probe, timeout, "a watched condition", interval=0.2)
+            self.seen_at = time.monotonic()
+        except ScaleOutError:
+            pass
+        finally:
+            connection.close()
+            self._done.set()
+
+    def wait(self) -> bool:
+        """Whether it held, once the watch has ended."""
+        self._done.wait()
+        return self.seen_at is not None
 
 
 @dataclass
@@ -548,10 +666,11 @@ def _run(plan: Plan, setup: Setup, fleet: Fleet, record_file: Path) -> Report:
 
     # The relay: killed while it holds a queue's lease (if it takes one within 5 s), restarted.
     poll(lambda: writer.progress() >= plan.relay_kill_at, deadline, "the load to reach the kill")
-    victim = relays[0]
+    victim = _holding_a_lease(relays, within=10.0)
     owner = relay_owner(victim)
-    _leases_held(owner, within=5.0)
+    victims: dict[str, Any] = {"relay": {"before_kill": _try_scrape(fleet, victim)}}
     relay_killed = timeline.mark("relay killed", victim.kill())
+    victims["relay"]["final"] = read_multiprocess_dir(victim.metrics_dir)
     relay_killed_wall = time.time()
     held = _leases_held(owner, within=0)  # what it held when it died: those wait for expiry
     fleet.relay("relay-restarted")
@@ -562,19 +681,21 @@ def _run(plan: Plan, setup: Setup, fleet: Fleet, record_file: Path) -> Report:
     poll(lambda: writer.progress() >= plan.worker_kill_at, deadline, "the load to reach the kill")
     doomed = supervisors[0]
     doomed_pids = set(children_of(doomed.pid))
+    victims["worker"] = {"before_kill": _try_scrape(fleet, doomed)}
     worker_killed = timeline.mark("worker killed", doomed.kill())
+    victims["worker"]["final"] = read_multiprocess_dir(doomed.metrics_dir)
     killed_wall = time.time()
     replacement = fleet.workers("workers-restarted")
-    poll(
+    restarted = Watch(
         lambda: all(live_workers(queue_ids, doomed_pids)[q] >= plan.workers for q in queue_ids),
         plan.boot_seconds,
-        "the restarted worker's children",
     )
-    timeline.mark("worker restarted")
 
     poll(writer.finished.is_set, deadline, "the load to end", interval=0.2)
     poll(lambda: writer.progress() >= 1, 60, "the last answers", interval=0.1)
     timeline.mark("load ended")
+    if restarted.wait():
+        timeline.mark("worker restarted", restarted.seen_at)
 
     writes = sorted(writer.done, key=lambda w: w.index)
     with open(record_file.with_name("writes.jsonl"), "w") as out:
@@ -596,17 +717,26 @@ def _run(plan: Plan, setup: Setup, fleet: Fleet, record_file: Path) -> Report:
     timeline.mark("drained")
 
     report = _report(plan, setup, writes, handled(record_file), timeline)
+    report["database_connections"] = _database_connections()
     report["drain_complete"] = drain_complete
     report["relay_kill"] = {
+        "relay": victim.name,
         "killed_at": round(relay_killed - timeline.origin, 3),
         "leases_held": held,
         "takeover_seconds": relay_takeover,
         "latency_after_kill_ms": _latency_after(
-            setup, writes, handled(record_file), relay_killed_wall, killed_wall
+            setup,
+            writes,
+            handled(record_file),
+            relay_killed_wall,
+            min(killed_wall, relay_killed_wall + plan.lease_seconds),
         ),
     }
     report["worker_kill"] = _worker_takeover(
         setup, handled(record_file), doomed_pids, killed_wall, worker_killed, timeline
+    )
+    report["worker_kill"]["restarted_after_seconds"] = (
+        round(restarted.seen_at - worker_killed, 2) if restarted.seen_at is not None else None
     )
     report["worker_kill"]["latency_after_kill_ms"] = _latency_after(
         setup, writes, handled(record_file), killed_wall, killed_wall + 15
@@ -618,9 +748,114 @@ def _run(plan: Plan, setup: Setup, fleet: Fleet, record_file: Path) -> Report:
         for engine, name in setup.names.items()
     }
     report["kafka_log_order"] = _kafka_log_order(setup.names["kafka"])
+    timeline.mark("Kafka log read")
+    report["metrics"] = _metrics(
+        fleet, setup, report["writes"]["ok"], victims, lost_acks=plan.concurrency
+    )
+    timeline.mark("counters settled")
     report["timeline"] = timeline.marks
     report["wall_seconds"] = round(time.monotonic() - timeline.origin, 1)
     return report
+
+
+def _database_connections() -> int:
+    """Connections to this database now (the fleet's, and this process's own)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        (count,) = cursor.fetchone()
+    return int(count)
+
+
+def _try_scrape(fleet: Fleet, child: Child) -> Samples | str:
+    try:
+        return fleet.scrape(child)
+    except (OSError, http.client.HTTPException, ScaleOutError) as exc:
+        return repr(exc)
+
+
+def _metrics(
+    fleet: Fleet, setup: Setup, events: int, victims: dict[str, Any], lost_acks: int
+) -> Report:
+    """The counters summed over every process: the live ones scraped at the end, the killed
+    ones read from the multiprocess directories they left (and, for comparison, what a
+    scrape just before the kill showed). Polled until two scrapes agree and each queue's acks
+    are within ``lost_acks`` of ``events`` (an ack may come a moment after the handler's
+    line), within 20 s.
+
+    A counter is incremented after the engine or the database did the work, so a process
+    killed in between did the work uncounted: the killed relay may have marked its last
+    batch without counting it, a killed worker acked what it was settling (``concurrency``
+    per child at most). Hence bounds, not equalities, in the test."""
+    survivors = [c for c in fleet.children if c.killed_at is None]
+    killed = [v["final"] for v in victims.values()]
+
+    def summed() -> Samples:
+        return merged(*[fleet.scrape(c) for c in survivors], *killed)
+
+    scrapes: list[Samples] = []
+
+    def settled() -> Samples | None:
+        scrapes.append(summed())
+        if len(scrapes) < 2 or _queue_counters(scrapes[-1]) != _queue_counters(scrapes[-2]):
+            return None
+        samples = scrapes[-1]
+        for name in setup.names.values():
+            acked = total(samples, "quaymaster_worker_settled_total", queue=name, outcome="acked")
+            if acked < events - lost_acks:
+                return None
+        return samples
+
+    try:
+        samples = poll(settled, 20, "the counters to settle", interval=0.5)
+    except ScaleOutError:
+        samples = scrapes[-1]
+    queues: dict[str, Any] = {}
+    for engine, name in setup.names.items():
+        queues[engine] = {
+            "relay_published": total(samples, "quaymaster_relay_published_total", queue=name),
+            "api_published": total(samples, "quaymaster_api_published_total", queue=name),
+            "fetched": total(samples, "quaymaster_worker_fetched_total", queue=name),
+            **{
+                outcome: total(
+                    samples, "quaymaster_worker_settled_total", queue=name, outcome=outcome
+                )
+                for outcome in ("acked", "retried", "dead_lettered", "not_acked", "released")
+            },
+            "killed_relay_before_kill": _total_or(
+                victims["relay"]["before_kill"], "quaymaster_relay_published_total", name
+            ),
+            "killed_relay_final": _total_or(
+                victims["relay"]["final"], "quaymaster_relay_published_total", name
+            ),
+            "killed_worker_acked_before_kill": _total_or(
+                victims["worker"]["before_kill"], "quaymaster_worker_settled_total", name
+            ),
+            "killed_worker_acked_final": _total_or(
+                victims["worker"]["final"], "quaymaster_worker_settled_total", name
+            ),
+        }
+    writes = sum(
+        total(samples, "quaymaster_http_requests_total", method=method, status=status)
+        for method in ("POST", "PATCH")
+        for status in ("200", "201")
+    )
+    return {"events_per_queue": events, "queues": queues, "web_writes_answered": writes}
+
+
+def _queue_counters(samples: Samples) -> Samples:
+    """All but the web's request counts (each scrape of /metrics is a request)."""
+    return {k: v for k, v in samples.items() if k[0] != "quaymaster_http_requests_total"}
+
+
+def _total_or(samples: Samples | str, name: str, queue: str) -> float | str:
+    """A victim's counter, or why it could not be scraped."""
+    if isinstance(samples, str):
+        return samples
+    if name == "quaymaster_worker_settled_total":
+        return total(samples, name, queue=queue, outcome="acked")
+    return total(samples, name, queue=queue)
 
 
 def _wait_booted(
@@ -650,9 +885,9 @@ def _wait_booted(
         return RELAY_READY in child.log_tail(100_000)
 
     for web in webs:
-        poll(lambda web=web: web_ready(web), plan.boot_seconds, f"{web.name} to answer", 0.1)
+        poll(partial(web_ready, web), plan.boot_seconds, f"{web.name} to answer", 0.1)
     for relay in relays:
-        poll(lambda relay=relay: relay_ready(relay), plan.boot_seconds, f"{relay.name}", 0.1)
+        poll(partial(relay_ready, relay), plan.boot_seconds, f"{relay.name} to start", 0.1)
 
     def workers_ready() -> bool:
         alive()
@@ -673,9 +908,29 @@ def _wait_booted(
     poll(lambda: rabbitmq_consumers(rabbit) >= plan.workers, 30, "the RabbitMQ consumers", 0.2)
 
 
+def _holding_a_lease(relays: list[Child], within: float) -> Child:
+    """The first relay seen holding a queue's lease (a relay holds one only while it drains
+    the queue), polled for up to ``within`` seconds; the first relay if none was seen."""
+    from django.utils import timezone
+
+    from queues.models import RelayLease
+
+    owners = {relay_owner(relay): relay for relay in relays}
+
+    def probe() -> Child | None:
+        leases = RelayLease.objects.filter(owner__in=owners, expires_at__gt=timezone.now())
+        owner = leases.values_list("owner", flat=True).first()
+        return owners[owner] if owner else None
+
+    try:
+        return poll(probe, within, "a relay to hold a lease", interval=0.005)
+    except ScaleOutError:
+        return relays[0]
+
+
 def _leases_held(owner: str, within: float) -> list[str]:
-    """The queues whose lease ``owner`` holds, polled for up to ``within`` seconds until it
-    holds one (the relay takes a lease only while it drains a queue)."""
+    """The queues whose lease ``owner`` holds (polled for up to ``within`` seconds until it
+    holds one)."""
     from django.utils import timezone
 
     from queues.models import RelayLease
@@ -779,9 +1034,9 @@ def _latency_after(
             if line["queue"] == name:
                 first.setdefault((line["record"], line["version"]), line["at"])
         waits = [
-            first[(w.record, w.version)] - w.at
+            first[key] - w.at
             for w in writes
-            if w.ok and since <= w.at < until and (w.record, w.version) in first
+            if w.ok and since <= w.at < until and (key := (w.record or 0, w.version or 0)) in first
         ]
         result[engine] = round(max(waits, default=math.nan) * 1000, 1)
     return result
