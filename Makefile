@@ -97,14 +97,15 @@ fuzz: $(STAMP)
 # at SCALE_OUT_RATE per second, a relay and a worker killed and restarted mid-run, with the
 # production takeover settings (relay lease 15 s, visibility timeout 30 s, Kafka session 45 s).
 # Every knob is a SCALE_OUT_* variable (tests/e2e/scale_out.py); the report and the processes'
-# logs go to var/scale-out/.
+# logs go to var/scale-out/<date>-<time>/.
 SCALE_OUT_SECONDS ?= 300
 SCALE_OUT_RATE ?= 40
 SCALE_OUT_ENV := SCALE_OUT_SECONDS=$(SCALE_OUT_SECONDS) SCALE_OUT_RATE=$(SCALE_OUT_RATE) \
   SCALE_OUT_LEASE_SECONDS=$${SCALE_OUT_LEASE_SECONDS:-15} \
   SCALE_OUT_VISIBILITY_TIMEOUT=$${SCALE_OUT_VISIBILITY_TIMEOUT:-30} \
   SCALE_OUT_KAFKA_SESSION_MS=$${SCALE_OUT_KAFKA_SESSION_MS:-45000} \
-  SCALE_OUT_DRAIN_SECONDS=$${SCALE_OUT_DRAIN_SECONDS:-300}
+  SCALE_OUT_DRAIN_SECONDS=$${SCALE_OUT_DRAIN_SECONDS:-300} \
+  SCALE_OUT_DIR=$${SCALE_OUT_DIR:-var/scale-out}
 
 scale-out: $(STAMP)
 	$(SERVICES) up
