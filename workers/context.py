@@ -168,7 +168,9 @@ class Records:
 
 
 class Files:
-    """``ctx.files``: uploads to Django's default storage."""
+    """``ctx.files``: uploads to Django's default storage — the local folder ``MEDIA_ROOT`` on
+    the embedded default, or the S3 bucket ``QUAYMASTER_FILES_URL`` names (django-storages;
+    its URLs are signed for ``querystring_expire`` seconds unless ``querystring_auth=false``)."""
 
     def save(self, name: str, content: bytes | str | File[Any]) -> str:
         """Store ``content`` under ``name`` (the storage may alter it to keep it unique) and
