@@ -163,7 +163,8 @@ def test_production_sends_hsts_redirects_to_https_and_trusts_no_proxy_header(tmp
     assert got["hsts"] == 31_536_000
     assert got["hsts_subdomains"] is False
     assert got["ssl_redirect"] is True
-    assert got["redirect_exempt"] == ["^healthz$", "^readyz$"]  # probes over plain HTTP inside
+    # Probes and the metrics scrape come over plain HTTP from inside.
+    assert got["redirect_exempt"] == ["^healthz$", "^readyz$", "^metrics$"]
     assert got["proxy_ssl_header"] is None, "any client could claim HTTPS with the header"
     assert got["web_origin"] == []
     assert got["streams_same_host"] is False
