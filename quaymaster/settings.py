@@ -312,6 +312,8 @@ HOUSEKEEPING_SECONDS = env.float("QUAYMASTER_HOUSEKEEPING_SECONDS", default=600.
 # One pass of the alerts evaluator every this many seconds (beat's alerts.evaluate task, and
 # manage.py evaluate_alerts's default interval).
 QUAYMASTER_ALERT_EVALUATE_SECONDS = env.float("QUAYMASTER_ALERT_EVALUATE_SECONDS", default=30.0)
+# Resolved alerts (and their history) older than this are deleted by housekeeping (alerts.prune).
+QUAYMASTER_ALERT_RETENTION_DAYS = env.float("QUAYMASTER_ALERT_RETENTION_DAYS", default=90.0)
 CELERY_BEAT_SCHEDULE = {
     # Starts scheduled job runs and applies deadlines (jobs.windows).
     "jobs-tick": {
@@ -329,6 +331,7 @@ CELERY_BEAT_SCHEDULE = {
             "workers.prune_lifecycle",
             "jobs.prune",
             "audit.prune",
+            "alerts.prune",
         )
     },
 }

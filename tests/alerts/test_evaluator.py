@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from alerts import evaluator, lease
+from alerts import evaluator, housekeeping, lease
 from alerts.models import Alert, AlertState, EventKind
 from alerts.services import save_rule
 from queues import services
@@ -150,3 +150,18 @@ def test_one_evaluator_at_a_time() -> None:
     call_command("evaluate_alerts", "--once")
     assert Alert.objects.filter(state=AlertState.OPEN).count() == 1
     assert lease.holder() == ""  # a one-off pass gives the lease back
+
+
+def test_housekeeping_deletes_old_resolved_alerts_only(settings: Any) -> None:
+    settings.QUAYMASTER_ALERT_RETENTION_DAYS = 30
+    queue = services.create_queue(name="orders", type="database")
+    rule = rule_for(queue)
+    message = dead_letter(queue)
+    long_ago = timezone.now() - timedelta(days=40)
+    evaluator.evaluate(long_ago)
+    message.delete()
+    evaluator.evaluate(long_ago + timedelta(minutes=1))
+    dead_letter(queue)
+    evaluator.evaluate(long_ago + timedelta(minutes=2))  # open since 40 days: kept
+    assert housekeeping.prune() == 1
+    assert [a.state for a in Alert.objects.filter(rule=rule)] == [AlertState.OPEN]
