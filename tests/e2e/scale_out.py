@@ -48,10 +48,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.e2e.scale_out_handlers import HANDLER
-
 ROOT = Path(__file__).resolve().parents[2]
+#: The worker processes' handler module, and its handler's name (not imported here: that
+#: would register the handler in this process too).
 HANDLERS_MODULE = "tests.e2e.scale_out_handlers"
+HANDLER = "scale_out"
 ENGINES = ("kafka", "rabbitmq", "sqs", "database")
 RELAY_READY = "publishing the outbox"
 
