@@ -17,6 +17,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
+from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
@@ -34,9 +36,11 @@ from jobs.registry import job
 from quaymaster import metrics
 from quaymaster.config import metrics_networks
 from queues import sampling
+from queues.backends import get_backend
 from queues.models import OutboxMessage, Queue
 from queues.relay import Relay
 from queues.services import publishers
+from tests.queues.backends.engines import Engine
 from tests.queues.test_publish_api import client_for, post, publisher
 from tests.workers.helpers import publish
 from tests.workers.test_processes import Children
@@ -46,6 +50,14 @@ from workers.registry import Registry
 from workers.runtime import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
+#: ``QueueStats`` fields and the gauges that sample them.
+FIGURES = {
+    "depth": "quaymaster_engine_depth",
+    "in_flight": "quaymaster_engine_in_flight",
+    "dead_letters": "quaymaster_engine_dead_letters",
+    "lag": "quaymaster_engine_consumer_lag",
+    "consumers": "quaymaster_engine_consumers",
+}
 FAST = {"poll_seconds": 0.2, "busy_poll_seconds": 0.05, "retry_base_delay": 0.05}
 
 
@@ -92,9 +104,8 @@ def worker_registry() -> Registry:
     @registry.handler("flaky")
     def flaky(message: dict[str, Any], ctx: Context) -> None:
         if ctx.attempt == 1:
-            ctx.retry(0.05)
-        else:
-            ctx.ack()
+            raise RuntimeError("not yet")  # retried with backoff
+        ctx.ack()
 
     @registry.handler("broken")
     def broken(message: dict[str, Any], ctx: Context) -> None:
@@ -125,24 +136,31 @@ def test_every_family_is_on_metrics_with_its_labels_after_real_traffic(
 ) -> None:
     name = f"metrics-{uuid.uuid4().hex[:8]}"
     queue = Queue.objects.create(name=name, type="database", max_attempts=3)
+    # A queue whose broker is down (a closed port): refused at once.
+    down = Queue.objects.create(name=f"{name}-down", type="rabbitmq", url="amqp://127.0.0.1:1/")
     web = Client()
 
-    # The publish API: one message, and one to a queue that does not exist.
+    # The publish API: one message, one to a queue that does not exist, one the broker refuses.
     _, raw = publisher()
     api = client_for(raw)
     published = post(api, f"/api/v1/zstorage/queue/a/{name}/publish", {"handler": "log"})
     assert published.status_code == 201
     missing = post(api, "/api/v1/zstorage/queue/a/nowhere/publish", {"handler": "log"})
     assert missing.status_code == 404
+    refused = post(api, f"/api/v1/zstorage/queue/a/{down.name}/publish", {"handler": "log"})
+    assert refused.status_code == 503
     publishers.close()
 
-    # The outbox through the relay: a message retried once, one dead-lettered, a job's two
-    # instances (released into the outbox by the run).
-    for handler in ("flaky", "broken"):
+    # The outbox through the relay: a message that raises once, one dead-lettered, a job's two
+    # instances (released into the outbox by the run; a second run waits for its time), and a
+    # row for the queue that is down.
+    for target, handler in ((queue, "flaky"), (queue, "broken"), (down, "log")):
         OutboxMessage.objects.create(
-            message_id=uuid.uuid4(), queue=queue, ordering_key="", body={"handler": handler}
+            message_id=uuid.uuid4(), queue=target, ordering_key="", body={"handler": handler}
         )
     run = runs.start("tests.metrics_double", [{"n": 1}, {"n": 2}], queue=queue)
+    later = timezone.now() + timedelta(hours=1)
+    runs.start("tests.metrics_double", [{"n": 3}], queue=queue, not_before=later)
     relay = Relay(listen=False)
     try:
         assert relay.run_once() == 4
@@ -169,9 +187,19 @@ def test_every_family_is_on_metrics_with_its_labels_after_real_traffic(
 
     families = scrape(web)
     engine = {"queue": name, "engine": "database"}
+    sampling._backing_off.pop(down.pk, None)
     assert value("quaymaster_api_published_total", **engine) == 1
     assert value("quaymaster_relay_published_total", **engine) == 4
     assert value("quaymaster_worker_fetched_total", queue=name) == 6  # flaky came twice
+    down_engine = {"queue": down.name, "engine": "rabbitmq"}
+    assert value("quaymaster_api_publish_errors_total", **down_engine, code="broker_unavailable")
+    assert value("quaymaster_relay_failed_batches_total", **down_engine) == 1
+    assert value("quaymaster_outbox_pending", queue=down.name) == 1
+    assert value("quaymaster_outbox_oldest_pending_age_seconds", queue=down.name) > 0
+    assert value("quaymaster_engine_up", **down_engine) == 0
+    assert value("quaymaster_engine_up", **engine) == 1
+    assert value("quaymaster_handler_failures_total", queue=name, handler="flaky") == 1
+    assert value("quaymaster_job_runs_open", job="tests.metrics_double", state="scheduled") == 1
     expected = {
         "quaymaster_http_requests": {
             "view": "publish-by-name",
@@ -197,6 +225,10 @@ def test_every_family_is_on_metrics_with_its_labels_after_real_traffic(
         "quaymaster_engine_in_flight": engine,
         "quaymaster_engine_dead_letters": engine,
         "quaymaster_job_runs": {"job": "tests.metrics_double", "state": "completed"},
+        "quaymaster_job_runs_open": {"job": "tests.metrics_double", "state": "scheduled"},
+        "quaymaster_api_publish_errors": {"queue": f"{name}-down", "code": "broker_unavailable"},
+        "quaymaster_relay_failed_batches": {"queue": f"{name}-down", "engine": "rabbitmq"},
+        "quaymaster_handler_failures": {"queue": name, "handler": "flaky"},
         "quaymaster_job_run_duration_seconds": {"job": "tests.metrics_double"},
         "quaymaster_job_instances": {"job": "tests.metrics_double", "state": "completed"},
         "quaymaster_job_instance_duration_seconds": {"job": "tests.metrics_double"},
@@ -235,6 +267,25 @@ def test_who_may_read_metrics(settings: Any) -> None:
     assert metrics_networks([" 10.0.0.1 ", "", "fd00::/8"]) == ["10.0.0.1/32", "fd00::/8"]
     with pytest.raises(ImproperlyConfigured, match="QUAYMASTER_METRICS_ALLOW_NETWORKS"):
         metrics_networks(["intranet"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_brokers_own_figures_are_sampled_per_queue(broker: Engine) -> None:
+    """Depth, in flight, dead letters, Kafka's consumer lag, RabbitMQ's consumers: as the
+    engine reports them, under the queue's name and engine."""
+    queue = broker.make_queue()
+    with get_backend(queue) as backend:
+        backend.provision()
+    publish(queue, {"handler": "log"}, {"handler": "log"})
+    sampling.sample_engines()
+    labels = {"queue": queue.name, "engine": broker.type}
+    assert value("quaymaster_engine_up", **labels) == 1
+    with get_backend(queue) as backend:
+        stats = backend.stats().as_dict()
+    assert any(v is not None for v in stats.values())
+    for field, family in FIGURES.items():
+        if stats[field] is not None:
+            assert REGISTRY.get_sample_value(family, labels) == stats[field], field
 
 
 @pytest.mark.django_db(transaction=True)
