@@ -665,12 +665,14 @@ def _run(plan: Plan, setup: Setup, fleet: Fleet, record_file: Path) -> Report:
     timeline.mark("load started", writer.started)
     deadline = plan.seconds * 2 + 60
 
-    # The relay: killed while it holds a queue's lease (if it takes one within 5 s), restarted.
+    # A relay: killed the moment it is seen holding a queue's lease (within 10 s; its last
+    # scrape is taken before, as a drain lasts milliseconds), then started again.
     poll(lambda: writer.progress() >= plan.relay_kill_at, deadline, "the load to reach the kill")
+    scraped = {relay.name: _try_scrape(fleet, relay) for relay in relays}
     victim = _holding_a_lease(relays, within=10.0)
     owner = relay_owner(victim)
-    victims: dict[str, Any] = {"relay": {"before_kill": _try_scrape(fleet, victim)}}
     relay_killed = timeline.mark("relay killed", victim.kill())
+    victims: dict[str, Any] = {"relay": {"before_kill": scraped[victim.name]}}
     victims["relay"]["final"] = read_multiprocess_dir(victim.metrics_dir)
     relay_killed_wall = time.time()
     held = _leases_held(owner, within=0)  # what it held when it died: those wait for expiry
