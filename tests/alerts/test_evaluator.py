@@ -62,7 +62,7 @@ def test_an_alert_opens_notifies_once_renotifies_after_quiet_and_resolves(settin
     with serve() as receiver:
         endpoint = create_endpoint(name="pager", url=receiver.url, secret=SECRET)
         rule = rule_for(queue, webhook=endpoint)
-        assert str(evaluator.evaluate()).startswith("2 rules: 0 opened")  # and "Queue paused"
+        assert "0 opened, 0 re-notified, 0 resolved" in str(evaluator.evaluate())
 
         message = dead_letter(queue)
         now = timezone.now()
