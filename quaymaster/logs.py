@@ -12,6 +12,7 @@ the ids bound to the current context (``structlog.contextvars``) where they appl
 * ``queue``, ``message_id``, ``handler``, ``attempt``: the message a worker thread is handling
   (``workers.middleware.LogContext``); the relay binds ``queue`` while it drains one;
 * ``run_id``, ``instance_id``, ``job``: the job instance a handler runs (``jobs.execution``).
+* ``task``, ``task_id``: the Celery task a worker of the scheduler runs (``quaymaster.celery``).
 
 Lines may also carry fields of their own (``extra={...}``), such as the ``message_ids`` of a
 publish or of a batch the relay sent. A JSON line has ``time`` (UTC, ISO 8601), ``level``,
@@ -19,7 +20,8 @@ publish or of a batch the relay sent. A JSON line has ``time`` (UTC, ISO 8601), 
 traceback text) when there is one. A text line is today's ``time LEVEL logger: message``
 followed by the bound ids as ``key=value`` (by name).
 
-A leaf module (the standard library, structlog and Django's exception only): apps import it.
+A leaf module (the standard library, structlog, asgiref and Django's exception only): apps
+import it.
 """
 
 from __future__ import annotations
