@@ -665,8 +665,8 @@ def _run(plan: Plan, setup: Setup, fleet: Fleet, record_file: Path) -> Report:
     timeline.mark("load started", writer.started)
     deadline = plan.seconds * 2 + 60
 
-    # A relay: killed the moment it is seen holding a queue's lease (within 10 s; its last
-    # scrape is taken before, as a drain lasts milliseconds), then started again.
+    # A relay: killed while it holds a queue's lease (if one is caught holding one within
+    # 10 s; its last scrape is taken before, as a drain lasts milliseconds), then started again.
     poll(lambda: writer.progress() >= plan.relay_kill_at, deadline, "the load to reach the kill")
     scraped = {relay.name: _try_scrape(fleet, relay) for relay in relays}
     victim = _holding_a_lease(relays, within=10.0)
@@ -912,23 +912,35 @@ def _wait_booted(
 
 
 def _holding_a_lease(relays: list[Child], within: float) -> Child:
-    """The first relay seen holding a queue's lease (a relay holds one only while it drains
-    the queue), polled for up to ``within`` seconds; the first relay if none was seen."""
+    """A relay that holds a queue's lease, stopped (SIGSTOP) so that it keeps holding it until
+    it is killed; the first relay, stopped, if none was caught within ``within`` seconds.
+
+    A relay holds a lease only while it drains the queue, milliseconds at this load: one seen
+    holding a lease may have let it go before a signal reaches it, so it is stopped first and
+    looked at again, and let go on (SIGCONT) if it no longer holds one."""
     from django.utils import timezone
 
     from queues.models import RelayLease
 
     owners = {relay_owner(relay): relay for relay in relays}
 
-    def probe() -> Child | None:
+    def holder() -> Child | None:
         leases = RelayLease.objects.filter(owner__in=owners, expires_at__gt=timezone.now())
         owner = leases.values_list("owner", flat=True).first()
         return owners[owner] if owner else None
 
-    try:
-        return poll(probe, within, "a relay to hold a lease", interval=0.005)
-    except ScaleOutError:
-        return relays[0]
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            candidate = poll(holder, deadline - time.monotonic(), "a lease", interval=0.005)
+        except ScaleOutError:
+            break
+        os.killpg(candidate.pid, signal.SIGSTOP)
+        if _leases_held(relay_owner(candidate), within=0):
+            return candidate
+        os.killpg(candidate.pid, signal.SIGCONT)
+    os.killpg(relays[0].pid, signal.SIGSTOP)
+    return relays[0]
 
 
 def _leases_held(owner: str, within: float) -> list[str]:
