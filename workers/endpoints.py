@@ -101,6 +101,7 @@ def rotate_endpoint_secrets() -> int:
             endpoint.secret_ciphertext = crypto.rotate(endpoint.secret_ciphertext)
             endpoint.save(update_fields=["secret_ciphertext", "updated_at"])
             count += 1
+        trail.record("webhook.rotate_secrets", details={"rotated": count})
     return count
 
 

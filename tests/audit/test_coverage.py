@@ -5,6 +5,7 @@ token); the row names the action and its object, and masks secrets."""
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.db import models
 from django.test import Client
 from rest_framework.test import APIClient
@@ -524,3 +526,25 @@ def test_each_audited_action_writes_its_row(case: Case) -> None:
         assert event.object_label
     if case.check is not None:
         case.check(event, scene)
+
+
+@pytest.mark.parametrize(
+    ("command", "action"),
+    [
+        ("rotate_queue_secrets", "queue.rotate_secrets"),
+        ("rotate_webhook_secrets", "webhook.rotate_secrets"),
+    ],
+)
+def test_a_command_writes_its_row_as_itself(
+    command: str, action: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.create_queue(name="mail", type="rabbitmq", username="app", secret=SECRET)
+    create_endpoint(name="crm", url="https://crm.example.com/hooks", secret=SECRET)
+    monkeypatch.setattr("sys.argv", ["manage.py", command])
+    call_command(command, stdout=io.StringIO())
+    event = AuditEvent.objects.get(action=action)
+    assert (event.via, event.actor_name, event.details) == (
+        Via.COMMAND,
+        f"command {command}",
+        {"rotated": 1},
+    )

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from audit import trail
 from queues import crypto
 from queues.errors import BadConfiguration
 from queues.models import Queue
@@ -21,6 +22,7 @@ def rotate_queue_secrets() -> int:
             queue.secret_ciphertext = crypto.rotate(queue.secret_ciphertext)
             queue.save(update_fields=["secret_ciphertext", "updated_at"])
             count += 1
+        trail.record("queue.rotate_secrets", details={"rotated": count})
     return count
 
 
