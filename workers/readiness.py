@@ -8,7 +8,7 @@
   credentials (one check per distinct connection, in parallel, within a deadline).
 - ``outbox``: the oldest pending message has waited less than
   ``QUAYMASTER_READY_OUTBOX_AGE_SECONDS``, and none failed.
-- ``workers``: every enabled queue has a live worker.
+- ``workers``: every enabled queue has a live worker, and none is paused after failures.
 - ``dead letters``: no message was dead-lettered in the last
   ``QUAYMASTER_READY_DEAD_LETTER_MINUTES``.
 
@@ -163,15 +163,21 @@ def _outbox() -> tuple[Status, str, str]:
 
 def _workers(queues: list[Queue]) -> tuple[Status, str, str]:
     served = set(WorkerProcess.objects.alive().values_list("queue_id", flat=True))
-    idle = [q.name for q in queues if q.pk not in served]
-    if not idle:
+    # A queue paused after consecutive failures has no worker by design: said as such.
+    paused = sorted(q.name for q in queues if q.paused_at is not None)
+    idle = [q.name for q in queues if q.pk not in served and q.paused_at is None]
+    if not idle and not paused:
         return Status.OK, "", ""
-    count = f"{len(idle)} enabled queue{'' if len(idle) == 1 else 's'}"
-    return (
-        Status.DEGRADED,
-        f"{count} {'has' if len(idle) == 1 else 'have'} no live worker.",
-        f"No live worker for: {', '.join(sorted(idle))}.",
-    )
+    reasons, details = [], []
+    if idle:
+        count = f"{len(idle)} enabled queue{'' if len(idle) == 1 else 's'}"
+        reasons.append(f"{count} {'has' if len(idle) == 1 else 'have'} no live worker.")
+        details.append(f"No live worker for: {', '.join(sorted(idle))}.")
+    if paused:
+        count = f"{len(paused)} queue{'' if len(paused) == 1 else 's'}"
+        reasons.append(f"{count} paused after consecutive handler failures.")
+        details.append(f"Paused after consecutive handler failures: {', '.join(paused)}.")
+    return Status.DEGRADED, " ".join(reasons), " ".join(details)
 
 
 def _dead_letters() -> tuple[Status, str, str]:

@@ -17,6 +17,7 @@ from alerts.models import Alert, AlertRule, AlertState
 from audit.models import AuditEvent
 from queues import pausing, services
 from queues.models import DatabaseMessage, MessageState, Queue
+from workers.readiness import readiness
 
 pytestmark = pytest.mark.django_db
 
@@ -168,6 +169,8 @@ def test_a_paused_queue_says_so_and_an_admin_resumes_it(admin: Client, orders: Q
     assert "Paused after 3 consecutive handler failures" in page
     assert "RuntimeError: the CRM is down" in page
     assert "paused" in admin.get("/queues/").content.decode()
+    (workers,) = [c for c in readiness().checks if c.name == "workers"]
+    assert workers.detail.endswith("Paused after consecutive handler failures: orders.")
 
     assert admin.post(f"/queues/{orders.pk}/resume").status_code == 302
     orders.refresh_from_db()
