@@ -21,13 +21,13 @@ SECRET_KEY = re.compile(
     r"|^auth(orization)?$|signature",
     re.IGNORECASE,
 )
-#: Keys that look like secrets but name something else.
-NOT_SECRET = frozenset({"token_id", "token_name", "has_secret", "has_password", "tokens"})
+#: Keys that name a secret but hold something about it (whether it changed, is set; its id).
+ABOUT_A_SECRET = re.compile(r"^has_|_(changed|set|id|name|count)$", re.IGNORECASE)
 
 
 def is_secret_key(key: Any) -> bool:
     name = str(key)
-    return name.lower() not in NOT_SECRET and bool(SECRET_KEY.search(name))
+    return bool(SECRET_KEY.search(name)) and not ABOUT_A_SECRET.search(name)
 
 
 def mask(value: Any) -> Any:

@@ -69,9 +69,11 @@ def test_secrets_and_passwords_in_urls_are_masked() -> None:
         "region": "x",
     }
     assert event.after["password"] == MASK
-    assert event.after["connection"] == {"secret_key": MASK, "access_key_id": MASK}
+    assert event.after["connection"] == {"secret_key": MASK, "access_key_id": "AKIA"}  # an id
     assert event.after["headers"] == [{"Authorization": MASK}]
     assert "s3cret" not in str(event.after)
+    about = record("queue.change", details={"secret_changed": True, "token_id": 4, "token": "x"})
+    assert about.details == {"secret_changed": True, "token_id": 4, "token": MASK}
     assert "hunter2" not in str(event.before)
 
 
