@@ -672,9 +672,9 @@ def _run(plan: Plan, setup: Setup, fleet: Fleet, record_file: Path) -> Report:
     victim = _holding_a_lease(relays, within=10.0)
     owner = relay_owner(victim)
     relay_killed = timeline.mark("relay killed", victim.kill())
+    relay_killed_wall = time.time()
     victims: dict[str, Any] = {"relay": {"before_kill": scraped[victim.name]}}
     victims["relay"]["final"] = read_multiprocess_dir(victim.metrics_dir)
-    relay_killed_wall = time.time()
     held = _leases_held(owner, within=0)  # what it held when it died: those wait for expiry
     fleet.relay("relay-restarted")
     relay_takeover = _lease_takeover(owner, held, plan.lease_seconds + 20)
@@ -686,8 +686,8 @@ def _run(plan: Plan, setup: Setup, fleet: Fleet, record_file: Path) -> Report:
     doomed_pids = set(children_of(doomed.pid))
     victims["worker"] = {"before_kill": _try_scrape(fleet, doomed)}
     worker_killed = timeline.mark("worker killed", doomed.kill())
-    victims["worker"]["final"] = read_multiprocess_dir(doomed.metrics_dir)
     killed_wall = time.time()
+    victims["worker"]["final"] = read_multiprocess_dir(doomed.metrics_dir)
     replacement = fleet.workers("workers-restarted")
     restarted = Watch(
         lambda: all(live_workers(queue_ids, doomed_pids)[q] >= plan.workers for q in queue_ids),
