@@ -51,7 +51,9 @@ services-down:
 	$(SERVICES) down
 
 # With QUAYMASTER_REQUIRE_SERVICES=1 (as in CI) a service that does not start fails the run;
-# otherwise the tests that need it are skipped with the reason.
+# otherwise the tests that need it are skipped with the reason. The PostgreSQL pass, the SQLite
+# pass and the linters run side by side (each pass has its own databases; the PostgreSQL pass
+# mostly waits on brokers), each one's output printed whole when it ends.
 test: $(STAMP)
 	@if $(SERVICES) up; then :; \
 	elif [ "$${QUAYMASTER_REQUIRE_SERVICES:-0}" = "1" ]; then \
@@ -61,7 +63,7 @@ test: $(STAMP)
 	elif [ "$${QUAYMASTER_REQUIRE_SERVICES:-0}" = "1" ]; then \
 	  echo "Chromium could not be installed and QUAYMASTER_REQUIRE_SERVICES=1" >&2; exit 1; \
 	else echo "Chromium is missing: the browser tests will be skipped" >&2; fi
-	$(MAKE) --no-print-directory test-postgres test-sqlite lint
+	$(MAKE) --no-print-directory --jobs 3 --output-sync=target test-postgres test-sqlite lint
 
 test-postgres: $(STAMP)
 	eval "$$($(SERVICES) env)" && $(BIN)/python -m pytest $(PYTEST_ARGS)

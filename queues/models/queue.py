@@ -143,7 +143,8 @@ class Queue(crypto.EncryptedSecret, models.Model):
     )
     #: Set while consumption is paused (``queues.pausing``); workers fetch nothing meanwhile.
     paused_at = models.DateTimeField(null=True, blank=True, editable=False)
-    paused_reason = models.TextField(null=True, blank=True, editable=False)
+    # Nullable without a default: adding it leaves SQLite's queue triggers in place.
+    paused_reason = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -13,7 +13,17 @@ from pathlib import Path
 from rest_framework import exceptions, status
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ["audit", "accounts", "zstorage", "queues", "workers", "jobs", "alerts", "backoffice", "quaymaster"]
+APPS = [
+    "audit",
+    "accounts",
+    "zstorage",
+    "queues",
+    "workers",
+    "jobs",
+    "alerts",
+    "backoffice",
+    "quaymaster",
+]
 #: DRF's exceptions the API can answer with, by their own codes (ValidationError is "invalid").
 DRF = [
     exceptions.NotAuthenticated,
