@@ -104,8 +104,11 @@ def for_command(name: str) -> Actor:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The client's address: ``REMOTE_ADDR``, or the last address of the header named by
-    ``QUAYMASTER_CLIENT_IP_HEADER`` (the one a proxy in front appended) when it is set."""
+    """The client's address: ``REMOTE_ADDR``, or with ``QUAYMASTER_CLIENT_IP_HEADER`` set (a
+    proxy in front that sets it), that header's last address: a proxy appends the address it
+    saw to ``X-Forwarded-For``, so the earlier entries are whatever the client sent. A header
+    that is missing or holds no valid address falls back to ``REMOTE_ADDR``. The one reading of
+    it: the audit trail, the login lockout (axes) and ``/metrics`` all ask here."""
     header = getattr(settings, "QUAYMASTER_CLIENT_IP_META_KEY", "")
     if header:
         address = _valid_ip(request.META.get(header, "").split(",")[-1])

@@ -6,18 +6,18 @@ password is stopped without locking that user out from anywhere else. Once
 ``QUAYMASTER_LOGIN_FAILURE_LIMIT`` failures are counted, the pair is refused, right password
 included, until ``QUAYMASTER_LOGIN_COOLOFF_MINUTES`` after the last counted failure; a
 successful login clears the pair's count. The settings (``AXES_*`` in ``quaymaster.settings``)
-name the three pieces below:
+name the pieces below, and ``audit.context.client_ip`` for the address a failure is counted
+against:
 
 - ``LoginLockoutBackend``: axes' backend, first in ``AUTHENTICATION_BACKENDS``.
 - ``LoginAttemptHandler``: axes' database handler, storing only what its columns hold.
-- ``client_ip`` and ``username``: the address and the name a failure is counted against.
+- ``username``: the name a failure is counted against.
 - ``lockout_response``: the login page that refused (the back-office's or the Django admin's),
   with status 429, a ``Retry-After`` header and a message saying when to try again.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from datetime import datetime, timedelta
 from typing import Any
@@ -103,27 +103,6 @@ def username(request: HttpRequest, credentials: dict[str, Any] | None) -> str | 
     if not isinstance(value, str):
         return None
     return value.replace("\x00", "")[:USERNAME_MAX]
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The client's address: ``REMOTE_ADDR``, or with ``QUAYMASTER_CLIENT_IP_HEADER`` set (a
-    proxy in front that sets it), that header's last address: a proxy appends the address it
-    saw to ``X-Forwarded-For``, so the earlier entries are whatever the client sent. A header
-    that is missing or holds no valid address falls back to ``REMOTE_ADDR``."""
-    header = settings.QUAYMASTER_CLIENT_IP_META_KEY
-    if header:
-        entries = request.META.get(header, "").split(",")
-        address = _valid_ip(entries[-1])
-        if address:
-            return address
-    return _valid_ip(request.META.get("REMOTE_ADDR", ""))
-
-
-def _valid_ip(text: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(text.strip()))
-    except ValueError:
-        return None
 
 
 def locked_until(request: HttpRequest, credentials: dict[str, Any] | None) -> datetime:

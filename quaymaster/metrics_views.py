@@ -26,7 +26,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from backoffice.login_lockout import client_ip
+from audit.context import client_ip
 from quaymaster import metrics
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

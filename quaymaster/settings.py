@@ -183,7 +183,7 @@ AXES_RESET_ON_SUCCESS = True
 # A refused try while locked is not counted: the lock ends when the page says, and a locked
 # pair's row stops growing.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_CLIENT_IP_CALLABLE = "backoffice.login_lockout.client_ip"
+AXES_CLIENT_IP_CALLABLE = "audit.context.client_ip"
 AXES_USERNAME_CALLABLE = "backoffice.login_lockout.username"
 AXES_LOCKOUT_CALLABLE = "backoffice.login_lockout.lockout_response"
 # Bounded tables: a row per username and address with failures in the last cool-off (older

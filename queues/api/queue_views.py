@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from accounts.authentication import queue_limit
 from accounts.permissions import IsPlatformAdmin, TokenScope
 from accounts.scopes import Scope
-from queues import deletion
+from queues import deletion, pausing
 from queues.api import publishing
 from queues.api.serializers import QueueSerializer, TestMessageSerializer
 from queues.backends import get_backend
@@ -85,6 +85,15 @@ class QueueViewSet(viewsets.ModelViewSet[Queue]):
     def stats(self, request: Request, pk: str | None = None) -> Response:
         with get_backend(self.get_object()) as backend:
             return Response(backend.stats().as_dict())
+
+    @extend_schema(request=None, responses=dict)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        """Clear a pause after consecutive handler failures: workers fetch again and the
+        queue's alert resolves. ``resumed`` is false when the queue was not paused."""
+        queue = self.get_object()
+        resumed = pausing.resume(queue, user=request.user)
+        return Response({"resumed": resumed, "queue": QueueSerializer(queue).data})
 
     @extend_schema(request=TestMessageSerializer, responses={201: dict})
     @action(detail=True, methods=["post"], url_path="test-message")

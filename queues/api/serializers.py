@@ -41,10 +41,13 @@ class QueueSerializer(serializers.ModelSerializer[Queue]):
             "max_priority",
             "allowed_handlers",
             "enabled",
+            "pause_after_failures",
+            "paused_at",
+            "paused_reason",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        read_only_fields = ["id", "paused_at", "paused_reason", "created_at", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """Run the model's per-type validation so the API and the pages say the same."""

@@ -241,3 +241,46 @@ def test_a_url_no_client_can_use_is_400_never_500(admin: APIClient, type_: str, 
     for method, action in [("post", "check"), ("post", "provision"), ("get", "stats")]:
         response = getattr(admin, method)(f"{API}{queue.pk}/{action}/")
         assert (response.status_code, response.json()["code"]) == (400, "bad_configuration")
+
+
+def test_a_paused_queue_shows_why_and_an_admin_resumes_it_over_the_api(admin: APIClient):
+    from audit.models import AuditEvent
+    from queues import pausing
+
+    queue = Queue.objects.create(name="fragile", type="database", pause_after_failures=3)
+    set_it = admin.patch(f"{API}{queue.pk}/", {"pause_after_failures": 5}, format="json")
+    assert set_it.status_code == 200, set_it.content
+    assert set_it.json()["pause_after_failures"] == 5
+    assert set_it.json()["paused_at"] is None
+    refused = admin.patch(f"{API}{queue.pk}/", {"pause_after_failures": 0}, format="json")
+    assert refused.status_code == 400
+    assert "pause_after_failures" in refused.json()["fields"]
+
+    assert pausing.pause(queue.pk, 5, "ValueError: no such customer")
+    shown = admin.get(f"{API}{queue.pk}/").json()
+    assert shown["paused_at"] is not None
+    assert "5 consecutive handler failures" in shown["paused_reason"]
+    assert "no such customer" in shown["paused_reason"]
+    written = admin.patch(f"{API}{queue.pk}/", {"paused_at": None}, format="json")
+    assert written.status_code == 200
+    queue.refresh_from_db()
+    assert queue.paused_at is not None  # read-only: only resume clears it
+
+    resumed = admin.post(f"{API}{queue.pk}/resume/")
+    assert resumed.status_code == 200, resumed.content
+    assert resumed.json()["resumed"] is True
+    assert resumed.json()["queue"]["paused_at"] is None
+    queue.refresh_from_db()
+    assert queue.paused_at is None
+    assert AuditEvent.objects.filter(action="queue.resume", object_id=str(queue.pk)).count() == 1
+
+    again = admin.post(f"{API}{queue.pk}/resume/")
+    assert again.status_code == 200
+    assert again.json()["resumed"] is False
+
+
+def test_only_admins_resume_a_queue(db: None):
+    queue = Queue.objects.create(name="fragile", type="database")
+    client = APIClient()
+    client.force_authenticate(User.objects.create_user("clerk"))
+    assert client.post(f"{API}{queue.pk}/resume/").status_code == 403
