@@ -1,7 +1,8 @@
 """The outbox relay: publishes committed outbox rows to their brokers.
 
-One relay at a time publishes a given queue (a lease that expires, so a killed relay's queues
-are taken over: ``leases.py``); it takes the queue's oldest pending rows in id order
+One relay at a time publishes a given queue (a lease: on PostgreSQL an advisory lock that ends
+with the relay's database session, so a killed relay's queues are taken over at the next poll
+round; on SQLite an expiry: ``leases.py``); it takes the queue's oldest pending rows in id order
 (``rows.py``), sends them as one batch, and marks them published in one statement. A failed
 batch stays pending and the whole queue backs off (retrying later rows first would break
 per-record order); of a batch the broker took in part (``PublishFailed``), only the rows it
@@ -239,6 +240,7 @@ class Relay:
             self._executor.shutdown(wait=True)
             self._executor = None
         self.backends.close()
+        self.leases.close()
 
     @contextmanager
     def _wakeups(self) -> Iterator[Callable[[float], None]]:

@@ -94,9 +94,17 @@ def test_one_relay_at_a_time_per_queue_and_a_dead_relays_lease_expires():
     first, second = Relay(owner="first", lease_seconds=60), Relay(owner="second")
     assert first.leases.acquire(queue.pk)
     assert not second.leases.acquire(queue.pk)
-    RelayLease.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))  # it died
+    _dies(first)
     assert second.leases.acquire(queue.pk)
     assert not first.leases.acquire(queue.pk)
+
+
+def _dies(relay: Relay) -> None:
+    """What a SIGKILL leaves: the relay's database session ends (on PostgreSQL, with its
+    advisory locks) and its lease row is left to expire (here: already expired)."""
+    RelayLease.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    if relay.leases.locks is not None:
+        relay.leases.locks.close()
 
 
 def _messages_in_topic(broker: Engine, queue: Queue) -> int:
@@ -381,7 +389,7 @@ def test_marking_a_batch_renews_the_lease_and_tells_when_another_relay_took_it()
     assert first.rows.mark_published(published[:1], first.leases.renewal(queue.pk))
     assert RelayLease.objects.get(queue=queue).expires_at >= before
 
-    RelayLease.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    _dies(first)  # its session, not the process: it goes on marking
     assert second.leases.acquire(queue.pk)
     assert not first.rows.mark_published(published[1:], first.leases.renewal(queue.pk))
     assert pending(queue) == 0, "the rows are marked all the same"

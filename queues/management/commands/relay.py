@@ -27,7 +27,9 @@ class Command(BaseCommand):
             "--lease-seconds",
             type=float,
             default=15.0,
-            help="How long a queue stays with this relay without renewal (takeover delay).",
+            help="How long a queue stays with this relay without renewal: the takeover delay "
+            "on SQLite; on PostgreSQL a queue is held by an advisory lock that ends with the "
+            "relay's session, taken over at the next poll round, and this is only shown.",
         )
         parser.add_argument(
             "--poll-seconds",
