@@ -15,6 +15,7 @@ from backoffice.pages import (
     rules,
     tables,
     tokens,
+    trace,
     transfer,
     webhooks,
 )
@@ -24,6 +25,9 @@ app_name = "backoffice"
 urlpatterns = [
     path("", views.home, name="home"),
     path("streams/heartbeat", streams.heartbeat, name="stream-heartbeat"),
+    # Message traces: every user, for the records of the tables granted to their groups.
+    path("messages/", login_required(trace.message_search), name="messages"),
+    path("messages/<str:message_id>/", login_required(trace.message_detail), name="message"),
     # Records: every user, for the tables granted to their groups.
     path("records/", login_required(records.data_index), name="data"),
     path("records/<slug:slug>/", login_required(records.record_list), name="records"),

@@ -380,6 +380,9 @@ QUAYMASTER_EMAIL_MAX_RECIPIENTS = env.int("QUAYMASTER_EMAIL_MAX_RECIPIENTS", def
 QUAYMASTER_WORKER_HEARTBEAT_SECONDS = env.float("QUAYMASTER_WORKER_HEARTBEAT_SECONDS", default=5.0)
 QUAYMASTER_LIFECYCLE_RETENTION_DAYS = env.float("QUAYMASTER_LIFECYCLE_RETENTION_DAYS", default=7.0)
 QUAYMASTER_LIFECYCLE_MAX_EVENTS = env.int("QUAYMASTER_LIFECYCLE_MAX_EVENTS", default=100_000)
+# Message traces (queues/tracing.py): the broker id and publish time of every published message,
+# kept as long as the lifecycle log; off only to measure what they cost (make bench).
+QUAYMASTER_TRACE_MESSAGES = env.bool("QUAYMASTER_TRACE_MESSAGES", default=True)
 # Readiness (/readyz, manage.py health, the dashboard) turns "degraded" when the outbox's oldest
 # pending message waits longer than this, or a message was dead-lettered this recently.
 QUAYMASTER_READY_OUTBOX_AGE_SECONDS = env.float("QUAYMASTER_READY_OUTBOX_AGE_SECONDS", default=300)

@@ -7,6 +7,7 @@ from accounts.api import MeView
 from accounts.audit_api import AuditListView
 from quaymaster.health import healthz, readyz
 from quaymaster.metrics_views import metrics_view
+from workers.trace_api import MessageTraceView, RecordTraceView
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -17,6 +18,12 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("api/v1/me", MeView.as_view(), name="api-me"),
     path("api/v1/audit/", AuditListView.as_view(), name="api-audit"),
+    path("api/v1/trace/messages/<str:message_id>", MessageTraceView.as_view(), name="api-trace"),
+    path(
+        "api/v1/zstorage/tables/<slug:slug>/records/<int:record_id>/trace",
+        RecordTraceView.as_view(),
+        name="api-record-trace",
+    ),
     path("api/v1/zstorage/", include("zstorage.urls")),
     path("api/v1/zstorage/", include("queues.api.publish_urls")),
     path("api/v1/queues/", include("queues.api.urls")),

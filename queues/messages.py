@@ -133,6 +133,11 @@ class PublishResult:
     def broker_reference(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    @property
+    def broker_key(self) -> str:
+        """The engine's id as one searchable string (``queues.models.MessageTrace``)."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class SqsPublishResult(PublishResult):
@@ -140,6 +145,10 @@ class SqsPublishResult(PublishResult):
 
     def broker_reference(self) -> dict[str, Any]:
         return {"sqs-id": self.sqs_id}
+
+    @property
+    def broker_key(self) -> str:
+        return self.sqs_id
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,10 @@ class KafkaPublishResult(PublishResult):
 
     def broker_reference(self) -> dict[str, Any]:
         return {"kafka-offset": {"partition": self.partition, "offset": self.offset}}
+
+    @property
+    def broker_key(self) -> str:
+        return f"{self.partition}:{self.offset}"
 
 
 @dataclass(frozen=True)
@@ -160,6 +173,10 @@ class BrokerIdPublishResult(PublishResult):
 
     def broker_reference(self) -> dict[str, Any]:
         return {"broker-id": self.broker_id}
+
+    @property
+    def broker_key(self) -> str:
+        return str(self.broker_id)
 
 
 @dataclass(frozen=True)

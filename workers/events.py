@@ -11,7 +11,7 @@ people, the queue is the source of truth.
 Retention is bounded two ways (both settings): events older than
 ``QUAYMASTER_LIFECYCLE_RETENTION_DAYS`` are deleted, and only the newest
 ``QUAYMASTER_LIFECYCLE_MAX_EVENTS`` are kept, by the ``workers.prune_lifecycle`` Celery task
-(``prune_events``).
+(``prune_events``), which deletes the message traces (``queues.tracing``) of the same age.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from django.db import DatabaseError, close_old_connections, connection, transact
 from django.utils import timezone
 
 from queues.dialects import dialect
+from queues.tracing import prune_traces
 from workers.models import EventKind, Level, LifecycleEvent, WorkerProcess
 
 logger = logging.getLogger("workers.events")
@@ -194,6 +195,7 @@ def prune_events(now: datetime | None = None) -> int:
         more, _ = LifecycleEvent.objects.filter(id__lte=boundary[0]).delete()
         deleted += more
     WorkerProcess.objects.filter(heartbeat_at__lt=cutoff).delete()
+    prune_traces(cutoff)  # a message's trace lives as long as its lifecycle events
     return deleted
 
 

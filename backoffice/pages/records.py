@@ -17,6 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.roles import is_admin
 from backoffice.access import allowed_actions, get_for, table_for
 from backoffice.forms.records import (
     default_values,
@@ -32,6 +33,7 @@ from backoffice.listing import PAGE_SIZES, Listing
 from backoffice.partials import partial_for
 from backoffice.references import is_reference, of_records, records_named, reference_labels
 from backoffice.values import change_rows, record_label
+from workers.trace import record_timeline
 from zstorage import reads, records
 from zstorage.errors import RecordInvalid, RecordNotFound, RecordReferenced, VersionConflict
 from zstorage.models import Field, Record, Table
@@ -289,6 +291,8 @@ def record_detail(request: HttpRequest, slug: str, record_id: int) -> HttpRespon
             "refs": refs,
             "children": children,
             "history": history,
+            "trace": record_timeline(table, record.pk),
+            "admin": is_admin(request.user),
             "can": allowed_actions(request, table),
             "crumbs": _crumbs(table, (record_label(record, fields, table.display_field), None)),
         },

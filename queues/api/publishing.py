@@ -39,6 +39,7 @@ from queues.housekeeping import idempotency_ttl
 from queues.messages import OutgoingMessage
 from queues.models import IdempotencyKey, Queue
 from queues.services import check_handlers, publishers
+from queues.tracing import record_published
 
 log = logging.getLogger("queues.api")
 
@@ -135,6 +136,7 @@ def publish(
     finally:
         metrics.API_PUBLISH_SECONDS.labels(*labels).observe(time.perf_counter() - started)
     metrics.API_PUBLISHED.labels(*labels).inc(len(results))
+    record_published(queue, results)
     # One line per accepted publish: with the request's and token's ids (quaymaster.logs), the
     # message ids the relay and the workers log too.
     ids = [r.message_id for r in results]

@@ -93,10 +93,17 @@ class Dialect(abc.ABC):
 
     @abc.abstractmethod
     def mark_published(
-        self, marks: Sequence[tuple[int, Any]], at: dt.datetime, renewal: Renewal | None
+        self,
+        marks: Sequence[tuple[int, Any, str]],
+        at: dt.datetime,
+        renewal: Renewal | None,
+        traced: bool = True,
     ) -> bool:
-        """Mark outbox rows (id, broker reference) published at ``at`` and apply ``renewal``
-        on the way; False when that lease is no longer its owner's (True without one)."""
+        """Mark outbox rows (id, broker reference, broker id) published at ``at`` and apply
+        ``renewal`` on the way; False when that lease is no longer its owner's (True without
+        one). ``traced``: write each row's ``MessageTrace`` in the same statement (a record
+        event's table, record and version read from its body in SQL, and only when its
+        ordering key is that record's, so no other message can pose as a record's event)."""
 
     # -- the outbox and wake-ups ----------------------------------------------------------------
 

@@ -20,10 +20,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from queues.dialects.base import Dialect, Listener, NewOutboxRow, OutboxHead, Renewal
-from queues.models import OutboxMessage, OutboxState, RelayLease
+from queues.models import MessageTrace, OutboxMessage, OutboxState, RelayLease
 
 OUTBOX = OutboxMessage._meta.db_table
 LEASES = RelayLease._meta.db_table
+TRACES = MessageTrace._meta.db_table
 
 # The rows to skip (a batch in flight) are left out by the server: sent over and dropped
 # here, they doubled what a read-ahead carried.
@@ -41,6 +42,31 @@ MARK_PUBLISHED_AND_RENEW = (
     "SET state = %s, published_at = %s, broker_ref = v.ref "
     "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, ref jsonb) "
     "WHERE o.id = v.id RETURNING 1), "
+    f"renewed AS (UPDATE {LEASES} SET expires_at = %s "
+    "WHERE queue_id = %s AND owner = %s RETURNING 1) "
+    "SELECT (SELECT count(*) FROM renewed)"
+)
+# The same, writing each row's trace too: the table, record and version come from the body
+# in SQL (the relay never parses bodies), taken only when the ordering key is that record's
+# (``queues.outbox.ordering_key``). A message sent again keeps its row, with the newest id.
+MARK_TRACE_AND_RENEW = (
+    f"WITH marked AS (UPDATE {OUTBOX} AS o "
+    "SET state = %s, published_at = %s, broker_ref = v.ref "
+    "FROM jsonb_to_recordset(%s::jsonb) AS v(id bigint, ref jsonb, key text) "
+    "WHERE o.id = v.id RETURNING o.message_id, o.queue_id, o.ordering_key, o.body, v.key), "
+    "events AS (SELECT message_id, queue_id, key, "
+    "(body->>'record_id' ~ '^[0-9]{1,18}$' AND jsonb_typeof(body->'record_id') = 'number' "
+    "AND ordering_key = (body->>'table') || ':' || (body->>'record_id')) AS is_event, body "
+    "FROM marked), "
+    f"traced AS (INSERT INTO {TRACES} AS t (message_id, queue_id, source, broker_id, "
+    'published_at, "table", record_id, version) '
+    "SELECT message_id, queue_id, 'outbox', left(key, 200), %s, "
+    "CASE WHEN is_event THEN left(body->>'table', 63) ELSE '' END, "
+    "CASE WHEN is_event THEN (body->>'record_id')::bigint END, "
+    "CASE WHEN is_event AND body->>'version' ~ '^[0-9]{1,9}$' "
+    "AND jsonb_typeof(body->'version') = 'number' THEN (body->>'version')::integer END "
+    "FROM events ON CONFLICT (message_id) DO UPDATE "
+    "SET broker_id = EXCLUDED.broker_id, published_at = EXCLUDED.published_at RETURNING 1), "
     f"renewed AS (UPDATE {LEASES} SET expires_at = %s "
     "WHERE queue_id = %s AND owner = %s RETURNING 1) "
     "SELECT (SELECT count(*) FROM renewed)"
@@ -81,16 +107,24 @@ class PostgreSQL(Dialect):
             return cursor.fetchall()
 
     def mark_published(
-        self, marks: Sequence[tuple[int, Any]], at: dt.datetime, renewal: Renewal | None
+        self,
+        marks: Sequence[tuple[int, Any, str]],
+        at: dt.datetime,
+        renewal: Renewal | None,
+        traced: bool = True,
     ) -> bool:
-        refs = json.dumps([{"id": pk, "ref": ref} for pk, ref in marks])
         lease: list[Any] = [None, None, None]  # renews nothing (queue_id = NULL matches no row)
         if renewal is not None:
             lease = [renewal.expires_at, renewal.queue_id, renewal.owner]
+        published = OutboxState.PUBLISHED.value
+        if traced:
+            refs = json.dumps([{"id": pk, "ref": ref, "key": key} for pk, ref, key in marks])
+            sql, params = MARK_TRACE_AND_RENEW, [published, at, refs, at, *lease]
+        else:
+            refs = json.dumps([{"id": pk, "ref": ref} for pk, ref, _ in marks])
+            sql, params = MARK_PUBLISHED_AND_RENEW, [published, at, refs, *lease]
         with connection.cursor() as cursor:
-            cursor.execute(
-                MARK_PUBLISHED_AND_RENEW, [OutboxState.PUBLISHED.value, at, refs, *lease]
-            )
+            cursor.execute(sql, params)
             (renewed,) = cursor.fetchone()
         return renewal is None or renewed == 1
 

@@ -44,7 +44,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from queues.dialects.base import Dialect, Listener, NewOutboxRow, OutboxHead, Renewal
-from queues.models import OutboxMessage, OutboxState, RelayLease
+from queues.models import MessageTrace, OutboxMessage, OutboxState, RelayLease
 
 OUTBOX = OutboxMessage._meta.db_table
 LEASES = RelayLease._meta.db_table
@@ -55,6 +55,23 @@ OUTBOX_HEAD = (
 )
 MARK_PUBLISHED = f"UPDATE {OUTBOX} SET state = %s, published_at = %s, broker_ref = %s WHERE id = %s"
 RENEW_LEASE = f"UPDATE {LEASES} SET expires_at = %s WHERE queue_id = %s AND owner = %s"
+# A marked row's trace (see the PostgreSQL dialect's MARK_TRACE_AND_RENEW).
+_EVENT = (
+    "(json_type(body, '$.record_id') = 'integer' AND json_extract(body, '$.record_id') >= 0 "
+    "AND ordering_key = json_extract(body, '$.table') || ':' || json_extract(body, '$.record_id'))"
+)
+TRACE_PUBLISHED = (
+    f"INSERT INTO {MessageTrace._meta.db_table} (message_id, queue_id, source, broker_id, "
+    'published_at, "table", record_id, version) '
+    "SELECT message_id, queue_id, 'outbox', substr(%s, 1, 200), %s, "
+    f"CASE WHEN {_EVENT} THEN substr(json_extract(body, '$.table'), 1, 63) ELSE '' END, "
+    f"CASE WHEN {_EVENT} THEN json_extract(body, '$.record_id') END, "
+    f"CASE WHEN {_EVENT} AND json_type(body, '$.version') = 'integer' "
+    "AND json_extract(body, '$.version') BETWEEN 0 AND 999999999 "
+    "THEN json_extract(body, '$.version') END "
+    f"FROM {OUTBOX} WHERE id = %s ON CONFLICT (message_id) DO UPDATE "
+    "SET broker_id = excluded.broker_id, published_at = excluded.published_at"
+)
 
 
 class SQLite(Dialect):
@@ -100,15 +117,21 @@ class SQLite(Dialect):
         ]
 
     def mark_published(
-        self, marks: Sequence[tuple[int, Any]], at: dt.datetime, renewal: Renewal | None
+        self,
+        marks: Sequence[tuple[int, Any, str]],
+        at: dt.datetime,
+        renewal: Renewal | None,
+        traced: bool = True,
     ) -> bool:
         adapt = connection.ops.adapt_datetimefield_value
         published = OutboxState.PUBLISHED.value
         when = adapt(at)
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(
-                MARK_PUBLISHED, [(published, when, json.dumps(ref), pk) for pk, ref in marks]
+                MARK_PUBLISHED, [(published, when, json.dumps(ref), pk) for pk, ref, _ in marks]
             )
+            if traced:
+                cursor.executemany(TRACE_PUBLISHED, [(key, when, pk) for pk, _, key in marks])
             if renewal is None:
                 return True
             cursor.execute(

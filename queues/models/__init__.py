@@ -1,5 +1,6 @@
 """The queues app's models: queues and the database queue's messages (``queue.py``); links,
-the transactional outbox, relay leases and idempotency keys (``outbox.py``)."""
+the transactional outbox, relay leases and idempotency keys (``outbox.py``); message traces
+(``trace.py``)."""
 
 from queues.models.outbox import (
     IdempotencyKey,
@@ -22,6 +23,7 @@ from queues.models.queue import (
     Queue,
     QueueType,
 )
+from queues.models.trace import MessageTrace, TraceSource
 
 __all__ = [
     "DEFAULT_PARTITIONS",
@@ -35,10 +37,12 @@ __all__ = [
     "DatabaseMessage",
     "IdempotencyKey",
     "MessageState",
+    "MessageTrace",
     "OutboxMessage",
     "OutboxState",
     "Queue",
     "QueueLink",
     "QueueType",
     "RelayLease",
+    "TraceSource",
 ]

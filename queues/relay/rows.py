@@ -4,7 +4,9 @@ A queue's rows are always read from its head (the oldest pending rows in id orde
 "after the last one sent": a transaction that took a lower id but committed late is then
 published before any later write of the same record (which waited for that record's row
 lock, so committed after it). A row is pending until marked published with its broker
-reference; a row that can never be published is parked as failed for an admin.
+reference (and its ``MessageTrace``, in the same statement unless
+``QUAYMASTER_TRACE_MESSAGES`` is off); a row that can never be published is parked as failed
+for an admin.
 
 On PostgreSQL the marks are the relay's floor: changing ``state`` (indexed) is never a HOT
 update, so each mark writes a new row version into every index of the table — about 10 ms
@@ -27,6 +29,7 @@ from queues.dialects import Renewal, dialect
 from queues.errors import MessageTooLarge, QueueError
 from queues.messages import PublishResult
 from queues.models import OutboxMessage, OutboxState, Queue
+from queues.tracing import tracing
 
 log = logging.getLogger("queues.relay")
 
@@ -73,8 +76,8 @@ class OutboxRows:
     ) -> bool:
         """Mark rows published with their broker references, applying the lease ``renewal``
         on the way; False when that lease is no longer ours."""
-        marks = [(row.pk, result.broker_reference()) for row, result in done]
-        kept = dialect().mark_published(marks, timezone.now(), renewal)
+        marks = [(row.pk, result.broker_reference(), result.broker_key) for row, result in done]
+        kept = dialect().mark_published(marks, timezone.now(), renewal, traced=tracing())
         if done and log.isEnabledFor(logging.INFO):
             # The ids the web process logged at publish and the workers log per message.
             log.info(
