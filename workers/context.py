@@ -182,6 +182,16 @@ class Files:
         return str(default_storage.url(saved))
 
 
+class Outbound:
+    """``ctx.outbound``: a handler calls ``ctx.outbound.check("POST to endpoint crm")`` right
+    before an effect no transaction can undo (an HTTP request, an email). A worker lets it
+    through; a dry run (``workers.sandbox``) refuses it with ``SideEffectRefused`` and shows
+    what would have been done. The built-in ``webhook`` and ``send_email`` call it."""
+
+    def check(self, what: str) -> None:
+        """Return to go ahead; raise to stop the handler before the effect."""
+
+
 class Publisher:
     """``ctx.publish``'s backends: one per worker thread (backends are not thread-safe), kept
     per queue in a ``BackendCache`` (a queue edited since gets a new one) and closed when the
@@ -235,6 +245,7 @@ class Services:
         self.handler = handler
         self.records = Records()
         self.files = Files()
+        self.outbound = Outbound()
         self._publisher = publisher
         self._breakers = breakers
 

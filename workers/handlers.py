@@ -96,6 +96,7 @@ def send_email(message: dict[str, Any], ctx: Context) -> None:
         cc=cc or None,
         bcc=bcc or None,
     )
+    ctx.outbound.check(f"email {subject!r} to {', '.join(to + cc + bcc)}")
     email.send(fail_silently=False)
     ctx.log.info("Sent %r to %s", email.subject, ", ".join(to))
     ctx.ack()
@@ -113,6 +114,7 @@ def webhook(message: dict[str, Any], ctx: Context) -> None:
                 'endpoint, set by admins. Send {"endpoint": "<name>", "payload": {…}} instead.'
             )
     endpoint = endpoint_for(ctx.queue, message.get("endpoint"))
+    ctx.outbound.check(f"POST to webhook endpoint {endpoint.name!r} ({endpoint.url})")
     answer = deliver(endpoint, message.get("payload", {}), message_id=ctx.message_id)
     ctx.log.info(
         "POST to endpoint %s at %s answered %s in %.0f ms",
