@@ -77,3 +77,16 @@ class WebhookFailed(WorkerError):
     def __init__(self, target: str, detail: str) -> None:
         super().__init__(f"Webhook {target}: {detail}")
         self.target = target
+
+
+class SideEffectRefused(WorkerError):
+    """A dry run (``workers.sandbox``) refused an effect no transaction can undo (an HTTP
+    request, an email), at the handler's ``ctx.outbound.check``: nothing was sent."""
+
+
+class DryRunBusy(WorkerError):
+    """Too many dry runs are running in this process (a handler that overran its time bound
+    keeps its slot until it returns): try again later."""
+
+    code = "dry_run_busy"
+    status = 503
