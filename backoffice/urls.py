@@ -99,6 +99,11 @@ urlpatterns = [
         name="dead-letter-edit",
     ),
     path(
+        "queues/<int:queue_id>/dead-letters/<str:key>/dry-run",
+        dead_letters.dead_letter_dry_run,
+        name="dead-letter-dry-run",
+    ),
+    path(
         "queues/<int:queue_id>/dead-letters/<str:key>/delete",
         dead_letters.dead_letter_delete,
         name="dead-letter-delete",

@@ -22,11 +22,14 @@ from backoffice.access import admin_required, get_for
 from backoffice.forms.dead_letters import EditDeadLetterForm, HandlerForManyForm
 from backoffice.pages.handlers import known_handlers
 from backoffice.pages.queues import queue_context
+from backoffice.partials import partial_for
 from backoffice.problems import EngineCall
 from queues import dead_letters
 from queues.dead_letters import DeadLetterNotFound
 from queues.messages import DeadLetter
 from queues.models import Queue
+from workers.dry_run import DryRunResult, dry_run_dead_letter
+from workers.errors import DryRunBusy
 
 #: Dead letters the browser lists.
 DEAD_LETTER_PAGE = 50
@@ -76,6 +79,7 @@ def _detail(
     key: str,
     form: EditDeadLetterForm | None = None,
     status: int = 200,
+    **extra: Any,
 ) -> HttpResponse:
     letter = None
     with EngineCall() as call:
@@ -91,6 +95,7 @@ def _detail(
         problem=call.problem,
         warning=unknown_handler(letter.handler, known) if letter else "",
         form=form or (EditDeadLetterForm.for_body(letter.body) if letter else None),
+        **extra,
     )
     context["crumbs"][-1:] = [
         ("Dead letters", reverse("backoffice:dead-letters", args=[queue.pk])),
@@ -166,6 +171,27 @@ def _redrive_with_handler(request: HttpRequest, queue: Queue) -> HttpResponse:
         count = f"{moved} message" + ("" if moved == 1 else "s")
         messages.success(request, f"{count} sent back to {queue.name} for handler {handler!r}.")
     return redirect("backoffice:dead-letters", queue.pk)
+
+
+@admin_required
+@require_POST
+def dead_letter_dry_run(request: HttpRequest, queue_id: int, key: str) -> HttpResponse:
+    """Run the letter's handler once in a sandbox (``workers.dry_run``) and show what it would
+    have done; the letter stays where it is."""
+    queue = get_for(request, Queue, pk=queue_id)
+    result: DryRunResult | None = None
+    refused = ""
+    with EngineCall() as call:
+        try:
+            result = dry_run_dead_letter(queue, key, request=request)
+        except DryRunBusy as exc:
+            refused = str(exc)
+    refused = refused or call.problem
+    status = 404 if isinstance(call.error, DeadLetterNotFound) else 503 if refused else 200
+    if partial_for(request, "dry-run"):
+        context = {"queue": queue, "key": key, "dry_run": result, "dry_run_problem": refused}
+        return render(request, "queues/_dry_run.html", context, status=status)
+    return _detail(request, queue, key, status=status, dry_run=result, dry_run_problem=refused)
 
 
 @admin_required
