@@ -7,6 +7,7 @@ from accounts.api import MeView
 from accounts.audit_api import AuditListView
 from quaymaster.health import healthz, readyz
 from quaymaster.metrics_views import metrics_view
+from workers.dry_run_api import DeadLetterDryRunView
 from workers.trace_api import MessageTraceView, RecordTraceView
 
 urlpatterns = [
@@ -26,6 +27,11 @@ urlpatterns = [
     ),
     path("api/v1/zstorage/", include("zstorage.urls")),
     path("api/v1/zstorage/", include("queues.api.publish_urls")),
+    path(
+        "api/v1/queues/<int:queue_id>/dead-letters/<str:message_id>/dry-run",
+        DeadLetterDryRunView.as_view(),
+        name="api-dead-letter-dry-run",
+    ),
     path("api/v1/queues/", include("queues.api.urls")),
     path("api/v1/jobs/", include("jobs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
