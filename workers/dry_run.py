@@ -6,7 +6,8 @@ done is shown instead of done: its settlement, the messages it would publish (by
 ``ctx.publish``, or through table links as the events of its record writes), the record writes
 themselves, files, the outbound effects it was stopped at (``ctx.outbound``: the built-in
 ``webhook`` and ``send_email`` are refused before sending), its log lines and its exception.
-The dead letter stays where it is; each dry run is audited (``dead_letter.dry_run``).
+The dead letter stays where it is; each dry run is audited (``dead_letter.dry_run``, written
+before the handler runs).
 
 The handler runs on a thread of its own, in one database transaction that is always rolled
 back; the thread's connection is closed at the end, which ends the session's advisory locks
@@ -111,25 +112,17 @@ def time_bound() -> float:
 def dry_run_dead_letter(
     queue: Queue, key: str, *, request: Any = None, seconds: float | None = None
 ) -> DryRunResult:
-    """Dry-run dead letter ``key`` of ``queue`` (``DeadLetterNotFound`` when it is gone) and
-    audit it."""
+    """Dry-run dead letter ``key`` of ``queue`` (``DeadLetterNotFound`` when it is gone). The
+    audit row is written before the handler runs: on SQLite an overrunning handler's open
+    transaction would hold up a write after it."""
     letter = find_dead_letter(queue, key)
-    result = dry_run(queue, letter, seconds=seconds)
     trail.record(
         "dead_letter.dry_run",
         queue,
-        details={
-            "keys": [key],
-            "handler": result.handler,
-            "settlement": result.settlement,
-            "error": result.error.split(":", 1)[0] if result.error else None,
-            "timed_out": result.timed_out,
-            "would_publish": len(result.published),
-            "record_writes": len(result.record_writes),
-        },
+        details={"keys": [key], "message_id": letter.message_id, "handler": letter.handler},
         request=request,
     )
-    return result
+    return dry_run(queue, letter, seconds=seconds)
 
 
 def dry_run(queue: Queue, letter: DeadLetter, *, seconds: float | None = None) -> DryRunResult:

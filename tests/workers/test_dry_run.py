@@ -148,8 +148,7 @@ def test_a_dry_run_shows_what_would_happen_and_changes_nothing(orders: Queue):
     assert find_dead_letter(orders, key).message_id == key
     audit = AuditEvent.objects.get(action="dead_letter.dry_run")
     assert audit.actor_name == "ada"
-    assert audit.details["settlement"] == "ack"
-    assert audit.details["would_publish"] == 3
+    assert audit.details == {"keys": [key], "message_id": key, "handler": "tests.dry_run.fulfil"}
 
 
 def test_webhooks_and_emails_are_not_sent_and_the_api_answers_the_same(orders: Queue):
