@@ -377,6 +377,9 @@ QUAYMASTER_HANDLER_MODULES = env.list("QUAYMASTER_HANDLER_MODULES", default=[])
 QUAYMASTER_WEBHOOK_ALLOWED_NETWORKS = env.list("QUAYMASTER_WEBHOOK_ALLOWED_NETWORKS", default=[])
 # The built-in send_email handler sends from DEFAULT_FROM_EMAIL, to at most this many addresses.
 QUAYMASTER_EMAIL_MAX_RECIPIENTS = env.int("QUAYMASTER_EMAIL_MAX_RECIPIENTS", default=50)
+# A dry run of a dead letter (workers/dry_run.py) waits this long for its handler, then answers
+# "still running" (the handler's work is rolled back whenever it ends).
+QUAYMASTER_DRY_RUN_SECONDS = env.float("QUAYMASTER_DRY_RUN_SECONDS", default=10.0)
 QUAYMASTER_WORKER_HEARTBEAT_SECONDS = env.float("QUAYMASTER_WORKER_HEARTBEAT_SECONDS", default=5.0)
 QUAYMASTER_LIFECYCLE_RETENTION_DAYS = env.float("QUAYMASTER_LIFECYCLE_RETENTION_DAYS", default=7.0)
 QUAYMASTER_LIFECYCLE_MAX_EVENTS = env.int("QUAYMASTER_LIFECYCLE_MAX_EVENTS", default=100_000)

@@ -11,6 +11,7 @@ is the dialect's (``queues.dialects``).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
@@ -43,8 +44,45 @@ def event_message(event: RecordChanged, link: QueueLink, message_id: uuid.UUID) 
     }
 
 
+def replay_message(
+    *,
+    handler: str,
+    message_id: uuid.UUID,
+    replay_id: uuid.UUID,
+    table: str,
+    record_id: int,
+    version: int,
+    data: dict[str, Any],
+    actor: str | None,
+    time: dt.datetime,
+    replayed_at: dt.datetime,
+) -> dict[str, Any]:
+    """The message of a record's current version sent again by a replay (``queues.replay``):
+    an event's shape with ``event: "replay"``, the replay's id, ``time`` the version's and
+    ``replayed_at`` when the replay wrote it; ``actor`` started the replay."""
+    return {
+        "handler": handler,
+        "message_id": str(message_id),
+        "event": "replay",
+        "replay_id": str(replay_id),
+        "table": table,
+        "record_id": record_id,
+        "version": version,
+        "data": data,
+        "changed_fields": [],
+        "actor": actor,
+        "time": time.isoformat(),
+        "replayed_at": replayed_at.isoformat(),
+    }
+
+
 def ordering_key(event: RecordChanged) -> str:
-    return f"{event.table.slug}:{event.record_id}"
+    return record_key(event.table.slug, event.record_id)
+
+
+def record_key(table: str, record_id: int) -> str:
+    """One record's ordering key: its events (replays too) reach the broker in order."""
+    return f"{table}:{record_id}"
 
 
 @dataclass(frozen=True, slots=True)

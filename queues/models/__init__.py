@@ -23,6 +23,7 @@ from queues.models.queue import (
     Queue,
     QueueType,
 )
+from queues.models.replay import Replay, ReplayState
 from queues.models.trace import MessageTrace, TraceSource
 
 __all__ = [
@@ -44,5 +45,7 @@ __all__ = [
     "QueueLink",
     "QueueType",
     "RelayLease",
+    "Replay",
+    "ReplayState",
     "TraceSource",
 ]
