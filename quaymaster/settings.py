@@ -314,12 +314,22 @@ HOUSEKEEPING_SECONDS = env.float("QUAYMASTER_HOUSEKEEPING_SECONDS", default=600.
 QUAYMASTER_ALERT_EVALUATE_SECONDS = env.float("QUAYMASTER_ALERT_EVALUATE_SECONDS", default=30.0)
 # Resolved alerts (and their history) older than this are deleted by housekeeping (alerts.prune).
 QUAYMASTER_ALERT_RETENTION_DAYS = env.float("QUAYMASTER_ALERT_RETENTION_DAYS", default=90.0)
+# Replays (queues/replay): the most records one may send, its highest rate (records a second),
+# the lease a runner renews with each chunk (a dead runner's replay is resumed after it), and
+# the scheduler's tick: every TICK seconds it runs unheld replays for at most SLICE seconds.
+QUAYMASTER_REPLAY_MAX_RECORDS = env.int("QUAYMASTER_REPLAY_MAX_RECORDS", default=1_000_000)
+QUAYMASTER_REPLAY_MAX_RATE = env.int("QUAYMASTER_REPLAY_MAX_RATE", default=10_000)
+QUAYMASTER_REPLAY_LEASE_SECONDS = env.float("QUAYMASTER_REPLAY_LEASE_SECONDS", default=30.0)
+QUAYMASTER_REPLAY_TICK_SECONDS = env.float("QUAYMASTER_REPLAY_TICK_SECONDS", default=5.0)
+QUAYMASTER_REPLAY_SLICE_SECONDS = env.float("QUAYMASTER_REPLAY_SLICE_SECONDS", default=4.0)
 CELERY_BEAT_SCHEDULE = {
     # Starts scheduled job runs and applies deadlines (jobs.windows).
     "jobs-tick": {
         "task": "jobs.tick",
         "schedule": env.float("QUAYMASTER_JOB_TICK_SECONDS", default=5.0),
     },
+    # Runs the replays nobody runs (started from the API or pages, or whose runner died).
+    "queues-replays": {"task": "queues.replays", "schedule": QUAYMASTER_REPLAY_TICK_SECONDS},
     # Measures the alert rules: opens, re-notifies and resolves alerts (alerts.evaluator).
     "alerts-evaluate": {"task": "alerts.evaluate", "schedule": QUAYMASTER_ALERT_EVALUATE_SECONDS},
     # Housekeeping: each deletes only what is past its retention (see each app's housekeeping).
