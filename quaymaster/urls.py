@@ -33,6 +33,7 @@ urlpatterns = [
         name="api-dead-letter-dry-run",
     ),
     path("api/v1/queues/", include("queues.api.urls")),
+    path("api/v1/replays/", include("queues.api.replay_urls")),
     path("api/v1/jobs/", include("jobs.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
