@@ -12,6 +12,7 @@ from backoffice.pages import (
     outbox,
     queues,
     records,
+    replays,
     rules,
     tables,
     tokens,
@@ -71,6 +72,11 @@ urlpatterns = [
     path("tables/<slug:slug>/rules/", rules.rule_list, name="rules"),
     path("tables/<slug:slug>/rules/params", rules.rule_params, name="rule-params"),
     path("tables/<slug:slug>/rules/<int:rule_id>/delete", rules.rule_delete, name="rule-delete"),
+    # Replays of a table link's records: admins.
+    path("replays/", replays.replay_list, name="replays"),
+    path("replays/new", replays.replay_create, name="replay-new"),
+    path("replays/<int:replay_id>/", replays.replay_detail, name="replay"),
+    path("replays/<int:replay_id>/cancel", replays.replay_cancel, name="replay-cancel"),
     # Queues, their dead letters and table links, and the outbox: admins.
     path("queues/", queues.queue_list, name="queues"),
     path("queues/new", queues.queue_create, name="queue-new"),
