@@ -286,6 +286,11 @@ SPECTACULAR_SETTINGS = {
 
 # The engines this deployment can reach. Unset means "not configured", which /healthz reports.
 KAFKA_BOOTSTRAP_SERVERS = env.str("KAFKA_BOOTSTRAP_SERVERS", default="")
+# How long a Kafka worker that died keeps its partitions (queues/backends/kafka/membership.py):
+# the group session timeout (heartbeats every third of it), and the group protocol (classic, or
+# consumer: KIP-848, whose session timeout is the broker's).
+QUAYMASTER_KAFKA_SESSION_TIMEOUT_MS = env.int("QUAYMASTER_KAFKA_SESSION_TIMEOUT_MS", default=10_000)
+QUAYMASTER_KAFKA_GROUP_PROTOCOL = env.str("QUAYMASTER_KAFKA_GROUP_PROTOCOL", default="classic")
 SQS_ENDPOINT_URL = env.str("SQS_ENDPOINT_URL", default="")
 AMQP_URL = env.str("AMQP_URL", default="")
 

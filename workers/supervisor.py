@@ -12,6 +12,12 @@ Every ``refresh_seconds`` the supervisor reads the Queue table again and reconci
   (``restart_delay`` doubled per consecutive failure, at most ``max_restart_delay``); the
   count resets once a child has run for ``stable_seconds``.
 
+A Kafka queue's child is a static member of its consumer group (``--group-instance-id
+<instance name>:<queue id>:<slot>:<queue version>``, see ``queues.backends.kafka.membership``):
+restarted after a crash, it takes its partitions back without a rebalance; a replacement for
+changed settings runs beside the old child under another id. ``instance_name`` (host name and
+pid by default) must differ between supervisors serving the same queues.
+
 SIGTERM to the supervisor forwards SIGTERM to every child and waits for them. Children are
 asked (``PR_SET_PDEATHSIG``, Linux) to receive SIGTERM if the supervisor itself dies.
 """
@@ -23,12 +29,13 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -82,6 +89,10 @@ class SupervisorOptions:
     stable_seconds: float = 60.0
     #: Extra arguments for every ``runworker`` (e.g. ``--handlers-module``).
     worker_args: Sequence[str] = ()
+    #: This supervisor's part of its Kafka children's static group member ids: the host name
+    #: and the supervisor's pid by default (unique on the host, stable while it runs); a name
+    #: that outlives the supervisor (a pod's) lets a restarted machine take its partitions back.
+    instance_name: str = field(default_factory=lambda: f"{socket.gethostname()}.{os.getpid()}")
 
 
 class Supervisor:
@@ -201,7 +212,7 @@ class Supervisor:
                 slot = self.slots.setdefault(key, Slot())
                 if now < slot.restart_at:
                     continue
-                process = self._spawn(self.command(queue))
+                process = self._spawn(self.command(queue, slot_number))
                 self.children[key] = Child(
                     queue.pk, slot_number, queue.updated_at, process, started_at=now
                 )
@@ -209,7 +220,7 @@ class Supervisor:
 
     # -- processes --------------------------------------------------------------------------
 
-    def command(self, queue: Queue) -> list[str]:
+    def command(self, queue: Queue, slot: int = 0) -> list[str]:
         command = [
             sys.executable,
             str(Path(settings.BASE_DIR) / "manage.py"),
@@ -218,6 +229,10 @@ class Supervisor:
             "--drain-seconds",
             str(self.options.drain_seconds),
         ]
+        if queue.type == "kafka":
+            version = f"{int(queue.updated_at.timestamp() * 1_000_000):x}"  # settings' version
+            member = f"{self.options.instance_name}:{queue.pk}:{slot}:{version}"
+            command += ["--group-instance-id", member]
         if self.options.concurrency is not None:
             command += ["--concurrency", str(self.options.concurrency)]
         return [*command, *self.options.worker_args]

@@ -233,8 +233,11 @@ class Fleet:
         command += ["--lease-seconds", str(self.plan.lease_seconds)]
         return self._start(name, command, free_port())
 
-    def workers(self, name: str) -> Child:
+    def workers(self, name: str, instance: str | None = None) -> Child:
+        """``runworkers`` named ``instance`` (its Kafka children's static member ids; a machine
+        started again keeps its name)."""
         command = [sys.executable, "manage.py", "runworkers"]
+        command += ["--instance-name", instance or name]
         command += ["--concurrency", str(self.plan.concurrency), "--drain-seconds", "5"]
         command += ["--refresh-seconds", "1", "--restart-delay", "0.5"]
         return self._start(name, command, free_port())
@@ -641,7 +644,7 @@ def run(plan: Plan, setup: Setup, database_url: str, folder: Path) -> Report:
         "QUAYMASTER_HANDLER_MODULES": HANDLERS_MODULE,
         "QM_SCALE_OUT_RECORD": str(record_file),
         "QM_SCALE_OUT_WORK_MS": str(plan.work_ms),
-        "QM_TEST_KAFKA_SESSION_TIMEOUT_MS": str(plan.kafka_session_ms),
+        "QUAYMASTER_KAFKA_SESSION_TIMEOUT_MS": str(plan.kafka_session_ms),
         "QUAYMASTER_API_RATE": "1000000/min",
         "PYTHONUNBUFFERED": "1",
     }
@@ -688,7 +691,7 @@ def _run(plan: Plan, setup: Setup, fleet: Fleet, record_file: Path) -> Report:
     worker_killed = timeline.mark("worker killed", doomed.kill())
     killed_wall = time.time()
     victims["worker"]["final"] = read_multiprocess_dir(doomed.metrics_dir)
-    replacement = fleet.workers("workers-restarted")
+    replacement = fleet.workers("workers-restarted", instance=doomed.name)
     restarted = Watch(
         lambda: all(live_workers(queue_ids, doomed_pids)[q] >= plan.workers for q in queue_ids),
         plan.boot_seconds,

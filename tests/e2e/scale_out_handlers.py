@@ -6,9 +6,8 @@ and the file's order is the order the calls started in) — the queue, the recor
 of the event, the message id, the attempt and the worker's pid — then stands for
 ``QM_SCALE_OUT_WORK_MS`` of work (0 unless set) and acknowledges.
 
-Importing ``tests.workers.process_handlers`` shortens Kafka consumer sessions to
-``QM_TEST_KAFKA_SESSION_TIMEOUT_MS`` when that is set (a SIGKILLed consumer otherwise keeps its
-partitions for librdkafka's default 45 s).
+The run shortens Kafka consumer sessions with the ``QUAYMASTER_KAFKA_SESSION_TIMEOUT_MS``
+setting (``Plan.kafka_session_ms``).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import os
 import time
 from typing import Any
 
-import tests.workers.process_handlers  # noqa: F401  (shorter Kafka sessions, see above)
 from workers.context import Context
 from workers.registry import handler
 

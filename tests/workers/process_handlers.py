@@ -77,27 +77,3 @@ def record_batch(messages: list[BatchMessage], ctx: BatchContext) -> None:
     for message in messages:
         record(message, message.body, "done")
     ctx.ack_all()
-
-
-def _shorter_kafka_sessions() -> None:
-    """A SIGKILLed Kafka consumer keeps its partitions until its group session times out
-    (librdkafka's default: 45 s). The backend has no setting for it, so the tests shorten it
-    here, in the child process, to the broker's minimum (6 s)."""
-    timeout = os.environ.get("QM_TEST_KAFKA_SESSION_TIMEOUT_MS")
-    if not timeout:
-        return
-    from queues.backends.kafka import KafkaBackend
-
-    original = KafkaBackend._config
-
-    def config(self: KafkaBackend) -> dict[str, Any]:
-        return {
-            **original(self),
-            "session.timeout.ms": int(timeout),
-            "heartbeat.interval.ms": 1000,
-        }
-
-    KafkaBackend._config = config  # type: ignore[method-assign]
-
-
-_shorter_kafka_sessions()

@@ -64,7 +64,8 @@ class Children:
                 "DATABASE_URL": child_database_url(),
                 "QM_TEST_RECORD": str(self.record_file),
                 "QM_TEST_GO": str(self.go_file),
-                "QM_TEST_KAFKA_SESSION_TIMEOUT_MS": "6000",
+                # A SIGKILLed Kafka consumer keeps its partitions this long (the broker's least).
+                "QUAYMASTER_KAFKA_SESSION_TIMEOUT_MS": "6000",
                 "PYTHONUNBUFFERED": "1",
                 **env,
             },

@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from queues.backends.kafka.client import MISSING, REBALANCED, KafkaClient
+from queues.backends.kafka.membership import membership_config
 from queues.backends.kafka.offsets import KafkaHandle, Key, PartitionState, StaleAck
 from queues.errors import BrokerUnavailable, LeaseLost, QueueError, QueueMissing
 from queues.messages import HEADER_ATTEMPT, HEADER_MESSAGE_ID, HEADER_NOT_BEFORE, Delivery
@@ -60,6 +61,9 @@ class KafkaConsumer:
                     "auto.offset.reset": "earliest",
                     "allow.auto.create.topics": False,
                     "on_commit": self._on_commit,
+                    # Session, heartbeats, static membership, protocol: how fast a dead
+                    # member's partitions move (membership.py).
+                    **membership_config(),
                 },
             )
             try:

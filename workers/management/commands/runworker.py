@@ -3,12 +3,14 @@ once until SIGTERM (or SIGINT), then drain and exit 0. Exits 1 when the worker f
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from quaymaster import metrics
 from quaymaster.processes import stop_event
+from queues.backends.kafka.membership import INSTANCE_ENV
 from queues.models import Queue
 from queues.services import resolve_queue
 from workers.options import WorkerOptions
@@ -58,6 +60,14 @@ class Command(BaseCommand):
             help="Import this module for its handlers (repeatable), besides the apps' "
             "handlers modules and QUAYMASTER_HANDLER_MODULES.",
         )
+        parser.add_argument(
+            "--group-instance-id",
+            default=None,
+            metavar="ID",
+            help="Kafka: join the consumer group as this static member (unique among the "
+            "group's live members, the same across restarts: a restart then takes the "
+            "partitions back without a rebalance). runworkers sets one per slot.",
+        )
         metrics.add_metrics_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -72,6 +82,8 @@ class Command(BaseCommand):
             self.stderr.write(
                 f"Queue {queue.name} is paused: nothing is fetched until an admin resumes it."
             )
+        if options["group_instance_id"]:
+            os.environ[INSTANCE_ENV] = options["group_instance_id"]
         registry = discover(options["handlers_module"])
         worker = Worker(
             queue,

@@ -53,6 +53,14 @@ class Command(BaseCommand):
             metavar="MODULE",
             help="Passed to every runworker (repeatable).",
         )
+        parser.add_argument(
+            "--instance-name",
+            default=DEFAULTS.instance_name,
+            help="This supervisor's part of its Kafka workers' static group member ids (default: "
+            "host name and pid). A name that outlives the process (a pod's) lets a restarted "
+            "machine take its partitions back; supervisors serving the same queues at once need "
+            "different names.",
+        )
         metrics.add_metrics_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -71,6 +79,7 @@ class Command(BaseCommand):
                 restart_delay=options["restart_delay"],
                 max_restart_delay=options["max_restart_delay"],
                 worker_args=worker_args,
+                instance_name=options["instance_name"],
             )
         )
         if options["metrics_port"] is not None:
