@@ -62,15 +62,19 @@ class Relay:
         listen: bool = True,
         backend_factory: Callable[[Queue], Backend] = get_backend,
         rows: OutboxRows | None = None,
+        session_locks: bool = True,
     ) -> None:
         """``backend_factory`` builds a queue's backend (the cache keeps it while the queue is
-        unchanged); ``rows`` is the outbox-row store, whose batch size then wins."""
+        unchanged); ``rows`` is the outbox-row store, whose batch size then wins;
+        ``session_locks=False`` holds queues by the lease's expiry alone (see ``leases.py``)."""
         self.rows = rows if rows is not None else OutboxRows(batch_size)
         self.batch_size = self.rows.batch_size
         self.listen = listen
         self.poll_seconds = poll_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self.leases = LeaseStore(self.owner, dt.timedelta(seconds=lease_seconds))
+        self.leases = LeaseStore(
+            self.owner, dt.timedelta(seconds=lease_seconds), locks=session_locks
+        )
         self.backends = BackendCache(backend_factory, max_idle=1)
         self.counters = RelayCounters()
         self._executor: ThreadPoolExecutor | None = None

@@ -29,7 +29,8 @@ class Command(BaseCommand):
             default=15.0,
             help="How long a queue stays with this relay without renewal: the takeover delay "
             "on SQLite; on PostgreSQL a queue is held by an advisory lock that ends with the "
-            "relay's session, taken over at the next poll round, and this is only shown.",
+            "relay's session, taken over at the next poll round, and this is only shown (unless "
+            "--no-session-locks).",
         )
         parser.add_argument(
             "--poll-seconds",
@@ -37,6 +38,14 @@ class Command(BaseCommand):
             default=0.5,
             help="Polling interval (the only wake-up on SQLite or with --no-listen; a fallback "
             "on PostgreSQL).",
+        )
+        parser.add_argument(
+            "--no-session-locks",
+            action="store_false",
+            dest="session_locks",
+            help="Hold queues by the lease's expiry alone on PostgreSQL too (a killed relay's "
+            "queues then wait --lease-seconds), e.g. behind a pooler in transaction mode, where "
+            "a session lock would not last.",
         )
         metrics.add_metrics_argument(parser)
         parser.add_argument(
@@ -54,6 +63,7 @@ class Command(BaseCommand):
             lease_seconds=options["lease_seconds"],
             poll_seconds=options["poll_seconds"],
             listen=options["listen"],
+            session_locks=options["session_locks"],
         )
         if options["metrics_port"] is not None:
             metrics.start_metrics_server(options["metrics_port"])
