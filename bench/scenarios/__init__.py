@@ -15,6 +15,7 @@ SCENARIOS: dict[str, str] = {
     "end-to-end": "bench.scenarios.end_to_end",
     "jobs": "bench.scenarios.jobs",
     "scale": "bench.scenarios.scale",
+    "failover": "bench.scenarios.failover",
     "memory": "bench.scenarios.memory",
 }
 
