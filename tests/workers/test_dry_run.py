@@ -125,7 +125,8 @@ def test_a_dry_run_shows_what_would_happen_and_changes_nothing(orders: Queue):
     key = dead(orders, {"handler": "tests.dry_run.fulfil", "number": "SO-1"})
     before = state()
 
-    page = admin_client().post(f"/queues/{orders.pk}/dead-letters/{key}/dry-run")
+    admin = admin_client()
+    page = admin.post(f"/queues/{orders.pk}/dead-letters/{key}/dry-run")
 
     assert page.status_code == 200
     text = page.content.decode()
@@ -144,9 +145,19 @@ def test_a_dry_run_shows_what_would_happen_and_changes_nothing(orders: Queue):
     assert "WARNING tests.dry_run: slow carrier for SO-1" in text
     assert "Dead letter <code>" in text, "the dead letter is shown, still there"
 
+    clicked = admin.post(
+        f"/queues/{orders.pk}/dead-letters/{key}/dry-run",
+        headers={"HX-Request": "true", "HX-Target": "dry-run"},
+    ).content.decode()
+    assert clicked.startswith('<section class="card" id="dry-run"'), "the button's htmx swap"
+    assert "Acknowledged: a worker would remove it from the queue." in clicked
+
     assert state() == before, "no record, history, outbox row or queue message moved"
     assert find_dead_letter(orders, key).message_id == key
-    audit = AuditEvent.objects.get(action="dead_letter.dry_run")
+    audits = AuditEvent.objects.filter(action="dead_letter.dry_run")
+    assert audits.count() == 2, "each dry run is audited"
+    audit = audits.first()
+    assert audit is not None
     assert audit.actor_name == "ada"
     assert audit.details == {"keys": [key], "message_id": key, "handler": "tests.dry_run.fulfil"}
 
