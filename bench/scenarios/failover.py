@@ -15,7 +15,7 @@ the victim held is handled again; pause = the longest gap of any partition from 
 rebalance that stops the whole group shows here). Ours: the defaults (session 10 s) with static
 members (``--group-instance-id``, as ``runworkers`` gives); peer: dynamic members with
 librdkafka's default 45 s session (before). Each run has its own queue, so its group starts
-empty. ``--quick``: 2,000 rows, one repeat, the peers at a 3 s lease and a 6 s session.
+empty. ``--quick``: 2,000 rows, one repeat, the peers at a 2 s lease and a 6 s session.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def worker_takeover(
 def run(bench: Bench, options: Options) -> list[Row]:
     repeats, _ = options.size(quick=(1, 1.0), full=(2, 1.0))
     rows_count = 2_000 if options.quick else 10_000
-    peer_lease = 3.0 if options.quick else 15.0
+    peer_lease = 2.0 if options.quick else 15.0
     peer_session = 6_000 if options.quick else 45_000
     rows: list[Row] = []
     details: dict[str, Any] = {"repeats": repeats, "rows": rows_count, "peer_lease": peer_lease}

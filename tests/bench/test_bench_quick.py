@@ -81,16 +81,25 @@ def test_a_quick_bench_run_prints_the_table_and_writes_numbers(tmp_path: Path):
 @pytest.mark.timeout(300)
 def test_a_quick_end_to_end_run_measures_both_database_configurations(tmp_path: Path):
     """``--engine database`` runs the embedded default (SQLite file, relay, worker and writers
-    in subprocesses) and PostgreSQL + the database queue: only PostgreSQL is needed."""
+    in subprocesses) and PostgreSQL + the database queue: only PostgreSQL is needed. The same
+    run (one set-up) measures a relay's takeover after SIGKILL beside the lease expiry."""
     service_env("DATABASE_URL")
     results = tmp_path / "latest.json"
-    run_quick(tmp_path, "e2e", "--scenario", "end-to-end", "--engine", "database", timeout=290)
+    run_quick(
+        tmp_path,
+        "e2e",
+        *("--scenario", "end-to-end", "--scenario", "failover", "--engine", "database"),
+        timeout=290,
+    )
     rows = json.loads(results.read_text())["rows"]
-    assert {row["scenario"] for row in rows} == {
+    end_to_end = [row for row in rows if row["scenario"].startswith("end-to-end/")]
+    assert {row["scenario"] for row in end_to_end} == {
         "end-to-end/sqlite+database",
         "end-to-end/postgresql+database",
     }
-    assert len(rows) == 4  # p50 and p99 of each
+    assert len(end_to_end) == 4  # p50 and p99 of each
+    failover = [(row["scenario"], row["peer_name"]) for row in rows if row not in end_to_end]
+    assert failover == [("failover/database", "lease expiry (2 s)")]
     assert_numbers(rows)
 
 
