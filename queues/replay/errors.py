@@ -25,7 +25,7 @@ class ReplayTooLarge(QueueError):
 
     def __init__(self, count: int, limit: int) -> None:
         super().__init__(
-            f"The selection holds {count:,} records, more than the {limit:,} one replay may send "
+            f"The selection holds more than the {limit:,} records one replay may send "
             "(QUAYMASTER_REPLAY_MAX_RECORDS): narrow it, or replay it in parts."
         )
         self.count = count

@@ -81,8 +81,10 @@ def preview(link: object, selection: object, rate: object) -> Preview:
     if errors or found_link is None or found_selection is None or found_rate is None:
         raise InvalidReplay(errors)
     last_id = newest_id(found_link)
-    count = found_selection.records(found_link, last_id).count()
-    return Preview(found_link, found_selection, found_rate, count, last_id, max_records())
+    limit = max_records()
+    # Counted up to one past the limit: enough to refuse, and bounded on a huge table.
+    count = found_selection.records(found_link, last_id)[: limit + 1].count()
+    return Preview(found_link, found_selection, found_rate, count, last_id, limit)
 
 
 def _checked(check: Callable[[], T], errors: dict[str, list[str]]) -> T | None:
