@@ -102,3 +102,10 @@ def test_business_users_cannot_open_replays(link: QueueLink):
         clerk.post("/replays/new", {"link": link.pk, "rate": "5", "start": ""}).status_code == 403
     )
     assert not Replay.objects.exists()
+
+
+def test_a_link_offers_its_replay(admin: Client, link: QueueLink):
+    links = admin.get(f"/queues/{link.queue_id}/links/")
+    assert f'href="/replays/new?link={link.pk}"' in links.text
+    form = admin.get(f"/replays/new?link={link.pk}")
+    assert f'<option value="{link.pk}" selected>' in form.text
