@@ -156,6 +156,20 @@ class QueueForm(ErrorSummary):
         help_text="Stop fetching after this many handler failures in a row and open an alert, "
         "until an admin resumes the queue (messages wait meanwhile). Blank: never.",
     )
+    ordered_by_key = forms.TypedChoiceField(
+        required=False,
+        choices=[
+            ("", "Default: on when a table link feeds the queue"),
+            ("True", "On"),
+            ("False", "Off"),
+        ],
+        coerce=lambda value: value == "True",
+        empty_value=None,
+        label="Per-key order",
+        help_text="Each worker runs the messages of one ordering key (a record's events) one "
+        "at a time, in arrival order, and different keys in parallel; a retrying message "
+        "holds back only its key's later messages. SQS: FIFO queues only.",
+    )
     enabled = forms.BooleanField(required=False, initial=True)
     allowed_handlers = forms.CharField(
         required=False,

@@ -42,6 +42,7 @@ class QueueSerializer(serializers.ModelSerializer[Queue]):
             "allowed_handlers",
             "enabled",
             "pause_after_failures",
+            "ordered_by_key",
             "paused_at",
             "paused_reason",
             "created_at",

@@ -184,6 +184,12 @@ class Backend(abc.ABC):
         (the engine has no priorities; the backend ignores ``OutgoingMessage.priority``)."""
         return PrioritySupport(False, f"{cls.engine} has no message priorities: ignored.")
 
+    @classmethod
+    def locks_keys(cls, queue: QueueConfig) -> bool:
+        """The engine itself delivers none of a key's later messages while one of the key is
+        out (an SQS FIFO group): a worker gives back what it holds behind a retry at once."""
+        return False
+
     def prepare(self, concurrency: int) -> None:  # noqa: B027
         """Tune the backend before a worker's first fetch with ``concurrency`` handlers."""
 

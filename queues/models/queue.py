@@ -141,6 +141,14 @@ class Queue(crypto.EncryptedSecret, models.Model):
         help_text="Stop fetching after this many consecutive handler failures, until an admin "
         "resumes the queue. Blank: never.",
     )
+    #: Per-key order in the workers (``workers.ordering``); None: on when a table link feeds
+    #: the queue. Nullable without a default, so SQLite adds it in place (triggers kept).
+    ordered_by_key = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Messages with one ordering key run one at a time in arrival order in each "
+        "worker (different keys in parallel). Blank: on when a table link feeds the queue.",
+    )
     #: Set while consumption is paused (``queues.pausing``); workers fetch nothing meanwhile.
     paused_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Nullable without a default: adding it leaves SQLite's queue triggers in place.
@@ -159,6 +167,13 @@ class Queue(crypto.EncryptedSecret, models.Model):
 
     def allows_handler(self, name: str) -> bool:
         return self.allowed_handlers is None or name in self.allowed_handlers
+
+    def orders_by_key(self) -> bool:
+        """Whether workers keep per-key order: the queue's choice, else whether a table link
+        feeds it (one query)."""
+        if self.ordered_by_key is not None:
+            return bool(self.ordered_by_key)
+        return bool(self.pk) and self.links.exists()
 
     # -- connection ---------------------------------------------------------------------------
 

@@ -289,7 +289,7 @@ def test_each_engine_shows_only_its_own_inputs(admin: Client):
     inputs = types_of_inputs(page.content.decode())
     shown = {t: {name for name, types in inputs.items() if t in types} for t in QUEUE_TYPES}
     common = {"name", "type", "max_attempts", "pause_after_failures", "allowed_handlers"}
-    common |= {"enabled"}
+    common |= {"enabled", "ordered_by_key"}
     assert shown["database"] == common | {"visibility_timeout"}
     assert shown["sqs"] == common | {
         "url",

@@ -82,11 +82,22 @@ class SqsBackend(Backend):
         )
 
     @classmethod
+    def locks_keys(cls, queue: QueueConfig) -> bool:
+        """A FIFO queue returns none of a group's later messages while one is in flight."""
+        return bool(queue.fifo)
+
+    @classmethod
     def clean_queue(cls, queue: QueueConfig, add: AddError) -> None:
         name = queue.name or ""
         base = name.removesuffix(FIFO_SUFFIX)
         if queue.fifo and not name.endswith(FIFO_SUFFIX):
             add("name", "An SQS FIFO queue's name must end in '.fifo'.")
+        if getattr(queue, "ordered_by_key", None) and not queue.fifo:
+            add(
+                "ordered_by_key",
+                "An SQS standard queue delivers in no promised order and carries no ordering "
+                "key: per-key order needs a FIFO queue (its message group is the key).",
+            )
         if not queue.fifo and name.endswith(FIFO_SUFFIX):
             add("fifo", "A name ending in '.fifo' is an SQS FIFO queue: tick FIFO.")
         if "." in base:
