@@ -181,6 +181,13 @@ WORKER_PREFETCH = Gauge(
     ["queue"],
     multiprocess_mode="livesum",
 )
+WORKER_HELD_BACK = Gauge(
+    "quaymaster_worker_held_back",
+    "Deliveries fetched and waiting for their ordering key (a message of the key running or "
+    "retrying), summed over live worker processes.",
+    ["queue"],
+    multiprocess_mode="livesum",
+)
 
 # -- engines (sampled) ------------------------------------------------------------------------
 

@@ -59,6 +59,9 @@ class WorkerProcess(models.Model):
     draining_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     in_flight = models.PositiveIntegerField(default=0)
+    held_back = models.PositiveIntegerField(
+        default=0, help_text="Fetched, waiting for their ordering key (per-key order)."
+    )
     processed = models.PositiveBigIntegerField(default=0, help_text="Acknowledged.")
     failed = models.PositiveBigIntegerField(default=0, help_text="Handler raised.")
     retried = models.PositiveBigIntegerField(default=0)

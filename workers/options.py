@@ -26,6 +26,13 @@ class WorkerOptions:
     heartbeat_seconds: float | None = None
     #: A failing fetch (engine down) is tried again after 0.5 s, 1 s, 2 s… up to this.
     max_error_backoff: float = 30.0
+    #: Per-key order (``workers.ordering``): None follows the queue's ``ordered_by_key``.
+    ordered_by_key: bool | None = None
+    #: Deliveries that may wait for their key beyond the threads (None: the concurrency).
+    max_held_back: int | None = None
+    #: A key waiting for its retried message lets its later messages run this long after
+    #: the retry was due (the retried message went to another worker process).
+    key_retry_grace: float = 10.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

@@ -18,6 +18,9 @@ Threading model (Dramatiq's, for the same reason: broker clients are not thread-
   consumer never fetches more than ``concurrency - in_flight``; so at most N messages are
   fetched-but-unfinished and every fetched message has a free thread. (RabbitMQ's basic.qos
   is 2N: N more wait unstarted in the backend's buffer, see ``Backend.prepare``.)
+* Per-key order (``workers.ordering``, the queue's ``ordered_by_key``): a delivery whose
+  ordering key has a message running or retrying waits in the worker, takes no thread, and
+  counts against in flight up to ``max_held_back`` beyond the threads.
 * Batch handlers (``workers.batching``): the consumer gathers their deliveries into batches
   (which take no thread while they fill) and hands each closed batch to one worker thread.
 * Finished jobs are settled in a batch by ``workers.settlement.Settler``: every ready
@@ -79,6 +82,7 @@ from workers.middleware import (
 )
 from workers.models import EventKind, Level, WorkerProcess
 from workers.options import WorkerOptions
+from workers.ordering import KeyOrder
 from workers.registry import Handler, Registry
 from workers.registry import registry as default_registry
 from workers.settlement import Settler
@@ -132,6 +136,10 @@ class Worker:
         self.process_id: int | None = None
         #: Fetched, not yet settled; owned by the consumer thread (others only read len()).
         self.in_flight: dict[int, Job] = {}
+        #: Per-key order of single handlers' messages (None: off for this queue).
+        self.order = KeyOrder.for_worker(
+            queue, self.options, locks_keys=backend_class(queue.type).locks_keys(queue)
+        )
         #: What middleware sees of this worker (``process_id`` filled in by ``start``).
         self.view = WorkerView(
             queue=queue,
@@ -140,13 +148,12 @@ class Worker:
             events=self.events,
             in_flight=MappingProxyType(self.in_flight),
             leases=backend_class(queue.type).leases,
+            held_back=self._held_back,
         )
         #: Gathers batch handlers' deliveries into batches (consumer thread only).
         self.batcher = Batcher(self.registry)
         #: Carries out the handlers' decisions with the engine (consumer thread only).
-        self.settler = Settler(
-            queue, self.in_flight, self.hooks, self.view, settled=self.batcher.settled
-        )
+        self.settler = Settler(queue, self.in_flight, self.hooks, self.view, settled=self._settled)
         #: Set by an unexpected error in the consumer thread (the process should exit non-zero).
         self.error: BaseException | None = None
         #: Set when the consumer thread has ended (stopped, or failed).
@@ -215,6 +222,9 @@ class Worker:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    def _held_back(self) -> int:
+        return self.order.held if self.order is not None else 0
+
     def find(self, kind: type[M]) -> M | None:
         """The first middleware of this kind (for the worker's owner: tests, the bench)."""
         for middleware in self.middleware:
@@ -261,8 +271,14 @@ class Worker:
                 self._dispatch_batches(now)
                 due = batcher.next_due(now)
                 wake = due if wake is None else wake if due is None else min(wake, due)
-            running = len(self.in_flight) - batcher.held  # each takes a thread
+            if self.order is not None:  # keys whose wait for a retry is over; the next one's
+                ends = self.order.tick(now, self._work.put, lambda j: self._give_back(backend, j))
+                wake = ends if wake is None else wake if ends is None else min(wake, ends)
+            queued = len(self.in_flight) - batcher.held  # each takes a thread, or waits
+            running = queued - self._held_back()
             free = concurrency - running
+            if self.order is not None:  # held-back deliveries count, up to the cap
+                free = min(free, concurrency + self.order.cap - queued)
             if free > 0 and not self.hooks.may_fetch(self.view):
                 free = 0  # held back (a paused queue): wait for results or a deadline
             timeout: float | None = None
@@ -336,11 +352,30 @@ class Worker:
 
     def _dispatch(self, deliveries: list[Delivery], fetched_at: float) -> None:
         gather = self.batcher.active
+        order = self.order
         for job in self._jobs(deliveries, fetched_at):
-            if not (gather and self.batcher.add(job)):
+            if gather and self.batcher.add(job):
+                continue
+            if order is None or order.admit(job, fetched_at):
                 self._work.put(job)
         if gather:
             self._dispatch_batches(time.monotonic())
+
+    def _settled(self, job: Job) -> None:
+        """``job`` left ``in_flight``: the batcher's counts, and the next job of its key."""
+        self.batcher.settled(job)
+        if self.order is not None:
+            ready_jobs = self.order.settled(job, time.monotonic())
+            if self._stopping.is_set():
+                return  # what waited is given back unrun by the drain
+            for ready in ready_jobs:
+                self._work.put(ready)
+
+    def _give_back(self, backend: Backend, job: Job) -> None:
+        """A delivery held back for its key, given back to the engine unrun: retried at once
+        (a delivery counted; what is given back together keeps its order)."""
+        if job.cancel():
+            self.settler.settle(backend, job, Outcome.retry(0.0, "held back behind a retry"))
 
     def _dispatch_batches(self, now: float) -> None:
         for batch in self.batcher.take_ready(now):

@@ -159,6 +159,21 @@ def test_the_workers_partial_shows_lost_workers_by_heartbeat_age(
     assert 'id="workers-lost">0<' in html
 
 
+def test_the_workers_partial_shows_what_each_worker_holds_back_for_per_key_order(
+    admin: Client, jobs: Queue
+):
+    holding = worker(jobs, 201, beat_ago=1, in_flight=12, held_back=7)
+    stopped = worker(jobs, 202, beat_ago=600, held_back=3, stopped_at=timezone.now())
+
+    html = admin.get("/workers/", **HTMX_WORKERS).content.decode()
+
+    assert ">Held back</th>" in html
+    row = html.split(f'id="worker-{holding.pk}"')[1].split("</tr>")[0]
+    assert '<td class="num" data-stat="held-back">7</td>' in row
+    row = html.split(f'id="worker-{stopped.pk}"')[1].split("</tr>")[0]
+    assert '<td class="num" data-stat="held-back">—</td>' in row
+
+
 def test_the_workers_page_is_a_whole_page_that_polls(admin: Client):
     response = admin.get("/workers/")
     assert "base.html" in [t.name for t in response.templates]

@@ -20,7 +20,7 @@ Which thread calls what matters, because backends are not thread-safe:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from queues.models import Queue
     from workers.job import Job
     from workers.options import WorkerOptions
+
+
+def _none_held() -> int:
+    return 0
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class WorkerView:
     in_flight: Mapping[int, Job]
     #: The engine leases fetched messages for the queue's visibility timeout (database, SQS).
     leases: bool
+    #: How many fetched deliveries wait for their ordering key (``workers.ordering``); any
+    #: thread may call it.
+    held_back: Callable[[], int] = _none_held
 
     def warn(self, job: Job, text: str) -> None:
         """A warning about one message in its lifecycle log."""

@@ -62,6 +62,7 @@ class Heartbeat(Middleware):
             WorkerProcess.objects.filter(pk=worker.process_id).update(
                 heartbeat_at=timezone.now(),
                 in_flight=len(worker.in_flight),
+                held_back=worker.held_back(),
                 processed=counts.get("processed", 0),
                 failed=counts.get("failed", 0),
                 retried=counts.get("retried", 0),

@@ -1,8 +1,8 @@
 """Counters and handler timings of one worker process: kept here for the heartbeat to store
 on the process row, and counted in the Prometheus families of ``quaymaster.metrics``
-(fetched, settled by handler and outcome, handler duration, in flight, prefetch). Label
-children are looked up once per queue, handler and outcome; nothing here touches the
-database."""
+(fetched, settled by handler and outcome, handler duration, in flight, prefetch, held back
+by per-key order). Label children are looked up once per queue, handler and outcome; nothing
+here touches the database."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from workers.job import Settlement
 from workers.middleware.base import Middleware, WorkerView
 
 if TYPE_CHECKING:
+    from queues.backends.base import Backend
     from workers.job import Job
 
 
@@ -51,6 +52,7 @@ class Metrics(Middleware):
         self._counts = Counts()
         self._lock = threading.Lock()
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._held = 0  # reported to quaymaster_worker_held_back (consumer thread)
 
     def _child(self, family: Any, *labels: str) -> Any:
         key = (family, *labels)
@@ -64,6 +66,16 @@ class Metrics(Middleware):
 
     def after_worker_shutdown(self, worker: WorkerView) -> None:
         self._child(prometheus.WORKER_PREFETCH, worker.queue.name).dec(worker.options.concurrency)
+        if self._held:
+            self._child(prometheus.WORKER_HELD_BACK, worker.queue.name).dec(self._held)
+            self._held = 0
+
+    def on_consumer_tick(self, worker: WorkerView, backend: Backend) -> float | None:
+        held = worker.held_back()
+        if held != self._held:
+            self._child(prometheus.WORKER_HELD_BACK, worker.queue.name).inc(held - self._held)
+            self._held = held
+        return None
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
