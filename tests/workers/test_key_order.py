@@ -21,9 +21,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from queues.backends import get_backend
-from queues.messages import Delivery, OutgoingMessage
+from queues.messages import Delivery, KafkaPublishResult, OutgoingMessage
 from queues.models import Queue, QueueType
-from tests.queues.backends.engines import Engine, unique_name
+from tests.queues.backends.engines import Engine, KafkaEngine, unique_name
 from tests.queues.helpers import wait_for
 from workers.context import Context
 from workers.errors import Retry
@@ -275,3 +275,44 @@ def test_a_failing_key_holds_back_only_its_own_later_messages(
         10,
         "quaymaster_worker_held_back back to 0",
     )
+
+
+@pytest.mark.e2e
+def test_on_kafka_a_held_back_key_keeps_the_commit_below_its_next_message(
+    registry: Registry, start_worker: StartWorker, engine_database: None
+) -> None:
+    """Holding a key back never commits past its held message: what a crash or a restart
+    replays starts at it (read back with Kafka's own client)."""
+    kafka = KafkaEngine()
+    try:
+        queue = kafka.make_queue(partitions=1, ordered_by_key=True, max_attempts=10)
+        with get_backend(queue) as backend:
+            backend.provision()
+            results = backend.publish(
+                [
+                    OutgoingMessage.new(
+                        {"handler": "apply", "record": n % 3, "version": n // 3 + 1},
+                        ordering_key=f"orders:{n % 3}",
+                    )
+                    for n in range(9)
+                ]
+            )
+        handled = threading.Semaphore(0)
+
+        @registry.handler("apply")
+        def apply(message: dict[str, Any], ctx: Context) -> None:
+            if message["record"] == 0:
+                raise Retry(60)  # record 0 waits for its retry for the rest of the test
+            ctx.ack()
+            handled.release()
+
+        worker = start_worker(queue, concurrency=4)
+        for _ in range(6):
+            assert handled.acquire(timeout=30), "records 1 and 2 were blocked"
+        wait_for(lambda: worker.order is not None and worker.order.held == 2, 10, "2 held")
+        worker.stop(drain_seconds=0)
+        second_of_record_0 = results[3]
+        assert isinstance(second_of_record_0, KafkaPublishResult)
+        assert kafka.committed(queue, 0) == second_of_record_0.offset
+    finally:
+        kafka.cleanup()
