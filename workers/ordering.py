@@ -49,10 +49,14 @@ class _Key:
 class KeyOrder:
     """The keys of one worker's in-flight jobs. Consumer thread only."""
 
-    def __init__(self, cap: int, grace: float, *, locks_keys: bool = False) -> None:
+    def __init__(
+        self, cap: int, grace: float, *, locks_keys: bool = False, not_acked_delay: float = 0.0
+    ) -> None:
         #: How many jobs may wait behind retries before they are given back.
         self.cap = cap
         self.grace = grace
+        #: When a message its handler left unsettled comes back (the visibility timeout).
+        self.not_acked_delay = not_acked_delay
         #: The engine holds a key's later messages itself while one is out (SQS FIFO).
         self.locks_keys = locks_keys
         self._keys: dict[str, _Key] = {}
@@ -69,7 +73,12 @@ class KeyOrder:
         if not (queue.orders_by_key() if on is None else on):
             return None
         cap = options.max_held_back or options.concurrency
-        return cls(cap, options.key_retry_grace, locks_keys=locks_keys)
+        return cls(
+            cap,
+            options.key_retry_grace,
+            locks_keys=locks_keys,
+            not_acked_delay=float(queue.visibility_timeout),
+        )
 
     def tick(
         self, now: float, run: Callable[[Job], None], give_back: Callable[[Job], None]
@@ -120,8 +129,11 @@ class KeyOrder:
         state.running = None
         outcome = job.outcome
         if outcome is not None and outcome.settlement in (Settlement.RETRY, Settlement.NOT_ACKED):
+            delay = outcome.delay or 0.0
+            if outcome.settlement == Settlement.NOT_ACKED:
+                delay = self.not_acked_delay  # after its lease, or sent to retry that late
             state.retried = job.message_id
-            state.until = now + (outcome.delay or 0.0) + self.grace
+            state.until = now + delay + self.grace
         return self._next(key, state, now)  # type: ignore[arg-type]
 
     def due(self, now: float) -> list[Job]:

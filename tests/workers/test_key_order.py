@@ -27,7 +27,7 @@ from tests.queues.backends.engines import Engine, KafkaEngine, unique_name
 from tests.queues.helpers import wait_for
 from workers.context import Context
 from workers.errors import Retry
-from workers.job import Job, Outcome
+from workers.job import Job, Outcome, Settlement
 from workers.models import WorkerProcess
 from workers.ordering import KeyOrder
 from workers.registry import Registry
@@ -93,6 +93,16 @@ def test_a_retry_that_went_elsewhere_lets_the_key_go_on_after_the_grace() -> Non
     settle(order, a1, Outcome.retry(1.0))
     assert order.due(2.9) == []
     assert order.due(3.0) == [a2]
+
+
+def test_a_message_left_unsettled_holds_its_key_until_it_is_delivered_again() -> None:
+    order = KeyOrder(cap=10, grace=2.0, not_acked_delay=30.0)
+    a1, a2 = job(1, "a"), job(2, "a")
+    order.admit(a1, 0.0)
+    order.admit(a2, 0.0)
+    assert settle(order, a1, Outcome(Settlement.NOT_ACKED)) == []
+    assert order.due(31.9) == []
+    assert order.due(32.0) == [a2]
 
 
 def test_beyond_the_cap_the_followers_of_retrying_keys_are_given_back_whole() -> None:
