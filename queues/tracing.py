@@ -19,13 +19,16 @@ import uuid
 from collections.abc import Sequence
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
+from queues.dialects import dialect
 from queues.messages import PublishResult
 from queues.models import MessageTrace, Queue, QueueType, TraceSource
 
 #: Most traces one search answers (an engine's id may repeat across queues).
 MAX_MATCHES = 20
+API_COLUMNS = ("message_id", "queue_id", "source", "broker_id", "published_at", "table")
 _KAFKA_POSITION = re.compile(r"^(?P<topic>.+):(?P<partition>\d{1,9}):(?P<offset>\d{1,18})$")
 
 
@@ -39,19 +42,16 @@ def record_published(queue: Queue, results: Sequence[PublishResult]) -> None:
     if not results or not tracing():
         return
     now = timezone.now()
-    MessageTrace.objects.bulk_create(
-        [
-            MessageTrace(
-                message_id=uuid.UUID(r.message_id),
-                queue_id=queue.pk,
-                source=TraceSource.API,
-                broker_id=r.broker_key[:200],
-                published_at=now,
-            )
-            for r in results
-        ],
-        ignore_conflicts=True,
+    prep = MessageTrace._meta.get_field("message_id").get_db_prep_value
+    source = TraceSource.API.value
+    # Plain tuples through the dialect (COPY on PostgreSQL): model instances for bulk_create
+    # cost a third of a batch publish's time. The ids are new, so nothing can conflict.
+    rows = (
+        (prep(r.message_id, connection), queue.pk, source, r.broker_key[:200], now, "")
+        for r in results
     )
+    with transaction.atomic(), connection.cursor() as cursor:
+        dialect().insert_many(cursor, MessageTrace._meta.db_table, API_COLUMNS, rows)
 
 
 def as_message_id(text: str) -> str | None:

@@ -46,10 +46,9 @@ class Migration(migrations.Migration):
                     models.Index(fields=["broker_id"], name="queues_trace_broker_id"),
                     models.Index(
                         condition=models.Q(("record_id__isnull", False)),
-                        fields=["table", "record_id"],
+                        fields=["record_id"],
                         name="queues_trace_record",
                     ),
-                    models.Index(fields=["published_at"], name="queues_trace_published"),
                 ],
             },
         ),
