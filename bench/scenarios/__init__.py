@@ -16,6 +16,7 @@ SCENARIOS: dict[str, str] = {
     "jobs": "bench.scenarios.jobs",
     "scale": "bench.scenarios.scale",
     "failover": "bench.scenarios.failover",
+    "tracing": "bench.scenarios.tracing",
     "memory": "bench.scenarios.memory",
 }
 
