@@ -1,7 +1,8 @@
 """The trace API: a message's timeline by its id, and a record's by version
 (``workers.trace``). Both read with the ``read`` scope; who may see what is the trace's rule
-(admins everything, others the record events of their granted tables), and anything else is
-the same 404 as a message that does not exist."""
+(admins everything, others the record events of their granted tables; a token limited to some
+queues, their messages only), and anything else is the same 404 as a message that does not
+exist."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import queue_limit
 from accounts.roles import is_admin
 from accounts.scopes import Scope
 from workers.trace import MAX_VERSIONS, may_see, message_timeline, record_timeline
@@ -31,7 +33,12 @@ class MessageTraceView(APIView):
     )
     def get(self, request: Request, message_id: str) -> Response:
         timeline = message_timeline(message_id)
-        if timeline is None or not may_see(request.user, timeline):
+        limit = queue_limit(request.auth)
+        if (
+            timeline is None
+            or not may_see(request.user, timeline)
+            or (limit is not None and timeline.queue_id not in limit)
+        ):
             raise NotFound("No message with this id.")
         return Response(timeline.as_dict(admin=is_admin(request.user)))
 
@@ -52,6 +59,10 @@ class RecordTraceView(APIView):
         if not known and not RecordChange.objects.filter(table=table, record_id=record_id).exists():
             raise NotFound(f"No record {record_id} in table {slug!r}.")
         versions = record_timeline(table, record_id)
+        limit = queue_limit(request.auth)
+        if limit is not None:  # a token limited to some queues sees their messages only
+            for version in versions:
+                version.messages = [m for m in version.messages if m.queue_id in limit]
         admin = is_admin(request.user)
         return Response(
             {

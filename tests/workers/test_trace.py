@@ -12,6 +12,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
+from accounts.scopes import Scope
 from queues.models import MessageTrace, OutboxMessage, Queue
 from queues.relay import Relay
 from tests.queues.backends.engines import Engine
@@ -187,6 +189,26 @@ def test_a_business_user_sees_the_traces_of_granted_tables_only(client: Client) 
     assert "No message you may see" in searched.content.decode()
     assert client.get("/messages/", {"q": "x" * 10_000 + ":1:2"}).status_code == 200
     assert client.get("/messages/%00/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_token_limited_to_other_queues_sees_none_of_these_messages() -> None:
+    queue = Queue.objects.create(name="trace-limited", type="database")
+    other = Queue.objects.create(name="trace-other", type="database")
+    record = records.create_record(linked_table(queue), {"number": "SO-1"})
+    relay_all(queue)
+    message_id = str(MessageTrace.objects.get().message_id)
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    token, raw = ApiToken.issue(root, "narrow", scopes=[Scope.READ], all_queues=False)
+    token.queues.add(other)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    assert api.get(f"/api/v1/trace/messages/{message_id}").status_code == 404
+    answer = api.get(f"/api/v1/zstorage/tables/orders/records/{record.pk}/trace").json()
+    assert answer["versions"][0]["messages"] == []
+    token.queues.add(queue)
+    assert api.get(f"/api/v1/trace/messages/{message_id}").status_code == 200
 
 
 @pytest.mark.django_db(transaction=True)
