@@ -162,8 +162,13 @@ def run_due(seconds: float, owner: str | None = None) -> int:
     )
     ran = 0
     for replay_id in due:
-        outcome = run(replay_id, owner, seconds=seconds / len(due))
-        release(replay_id, owner)
+        try:
+            outcome = run(replay_id, owner, seconds=seconds / len(due))
+        except Exception:  # the database went away mid-chunk: the next tick tries again
+            log.exception("replay %s stopped by an error; it resumes at the next tick", replay_id)
+            continue
+        finally:
+            release(replay_id, owner)
         ran += outcome is not Outcome.BUSY
     return ran
 
