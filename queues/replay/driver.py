@@ -2,7 +2,7 @@
 
 ```
  run(replay, owner) ─► take the lease (free, expired or already owner's) ─► loop:
-     wait until started + sent / rate          (the rate: never more than rate * t + one chunk)
+     wait until the last chunk's start + its size / rate   (never more than rate * t + one chunk)
      one transaction:  lock the replay row ─► still running? still our lease? (else stop)
                        the next page of selected records after the cursor, locked, id order
                        their outbox rows (``replay`` events)  +  cursor, counts, lease renewed
@@ -28,6 +28,7 @@ the back-office, or left by a runner that died (its lease expired) — for a sli
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import logging
 import math
@@ -131,22 +132,23 @@ def run(
         return Outcome.STOPPED
     rate = context.replay.rate
     size = chunk_size(rate)
-    started = clock()
-    end = None if seconds is None else started + seconds
-    sent = 0
+    due = clock()
+    end = None if seconds is None else due + seconds
     while True:
-        due = started + sent / rate
         if end is not None and max(due, clock()) >= end:
             return Outcome.PAUSED
         wait = due - clock()
         if wait > 0:
             sleep(wait)
-        outcome, written, replay = _chunk(context, owner, size)
+        began = clock()
+        outcome, written, replay = _chunk(context, owner, size, timezone.now())
         if replay is not None and progress is not None:
             progress(replay)
         if outcome is not None:
             return outcome
-        sent += written
+        # Paced from this chunk's start, never from the replay's: a stalled chunk is not
+        # made up for by a burst after it.
+        due = began + written / rate
 
 
 def run_due(seconds: float, owner: str | None = None) -> int:
@@ -194,8 +196,11 @@ def _context(replay_id: int) -> _Context | None:
     return _Context(replay, selection, condition, replay.table.slug, actor)
 
 
-def _chunk(context: _Context, owner: str, size: int) -> tuple[Outcome | None, int, Replay | None]:
-    """One transaction: the next page's outbox rows and the cursor after them."""
+def _chunk(
+    context: _Context, owner: str, size: int, now: dt.datetime
+) -> tuple[Outcome | None, int, Replay | None]:
+    """One transaction: the next page's outbox rows and the cursor after them; ``now``, when
+    the chunk began, is each message's ``replayed_at``."""
     sql = dialect()
     with transaction.atomic():
         replay = sql.locked(Replay.objects.filter(pk=context.replay.pk)).first()
@@ -207,7 +212,6 @@ def _chunk(context: _Context, owner: str, size: int) -> tuple[Outcome | None, in
             context.condition, replay.cursor, replay.last_id, size
         )
         found = list(sql.locked(page)[:size].values_list("id", "version", "data", "updated_at"))
-        now = timezone.now()
         if not found and scanned_to is not None:
             # A list of ids none of which is still selected: step over them.
             replay.cursor = scanned_to
