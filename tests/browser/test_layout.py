@@ -32,7 +32,8 @@ from queues import pausing, services
 from queues.backends import get_backend
 from queues.demo import DEMO_QUEUE
 from queues.messages import OutgoingMessage
-from queues.models import Queue
+from queues.models import Queue, QueueLink
+from queues.replay import service as replays
 from tests.browser.conftest import PASSWORD, PHONE, log_in, screenshot
 from workers.endpoints import create_endpoint
 from workers.models import EventKind, Level, LifecycleEvent, WorkerProcess
@@ -126,6 +127,8 @@ def demo(settings: Any, live_server: Any) -> User:
     runs.start(
         "demo.city_report", [{"city": "Lisbon"}, {"city": "Porto"}], parallelism=1, user=admin
     )
+    # A replay of the orders link: its page with the progress and Cancel.
+    replays.start(QueueLink.objects.filter(table=orders).first(), {}, 10, user=admin)
     worker = WorkerProcess.objects.create(
         queue=queue, host="worker-1.internal", pid=4242, concurrency=10, processed=12
     )
