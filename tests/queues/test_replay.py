@@ -4,9 +4,11 @@ version, once each, in record order, at the rate, resumable and cancellable."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -187,3 +189,47 @@ def test_what_a_replay_refuses(table: Table, link: QueueLink, settings):
     with pytest.raises(InvalidReplay):
         service.start(link, {}, 10)
     assert not Replay.objects.exists()
+
+
+def test_the_scheduler_tick_runs_a_started_replay(table: Table, link: QueueLink, settings):
+    from queues.tasks import replays as tick
+
+    _orders(table, 12)
+    OutboxMessage.objects.all().delete()
+    replay = service.start(link, {"ids": [1, 2, 3]}, 1000)
+    settings.QUAYMASTER_REPLAY_SLICE_SECONDS = 5.0
+    assert tick() == 1
+    replay.refresh_from_db()
+    assert (replay.state, replay.written, replay.owner) == (ReplayState.COMPLETED, 3, "")
+    assert tick() == 0, "nothing left to run"
+
+
+def test_the_command_previews_runs_and_cancels(
+    table: Table, link: QueueLink, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("sys.argv", ["manage.py", "replay"])
+    _orders(table, 9)
+    OutboxMessage.objects.all().delete()
+    out = io.StringIO()
+    call_command(
+        "replay", "--link", str(link.pk), "--filter", '{"status": "paid"}', "--preview", stdout=out
+    )
+    assert "6 record(s) of orders would be replayed to order-events" in out.getvalue()
+    assert not Replay.objects.exists()
+
+    call_command("replay", "--link", str(link.pk), "--rate", "1000", stdout=out)
+    replay = Replay.objects.get()
+    assert "completed: 9 of 9 written (100%)" in out.getvalue()
+    assert len(_replayed(replay)) == 9
+    assert AuditEvent.objects.get(action="replay.start").actor_name == "command replay"
+
+    call_command("replay", "--link", str(link.pk), "--background", stdout=out)
+    waiting = Replay.objects.get(state=ReplayState.RUNNING)
+    call_command("replay", "--cancel", str(waiting.pk), stdout=out)
+    assert f"Cancelled replay {waiting.pk}: 0 of 9 written" in out.getvalue()
+    with pytest.raises(CommandError, match="invalid_replay"):
+        call_command("replay", "--link", str(link.pk), "--rate", "0")
+    with pytest.raises(CommandError, match="--filter is not JSON"):
+        call_command("replay", "--link", str(link.pk), "--filter", "{")
+    with pytest.raises(CommandError, match="replay_ended"):
+        call_command("replay", "--cancel", str(waiting.pk))
