@@ -194,9 +194,9 @@ def test_what_a_replay_refuses(table: Table, link: QueueLink, settings):
 def test_the_scheduler_tick_runs_a_started_replay(table: Table, link: QueueLink, settings):
     from queues.tasks import replays as tick
 
-    _orders(table, 12)
+    ids = _orders(table, 12)
     OutboxMessage.objects.all().delete()
-    replay = service.start(link, {"ids": [1, 2, 3]}, 1000)
+    replay = service.start(link, {"ids": ids[3:6]}, 1000)
     settings.QUAYMASTER_REPLAY_SLICE_SECONDS = 5.0
     assert tick() == 1
     replay.refresh_from_db()
