@@ -17,6 +17,7 @@ from audit.models import AuditEvent
 from queues.models import OutboxMessage, Queue, QueueLink
 from queues.models.replay import Replay, ReplayState
 from queues.replay import InvalidReplay, ReplayEnded, ReplayTooLarge, driver, service
+from tests.queues.helpers import wait_for
 from tests.queues.outbox_helpers import linked_table
 from zstorage import records
 from zstorage.models import Record, Table
@@ -233,3 +234,33 @@ def test_the_command_previews_runs_and_cancels(
         call_command("replay", "--link", str(link.pk), "--filter", "{")
     with pytest.raises(CommandError, match="replay_ended"):
         call_command("replay", "--cancel", str(waiting.pk))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_from_another_connection_stops_the_runner_after_the_chunk_in_flight():
+    import threading
+
+    from django.db import connections
+
+    queue = Queue.objects.create(name="order-events", type="database")
+    table = linked_table(queue)
+    _orders(table, 300)
+    OutboxMessage.objects.all().delete()
+    replay = service.start(QueueLink.objects.get(table=table), {}, 200)
+    outcome: list[driver.Outcome] = []
+
+    def runner() -> None:
+        try:
+            outcome.append(driver.run(replay.pk, driver.new_owner()))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=runner)
+    thread.start()
+    wait_for(lambda: Replay.objects.get(pk=replay.pk).written >= 40, 30, "some chunks")
+    cancelled = service.cancel(replay.pk)
+    thread.join(timeout=30)
+    assert outcome == [driver.Outcome.STOPPED]
+    assert 40 <= cancelled.written < 300
+    assert len(_replayed(cancelled)) == cancelled.written, "nothing written after the cancel"
