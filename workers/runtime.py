@@ -51,6 +51,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -272,7 +273,7 @@ class Worker:
                 due = batcher.next_due(now)
                 wake = due if wake is None else wake if due is None else min(wake, due)
             if self.order is not None:  # keys whose wait for a retry is over; the next one's
-                ends = self.order.tick(now, self._work.put, lambda j: self._give_back(backend, j))
+                ends = self.order.tick(now, self._work.put, partial(self._give_back, backend))
                 wake = ends if wake is None else wake if ends is None else min(wake, ends)
             queued = len(self.in_flight) - batcher.held  # each takes a thread, or waits
             running = queued - self._held_back()
@@ -356,8 +357,8 @@ class Worker:
         for job in self._jobs(deliveries, fetched_at):
             if gather and self.batcher.add(job):
                 continue
-            if order is None or order.admit(job, fetched_at):
-                self._work.put(job)
+            for ready in order.admit(job, fetched_at) if order is not None else [job]:
+                self._work.put(ready)
         if gather:
             self._dispatch_batches(time.monotonic())
 
@@ -371,11 +372,11 @@ class Worker:
             for ready in ready_jobs:
                 self._work.put(ready)
 
-    def _give_back(self, backend: Backend, job: Job) -> None:
-        """A delivery held back for its key, given back to the engine unrun: retried at once
-        (a delivery counted; what is given back together keeps its order)."""
+    def _give_back(self, backend: Backend, job: Job, delay: float) -> None:
+        """A delivery held back for its key, given back to the engine unrun as a retry after
+        ``delay`` (a delivery counted; what is given back together keeps its order)."""
         if job.cancel():
-            self.settler.settle(backend, job, Outcome.retry(0.0, "held back behind a retry"))
+            self.settler.settle(backend, job, Outcome.retry(delay, "held back behind a retry"))
 
     def _dispatch_batches(self, now: float) -> None:
         for batch in self.batcher.take_ready(now):

@@ -55,13 +55,7 @@ def settle(order: KeyOrder, done: Job, outcome: Outcome, now: float = 0.0) -> li
 def test_one_key_runs_one_at_a_time_in_arrival_order_and_other_keys_run_at_once() -> None:
     order = KeyOrder(cap=10, grace=5.0)
     a1, a2, a3, b1, free = job(1, "a"), job(2, "a"), job(3, "a"), job(4, "b"), job(5, None)
-    assert [order.admit(j, 0.0) for j in (a1, a2, a3, b1, free)] == [
-        True,
-        False,
-        False,
-        True,
-        True,
-    ]
+    assert [order.admit(j, 0.0) for j in (a1, a2, a3, b1, free)] == [[a1], [], [], [b1], [free]]
     assert order.held == 2
     assert settle(order, a1, Outcome.ack()) == [a2]
     assert settle(order, b1, Outcome.ack()) == []
@@ -73,14 +67,14 @@ def test_one_key_runs_one_at_a_time_in_arrival_order_and_other_keys_run_at_once(
 def test_a_retrying_key_holds_its_later_messages_until_the_retry_settles() -> None:
     order = KeyOrder(cap=10, grace=5.0)
     a1, a2 = job(1, "a"), job(2, "a")
-    assert order.admit(a1, 0.0)
-    assert not order.admit(a2, 0.0)
+    assert order.admit(a1, 0.0) == [a1]
+    assert order.admit(a2, 0.0) == []
     assert settle(order, a1, Outcome.retry(3.0), now=1.0) == [], "a2 waits for the retry"
     a3 = job(3, "a")
-    assert not order.admit(a3, 1.5), "a message arriving meanwhile waits too"
+    assert order.admit(a3, 1.5) == [], "a message arriving meanwhile waits too"
     assert order.next_due(1.0) == pytest.approx(8.0)  # 1 + 3 + grace 5, from now=1
     back = job(4, "a", a1.message_id)  # the retried message, delivered again
-    assert order.admit(back, 4.0), "the retry runs first"
+    assert order.admit(back, 4.0) == [back], "the retry runs first"
     assert settle(order, back, Outcome.ack(), now=4.5) == [a2]
     assert settle(order, a2, Outcome.ack()) == [a3]
 
@@ -110,13 +104,24 @@ def test_beyond_the_cap_the_followers_of_retrying_keys_are_given_back_whole() ->
     a = [job(i, "a") for i in range(4)]
     for one in a:
         order.admit(one, 0.0)
-    assert order.overflow() == [], "waiting behind a running message is bounded by the fetch"
+    assert order.overflow(0.0) == [], "waiting behind a running message is bounded by the fetch"
     settle(order, a[0], Outcome.retry(30.0))
-    released = order.overflow()
-    assert released == a[1:]
-    for one in released:
-        assert order.settled(one, 0.0) == []
+    released = order.overflow(10.0)
+    assert released == [(one, 21.0) for one in a[1:]], "behind the retried message"
     assert order.held == 0
+    for one, _ in released:
+        assert order.settled(one, 10.0) == []
+    later = job(9, "a")
+    assert order.admit(later, 12.0) == [], "it would overtake those given back"
+    assert order.overflow(12.0) == [(later, 19.0)], "given back to come behind them"
+    back = job(10, "a", a[0].message_id)
+    assert order.admit(back, 30.5) == [back]
+    assert order.settled(back, 31.0) == []
+    returned = [job(11 + i, "a", one.message_id) for i, (one, _) in enumerate(released)]
+    assert order.admit(returned[0], 31.5) == [returned[0]]
+    assert order.admit(returned[1], 31.5) == []
+    assert order.admit(job(20, "a", later.message_id), 31.6) == []
+    assert order.settled(returned[0], 32.0) == [returned[1]]
 
 
 def test_an_engine_that_locks_keys_gets_the_followers_back_at_once() -> None:
@@ -124,9 +129,35 @@ def test_an_engine_that_locks_keys_gets_the_followers_back_at_once() -> None:
     a1, a2 = job(1, "a"), job(2, "a")
     order.admit(a1, 0.0)
     order.admit(a2, 0.0)
-    assert order.overflow() == []
+    assert order.overflow(0.0) == []
     settle(order, a1, Outcome.retry(5.0))
-    assert order.overflow() == [a2]
+    assert order.overflow(0.0) == [(a2, 0.0)]
+
+
+def test_on_the_database_followers_beyond_the_cap_come_back_behind_the_retry(
+    engine_database: None, registry: Registry, start_worker: StartWorker
+) -> None:
+    """More followers than the cap wait behind a retry: they are given back to the engine
+    until the retried message is due, and come back behind it (not in a loop: one more
+    delivery each)."""
+    queue = Queue.objects.create(name=unique_name("database"), ordered_by_key=True)
+    timeline = Timeline()
+    done = threading.Semaphore(0)
+
+    @registry.handler("apply")
+    def apply(message: dict[str, Any], ctx: Context) -> None:
+        if message["version"] == 1 and ctx.attempt == 1:
+            raise Retry(0.5)
+        timeline.runs.append((message["record"], message["version"], ctx.attempt, 0.0))
+        ctx.ack()
+        done.release()
+
+    publish_updates(queue, 8, records=1)
+    start_worker(queue, concurrency=4, max_held_back=2)
+    for _ in range(8):
+        assert done.acquire(timeout=30), f"only {timeline.runs} handled"
+    assert [version for _, version, _, _ in timeline.runs] == list(range(1, 9))
+    assert max(attempt for _, _, attempt, _ in timeline.runs) == 2
 
 
 # -- on the engines ----------------------------------------------------------------------------
@@ -289,7 +320,7 @@ def test_a_failing_key_holds_back_only_its_own_later_messages(
 
 @pytest.mark.e2e
 def test_on_kafka_a_held_back_key_keeps_the_commit_below_its_next_message(
-    registry: Registry, start_worker: StartWorker, engine_database: None
+    engine_database: None, registry: Registry, start_worker: StartWorker
 ) -> None:
     """Holding a key back never commits past its held message: what a crash or a restart
     replays starts at it (read back with Kafka's own client)."""
