@@ -212,6 +212,19 @@ def test_an_admin_token_limited_to_other_queues_sees_none_of_these_messages() ->
 
 
 @pytest.mark.django_db(transaction=True)
+def test_only_a_record_s_own_event_is_traced_to_the_record() -> None:
+    queue = Queue.objects.create(name="trace-posing", type="database")
+    body = {"handler": "log", "table": "orders", "record_id": 1, "version": 9}
+    posing = OutboxMessage.objects.create(queue=queue, ordering_key="job:1", body=body)
+    own = OutboxMessage.objects.create(queue=queue, ordering_key="orders:1", body=body)
+    relay_all(queue)
+    traces = MessageTrace.objects.in_bulk([posing.message_id, own.message_id])
+    assert (traces[posing.message_id].table, traces[posing.message_id].record_id) == ("", None)
+    mine = traces[own.message_id]
+    assert (mine.table, mine.record_id, mine.version) == ("orders", 1, 9)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_traces_are_pruned_with_the_lifecycle_log(settings: Any) -> None:
     settings.QUAYMASTER_LIFECYCLE_RETENTION_DAYS = 1
     queue = Queue.objects.create(name="trace-prune", type="database")
