@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workers', '0002_webhook_endpoints'),
+        ("workers", "0002_webhook_endpoints"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='workerprocess',
-            name='held_back',
-            field=models.PositiveIntegerField(default=0, help_text='Fetched, waiting for their ordering key (per-key order).'),
+            model_name="workerprocess",
+            name="held_back",
+            field=models.PositiveIntegerField(
+                default=0, help_text="Fetched, waiting for their ordering key (per-key order)."
+            ),
         ),
     ]
