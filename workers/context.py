@@ -208,12 +208,7 @@ class Publisher:
         ordering_key: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> str:
-        try:
-            handler_of(payload)
-        except MalformedMessage as exc:
-            raise MalformedMessage(f"ctx.publish to {queue_name!r}: {exc}") from None
-        message = OutgoingMessage.new(dict(payload), ordering_key, headers)
-        queue = Queue.objects.get(name=queue_name)
+        message, queue = self.checked(queue_name, payload, ordering_key, headers)
         # A backend whose publish raised is closed, not kept (see BackendCache.lease).
         with self.backends.lease(queue) as backend, transaction.atomic():
             backend.publish([message])  # database queues: joins the handler's transaction
@@ -224,6 +219,22 @@ class Publisher:
             extra={"to_queue": queue_name, "message_ids": [message.message_id]},
         )
         return message.message_id
+
+    @staticmethod
+    def checked(
+        queue_name: str,
+        payload: Mapping[str, Any],
+        ordering_key: str | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[OutgoingMessage, Queue]:
+        """The message ``ctx.publish`` would send and its queue: a payload without a handler
+        is ``MalformedMessage``, a missing queue ``Queue.DoesNotExist``, as in a worker."""
+        try:
+            handler_of(payload)
+        except MalformedMessage as exc:
+            raise MalformedMessage(f"ctx.publish to {queue_name!r}: {exc}") from None
+        message = OutgoingMessage.new(dict(payload), ordering_key, headers)
+        return message, Queue.objects.get(name=queue_name)
 
     def close(self) -> None:
         self.backends.close()

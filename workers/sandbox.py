@@ -33,12 +33,10 @@ from typing import Any
 from django.core.files.base import File
 from django.db.models import Max
 
-from queues.messages import OutgoingMessage
-from queues.models import OutboxMessage, Queue
+from queues.models import OutboxMessage
 from workers.context import Files, Outbound, Publisher, Records, Services
-from workers.errors import MalformedMessage, SideEffectRefused, WorkerError
+from workers.errors import SideEffectRefused, WorkerError
 from workers.events import Event, EventSink
-from workers.message import handler_of
 from zstorage.events import RecordChanged, record_changed
 from zstorage.models import Table
 
@@ -211,12 +209,7 @@ class SandboxPublisher(Publisher):
         headers: Mapping[str, str] | None = None,
     ) -> str:
         self.capture.check()
-        try:
-            handler_of(payload)
-        except MalformedMessage as exc:
-            raise MalformedMessage(f"ctx.publish to {queue_name!r}: {exc}") from None
-        message = OutgoingMessage.new(dict(payload), ordering_key, headers)
-        Queue.objects.get(name=queue_name)  # a missing queue fails here as in a worker
+        message, _queue = self.checked(queue_name, payload, ordering_key, headers)
         if len(self.capture.published) < MAX_ITEMS:
             self.capture.published.append(
                 WouldPublish(
