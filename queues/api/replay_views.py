@@ -110,10 +110,19 @@ def _body(request: Request) -> Mapping[str, Any]:
     return request.data
 
 
+class ReplayPageSerializer(serializers.Serializer[Any]):
+    """A page of replays, as the list answers."""
+
+    count = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    results = ReplaySerializer(many=True)
+
+
 class ReplayListView(AdminView):
     @extend_schema(
         operation_id="v1_replays_list",
-        responses=ReplaySerializer(many=True),
+        responses=ReplayPageSerializer,
         parameters=[
             OpenApiParameter("state", str, enum=ReplayState.values),
             OpenApiParameter("offset", int),

@@ -64,7 +64,7 @@ def test_every_static_beat_entry_is_a_task_the_worker_knows():
     assert names == {
         "jobs.tick", "jobs.prune", "queues.prune_outbox", "queues.prune_idempotency_keys",
         "workers.prune_lifecycle", "audit.prune", "alerts.evaluate",
-        "alerts.prune",
+        "alerts.prune", "queues.replays",
     }  # fmt: skip
     assert names <= set(app.tasks)
     assert "jobs.fire_schedule" in app.tasks
