@@ -103,8 +103,22 @@ def _dies(relay: Relay) -> None:
     """What a SIGKILL leaves: the relay's database session ends (on PostgreSQL, with its
     advisory locks) and its lease row is left to expire (here: already expired)."""
     RelayLease.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
-    if relay.leases.locks is not None:
-        relay.leases.locks.close()
+    locks = relay.leases.locks
+    if locks is not None:
+        pid = locks.session_id
+        locks.close()
+        # The server frees the locks when the session's backend exits, a moment after the
+        # client hung up (as after a SIGKILL): wait for that, as the next relay's poll would.
+        if pid is not None:
+            wait_for(lambda: not _session_alive(pid), 10, "the relay's session to end")
+
+
+def _session_alive(pid: int) -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone() is not None
 
 
 def _messages_in_topic(broker: Engine, queue: Queue) -> int:
