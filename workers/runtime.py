@@ -28,11 +28,12 @@ Threading model (Dramatiq's, for the same reason: broker clients are not thread-
 * Fetching waits (long polls) only when nothing is in flight; while handlers run the consumer
   polls without waiting and otherwise blocks on the results queue, so an acknowledgement is
   carried out as soon as the handler returns, not after a long poll.
-* Handlers decide (``ctx.ack()`` …); the consumer thread carries the decision out after the
-  handler returned. Cross-cutting behaviour is middleware (``workers.middleware``), called
-  through ``Hooks`` in list order with a read-only ``WorkerView`` of the worker, never the
-  worker itself. The worker owns its event sink (an ``EventWriter``: the lifecycle log and
-  the handlers' ``ctx.log`` lines) and its ``WorkerProcess`` row, created in ``start``.
+* Handlers decide (``ctx.ack()`` …) on the worker threads (``workers.handling``); the
+  consumer thread carries the decision out after the handler returned. Cross-cutting
+  behaviour is middleware (``workers.middleware``), called through ``Hooks`` in list order
+  with a read-only ``WorkerView`` of the worker, never the worker itself. The worker owns its
+  event sink (an ``EventWriter``: the lifecycle log and the handlers' ``ctx.log`` lines) and
+  its ``WorkerProcess`` row, created in ``start``.
 
 Shutdown (``stop``, on SIGTERM): no new fetches; deliveries fetched but not started are given
 back at once; in-flight handlers get ``drain_seconds`` to finish and be settled; what is still
@@ -48,7 +49,6 @@ import queue as queue_module
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
@@ -62,12 +62,10 @@ from queues.backends.base import Backend
 from queues.errors import QueueError
 from queues.messages import Delivery
 from queues.models import Queue
-from workers.batching import Batch, Batcher, run_batch
-from workers.context import Context, Publisher
-from workers.errors import Permanent
+from workers.batching import Batch, Batcher
 from workers.events import Event, EventWriter
+from workers.handling import Handling
 from workers.job import Job, Outcome, Settlement
-from workers.message import decode
 from workers.middleware import (
     DatabaseConnections,
     Heartbeat,
@@ -84,7 +82,7 @@ from workers.middleware import (
 from workers.models import EventKind, Level, WorkerProcess
 from workers.options import WorkerOptions
 from workers.ordering import KeyOrder
-from workers.registry import Handler, Registry
+from workers.registry import Registry
 from workers.registry import registry as default_registry
 from workers.settlement import Settler
 
@@ -186,9 +184,18 @@ class Worker:
         except BaseException:
             self.events.stop()
             raise
+        handling = Handling(
+            queue=self.queue,
+            registry=self.registry,
+            hooks=self.hooks,
+            view=self.view,
+            events=self.events,
+            work=self._work,
+            results=self._results,
+        )
         for index in range(self.options.concurrency):
             thread = threading.Thread(
-                target=self._work_loop, name=f"worker-{self.queue.name}-{index}", daemon=True
+                target=handling.run, name=f"worker-{self.queue.name}-{index}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -417,73 +424,3 @@ class Worker:
                     detail=f"Fetching failed ({errors} in a row): {exc}",
                 )
             )
-
-    # -- worker threads ---------------------------------------------------------------------
-
-    def _work_loop(self) -> None:
-        publisher = Publisher()
-        self.hooks.after_worker_thread_boot(self.view)
-        try:
-            while True:
-                job = self._work.get()
-                if job is None:
-                    break
-                if isinstance(job, Batch):
-                    self._run_batch(job.handler, [j for j in job.jobs if j.claim()], publisher)
-                    continue
-                if not job.claim():
-                    continue
-                try:
-                    self._process(job, publisher)
-                except BaseException:
-                    logger.exception("Processing %s failed in the worker itself", job.message_id)
-                finally:
-                    self._results.put(job)
-        finally:
-            try:
-                publisher.close()
-            finally:
-                self.hooks.before_worker_thread_shutdown(self.view)
-
-    def _run_batch(self, handler: Handler, jobs: list[Job], publisher: Publisher) -> None:
-        try:
-            if jobs:
-                run_batch(handler, jobs, self.hooks, self.view, publisher)
-        except BaseException:
-            logger.exception("Processing a batch of %s failed in the worker itself", handler.name)
-        finally:
-            for job in jobs:
-                self._results.put(job)
-
-    def _process(self, job: Job, publisher: Publisher) -> None:
-        try:
-            if job.message is None:  # else decoded by the batcher already
-                job.message = decode(job.delivery)
-            handler = self.registry.get(job.message.handler)
-        except Permanent as exc:
-            job.exception = exc
-            job.outcome = Outcome.dead_letter(f"{type(exc).__name__}: {exc}")
-            self.hooks.after_process_message(self.view, job)
-            return
-        job.handler = handler
-        if handler.batch is not None:  # registered after its message was routed: alone
-            run_batch(handler, [job], self.hooks, self.view, publisher)
-            return
-        self.hooks.before_process_message(self.view, job)
-        ctx = Context(
-            queue=self.queue,
-            delivery=job.delivery,
-            handler=job.handler.name,
-            events=self.events,
-            publisher=publisher,
-        )
-        job.started_at = time.monotonic()
-        try:
-            job.handler(job.message.body, ctx)
-        except BaseException as exc:  # a handler's SystemExit must not kill the thread
-            job.exception = exc
-            job.traceback = traceback.format_exc()
-        finally:
-            job.finished_at = time.monotonic()
-        job.outcome = ctx.outcome
-        self.hooks.after_process_message(self.view, job)
