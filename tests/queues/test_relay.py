@@ -124,20 +124,6 @@ def _session_alive(pid: int) -> bool:
         return cursor.fetchone() is not None
 
 
-def _messages_in_topic(broker: Engine, queue: Queue) -> int:
-    """Everything the topic holds, duplicates included (the sum of the high watermarks)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": broker.url(), "group.id": unique_name("count")})
-    try:
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(queue.name, p), timeout=10)[1]
-            for p in range(queue.effective_partitions)
-        )
-    finally:
-        consumer.close()
-
-
 def _kafka_queue(broker: Engine) -> Queue:
     queue = broker.make_queue(partitions=3)
     with get_backend(queue) as backend:
@@ -167,7 +153,7 @@ def test_a_relay_killed_mid_batch_loses_nothing(broker: Engine):
         wait_for(lambda: pending(queue) == 0, 60, "the second relay to publish the rest")
     finally:
         assert second.stop() == 0
-    held = broker.read_back(queue, _messages_in_topic(broker, queue))
+    held = broker.read_back(queue, broker.messages_in_topic(queue))
     assert {r.message_id for r in held} == expected, "every message arrived, duplicates included"
     broker.cleanup()
 

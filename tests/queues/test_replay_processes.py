@@ -19,7 +19,7 @@ from queues.models import OutboxMessage, Queue, QueueLink
 from queues.models.replay import Replay, ReplayState
 from queues.relay import Relay
 from queues.replay import driver, service
-from tests.queues.backends.engines import Engine, unique_name
+from tests.queues.backends.engines import Engine
 from tests.queues.helpers import wait_for
 from tests.queues.outbox_helpers import ROOT, RelayProcess, linked_table, pending
 from tests.queues.outbox_helpers import test_database_url as database_url
@@ -38,19 +38,6 @@ def _kafka_queue(broker: Engine) -> Queue:
     with get_backend(queue) as backend:
         backend.provision()
     return queue
-
-
-def _on_topic(broker: Engine, queue: Queue) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": broker.url(), "group.id": unique_name("count")})
-    try:
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(queue.name, p), timeout=10)[1]
-            for p in range(queue.effective_partitions)
-        )
-    finally:
-        consumer.close()
 
 
 def _written(replay: Replay) -> int:
@@ -101,7 +88,7 @@ def test_a_replay_outlives_its_runner_and_a_relay_killed_midway(broker: Engine):
 
     written = {str(m) for m in OutboxMessage.objects.values_list("message_id", flat=True)}
     assert len(written) == len(expected), "the outbox got one row per record"
-    held = broker.read_back(queue, _on_topic(broker, queue))
+    held = broker.read_back(queue, broker.messages_in_topic(queue))
     assert {r.message_id for r in held} == written, "every message arrived, duplicates included"
     ids_per_record: dict[int, set[str]] = defaultdict(set)
     for message in held:

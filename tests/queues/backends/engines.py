@@ -259,6 +259,20 @@ class KafkaEngine(Engine):
         finally:
             consumer.close()
 
+    def messages_in_topic(self, queue: Queue) -> int:
+        """Everything the queue's topic holds, duplicates included (the sum of the high
+        watermarks)."""
+        from confluent_kafka import TopicPartition
+
+        consumer = self._consumer(group=unique_name("count"))
+        try:
+            return sum(
+                consumer.get_watermark_offsets(TopicPartition(queue.name, p), timeout=10)[1]
+                for p in range(queue.effective_partitions)
+            )
+        finally:
+            consumer.close()
+
     def unacknowledged(self, queue: Queue, backend: Backend) -> int:
         from confluent_kafka import TopicPartition
 
