@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from audit.export import changes, csv_lines
+from audit.export import CHUNK, changes, csv_lines
 from audit.filters import AuditFilters
 from audit.models import AuditEvent, Via
 from backoffice.access import admin_required
@@ -60,7 +60,7 @@ def audit_export(request: HttpRequest) -> HttpResponseBase:
     filters = AuditFilters.read(request.GET)
     if filters.errors:  # the page, saying what to fix
         return audit_list(request)
-    events = filters.apply().iterator(chunk_size=500)
+    events = filters.apply().iterator(chunk_size=CHUNK)
     response = StreamingHttpResponse(csv_lines(events), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
