@@ -57,11 +57,8 @@ def current() -> Actor:
 
 
 def process_name() -> str:
-    """``manage.py runworker`` → "runworker"; otherwise the program's file name."""
-    argv = sys.argv or [""]
-    program = Path(argv[0])
-    if program.name == "manage.py" and len(argv) > 1:
-        return argv[1]
+    """The program's file name (a management command is named by ``command_name``)."""
+    program = Path((sys.argv or [""])[0])
     if program.name == "__main__.py":  # python -m <package>
         return program.parent.name
     return program.name or "python"
