@@ -23,6 +23,7 @@ from typing import Any
 
 from accounts.roles import is_admin
 from queues.models import MessageTrace, OutboxMessage, OutboxState, Queue, TraceSource
+from queues.outbox import record_key
 from queues.tracing import as_message_id, resolve
 from workers.models import EventKind, LifecycleEvent, WorkerProcess
 from zstorage.models import RecordChange, Table
@@ -204,9 +205,9 @@ def record_timeline(table: Table, record_id: int) -> list[VersionTimeline]:
     traced = MessageTrace.objects.filter(
         table=table.slug, record_id=record_id, version__gte=oldest
     ).values_list("message_id", flat=True)
-    key = f"{table.slug}:{record_id}"
     waiting = OutboxMessage.objects.filter(
-        state__in=[OutboxState.PENDING, OutboxState.FAILED], ordering_key=key
+        state__in=[OutboxState.PENDING, OutboxState.FAILED],
+        ordering_key=record_key(table.slug, record_id),
     ).values_list("message_id", flat=True)
     ids = [str(m) for m in traced] + [str(m) for m in waiting]
     for timeline in _timelines(ids).values():
@@ -271,7 +272,7 @@ def _add_outbox_row(timelines: dict[str, Timeline], row: OutboxMessage) -> None:
         if (
             isinstance(record_id, int)
             and not isinstance(record_id, bool)
-            and row.ordering_key == f"{body.get('table')}:{record_id}"
+            and row.ordering_key == record_key(str(body.get("table")), record_id)
         ):
             timeline.table, timeline.record_id = str(body.get("table")), record_id
             timeline.version = version if isinstance(version, int) else None
